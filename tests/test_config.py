@@ -1,0 +1,52 @@
+"""Presets, config files and overrides; unknown keys and wrong types are refused by name."""
+
+from __future__ import annotations
+
+import pytest
+
+from translate.config import CONFIGS_DIR, Config, load_config
+
+
+def test_every_preset_loads():
+    for path in CONFIGS_DIR.glob("*.yaml"):
+        assert isinstance(load_config(path.stem), Config)
+
+
+def test_quick_preset_fits_the_laptop_budget():
+    config = load_config("quick")
+    assert config.data.corpus == "bible:en-es"
+    assert config.train.max_minutes <= 15
+
+
+def test_overrides_come_last_and_are_typed(tmp_path):
+    file = tmp_path / "mine.yaml"
+    file.write_text("train:\n  epochs: 7\n  learning_rate: 1\nmodel:\n  cell: lstm\n", encoding="utf-8")
+    config = load_config("quick", file, ["train.epochs=3", "train.steps_per_epoch=null"])
+    assert config.train.epochs == 3
+    assert config.train.learning_rate == 1.0 and isinstance(config.train.learning_rate, float)
+    assert config.model.cell == "lstm"
+    assert config.train.steps_per_epoch is None
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.epoch=3", "unknown config key 'train.epoch'"),
+        ("nosection.x=1", "unknown config key 'nosection'"),
+        ("train.epochs=three", "config key 'train.epochs' must be int"),
+        ("train.epochs=true", "config key 'train.epochs' must be int"),
+        ("data.corpus=5", "config key 'data.corpus' must be str"),
+        ("train=5", "config section 'train' must be a mapping"),
+        ("data.src_vocab_size=100", "data.src_vocab_size must be at least 300"),
+    ],
+)
+def test_bad_values_are_refused_by_name(override, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        load_config("quick", overrides=[override])
+
+
+def test_bad_yaml_is_refused(tmp_path):
+    file = tmp_path / "bad.yaml"
+    file.write_text("train: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        load_config(config_file=file)

@@ -1,0 +1,77 @@
+"""The whole path: train a few steps -> export -> load elsewhere -> same translations."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO
+
+SENTENCES = ["Good morning.", "Where is the house?", "Thank you.", "I am tired."]
+
+
+def run_python(code: str, *args: str) -> str:
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_fresh_process_translates_like_the_training_process(tiny_run, tiny_export):
+    in_process = tiny_run.graph(SENTENCES)
+    code = (
+        "import json, sys\n"
+        "import translate\n"
+        "print(json.dumps(translate.load(sys.argv[1])(json.loads(sys.argv[2]))))\n"
+    )
+    # The model folder resolves to its newest version, which is this export.
+    loaded = json.loads(run_python(code, str(tiny_export.parent), json.dumps(SENTENCES)))
+    assert loaded == in_process
+    assert all(isinstance(t, str) for t in loaded)
+
+
+def test_translator_takes_a_string_or_a_list(tiny_run, tiny_export):
+    import translate
+
+    translator = translate.load(tiny_export)
+    assert translator("Good morning.") == tiny_run.graph(["Good morning."])[0]
+    assert translator(["Good morning.", "Thank you."]) == tiny_run.graph(["Good morning.", "Thank you."])
+    assert translator([]) == []
+
+
+def test_cli_translate_prints_one_line_per_sentence(tiny_run, tiny_export):
+    result = subprocess.run(
+        [sys.executable, "-m", "translate", "translate", "--model", str(tiny_export), *SENTENCES],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == tiny_run.graph(SENTENCES)
+
+
+def test_cli_evaluate_prints_bleu_and_chrf_with_signatures(tiny_export, tmp_path):
+    src, ref = tmp_path / "test.en", tmp_path / "test.es"
+    src.write_text("Good morning.\nThank you.\n", encoding="utf-8")
+    ref.write_text("Buenos días.\nGracias.\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "translate", "evaluate", "--model", str(tiny_export),
+         "--src", str(src), "--ref", str(ref), "--json"],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    scores = json.loads(result.stdout)
+    assert 0 <= scores["bleu"] <= 100 and 0 <= scores["chrf"] <= 100
+    assert scores["bleu_signature"].startswith("nrefs:1|") and "version:2." in scores["bleu_signature"]
+    assert scores["chrf_signature"].startswith("nrefs:1|")
+
+
+def test_cli_evaluate_refuses_files_of_different_lengths(tiny_export, tmp_path):
+    src, ref = tmp_path / "a.en", tmp_path / "b.es"
+    src.write_text("one\ntwo\n", encoding="utf-8")
+    ref.write_text("uno\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "translate", "evaluate", "--model", str(tiny_export), "--src", str(src),
+         "--ref", str(ref)], capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    assert result.returncode == 2
+    assert "has 2 lines" in result.stderr and "has 1" in result.stderr

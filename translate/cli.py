@@ -1,0 +1,162 @@
+"""``python -m translate <command>``: argument parsing, then calls into the library.
+
+Only this module prints. Bad input exits with status 2 and one line on stderr
+that names the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from translate.layout import resolve_version
+
+SAMPLE_SENTENCES = (
+    "In the beginning was the Word.",
+    "Love your neighbor as yourself.",
+    "Where are you going?",
+)
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", help="a preset from configs/ (e.g. quick, base)")
+    parser.add_argument("--config", help="a YAML config file (applied after the preset)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="config overrides applied last, e.g. train.epochs=3 model.cell=lstm")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m translate",
+                                     description="Recurrent neural machine translation with attention.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train, evaluate on the test split, export, translate samples")
+    _add_config_arguments(train)
+    train.add_argument("--no-export", action="store_true", help="skip the export after training")
+
+    export = commands.add_parser("export", help="export a trained run folder as a new SavedModel version")
+    export.add_argument("--run", required=True, help="run folder written by train (holds config.yaml)")
+    export.add_argument("--models-dir", help="where model folders live (default: the run's export.models_dir)")
+    export.add_argument("--name", help="model name (default: the run's export.name)")
+
+    translate = commands.add_parser("translate", help="translate sentences with an exported model")
+    translate.add_argument("--model", required=True, help="model folder (newest version) or a version folder")
+    translate.add_argument("sentences", nargs="*", help="sentences; read from stdin, one per line, when none")
+    translate.add_argument("--scores", action="store_true", help="print the log-probability before each line")
+
+    evaluate = commands.add_parser("evaluate", help="BLEU, chrF and TER of a model on a test set")
+    evaluate.add_argument("--model", required=True, help="model folder or version folder")
+    evaluate.add_argument("--src", required=True, help="source sentences, one per line")
+    evaluate.add_argument("--ref", required=True, help="reference translations, one per line")
+    evaluate.add_argument("--output", help="write the translations here")
+    evaluate.add_argument("--json", action="store_true", help="print the scores as JSON")
+    evaluate.add_argument("--batch-size", type=int, default=64)
+    return parser
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return [line.rstrip("\n").rstrip("\r") for line in handle]
+    except FileNotFoundError:
+        raise ValueError(f"file not found: {path}") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not valid UTF-8 ({err.reason} at byte {err.start})") from None
+
+
+def _print_scores(title: str, scores) -> None:
+    print(title)
+    for line in scores.lines():
+        print("  " + line)
+
+
+def cmd_train(args) -> int:
+    from translate.config import load_config
+
+    config = load_config(args.preset, args.config, args.overrides)
+    from translate.corpora import load_corpus
+    from translate.export import export
+    from translate.training import evaluate_run, train
+    from translate.translator import load
+
+    splits = load_corpus(config.data.corpus)
+    started = time.monotonic()
+    run = train(config, splits)
+    print(f"trained in {(time.monotonic() - started) / 60:.1f} minutes; run folder: {run.run_dir}")
+    _, scores = evaluate_run(run, splits.test)
+    _print_scores(f"test ({len(splits.test)} sentences, greedy):", scores)
+    (run.run_dir / "test_scores.json").write_text(json.dumps(scores.to_dict(), indent=2), encoding="utf-8")
+    if args.no_export:
+        return 0
+    path = export(run.graph, config, run.src_model, run.tgt_model)
+    print(f"exported {path}")
+    translator = load(path)
+    for source, target in zip(SAMPLE_SENTENCES, translator(list(SAMPLE_SENTENCES))):
+        print(f"  {source}\n  -> {target}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from translate.export import export
+    from translate.training import load_run
+
+    run = load_run(args.run)
+    path = export(run.graph, run.config, run.src_model, run.tgt_model, args.models_dir, args.name)
+    print(path)
+    return 0
+
+
+def cmd_translate(args) -> int:
+    resolve_version(args.model)  # a bad path fails here, before TensorFlow loads
+    from translate.translator import load
+
+    sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]
+    translator = load(args.model)
+    translations, scores = translator.translate_with_scores(sentences)
+    for translation, log_prob in zip(translations, scores):
+        print(f"{log_prob:.4f}\t{translation}" if args.scores else translation)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    # Every check that needs no model runs before TensorFlow loads.
+    resolve_version(args.model)
+    sources, references = _read_lines(args.src), _read_lines(args.ref)
+    if len(sources) != len(references):
+        raise ValueError(f"{args.src} has {len(sources)} lines but {args.ref} has {len(references)}")
+    from translate.evaluation import score, translate_in_batches
+    from translate.translator import load
+    translator = load(args.model)
+    hypotheses = translate_in_batches(translator, sources, args.batch_size)
+    scores = score(hypotheses, references)
+    if args.output:
+        Path(args.output).write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
+    if args.json:
+        print(json.dumps(scores.to_dict(), indent=2))
+    else:
+        _print_scores(f"{args.src} ({len(sources)} sentences):", scores)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "export": cmd_export, "translate": cmd_translate, "evaluate": cmd_evaluate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        return COMMANDS[args.command](args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

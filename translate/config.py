@@ -1,0 +1,240 @@
+"""Typed configuration: one dataclass per concern, loaded from YAML presets.
+
+Every default lives here and nowhere else. A preset in ``configs/NAME.yaml``
+only states what differs from these defaults; ``key=value`` overrides on the
+command line come last. Unknown keys and values of the wrong type are refused
+with the dotted name of the key, so a typo never silently trains the wrong
+model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+CELLS = ("gru", "lstm", "simple_rnn")
+
+
+@dataclass
+class DataConfig:
+    """Where the parallel text comes from and how it becomes subword ids."""
+
+    corpus: str = "bible:en-es"
+    src_vocab_size: int = 4000
+    tgt_vocab_size: int = 4000
+    # unigram or bpe, as SentencePiece names them.
+    subword_model: str = "unigram"
+    # Pairs with more pieces than this on either side are left out of training
+    # (not of evaluation): long Bible verses dominate the cost of a step.
+    max_pieces: int = 80
+    # SentencePiece is trained on at most this many sentences per language.
+    sentencepiece_sample: int = 200_000
+
+
+@dataclass
+class ModelConfig:
+    """Encoder-decoder shape; see ``translate.model``."""
+
+    cell: str = "gru"
+    embedding_dim: int = 128
+    # Units per direction of the bidirectional encoder.
+    encoder_units: int = 256
+    decoder_units: int = 256
+    attention_units: int = 256
+    dropout: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    """How ``fit`` runs."""
+
+    batch_size: int = 64
+    epochs: int = 10
+    # None: one pass over the training split per epoch.
+    steps_per_epoch: int | None = None
+    learning_rate: float = 0.001
+    # Clip gradients by their global norm (Pascanu et al. 2013); 0 turns it off.
+    clip_norm: float = 1.0
+    # Training stops cleanly after this many minutes, keeping the best model.
+    max_minutes: float = 60.0
+    # Dev BLEU is computed each epoch on this many dev sentences (greedy).
+    dev_sentences: int = 200
+    shuffle_buffer: int = 20_000
+    seed: int = 1234
+
+
+@dataclass
+class DecodeConfig:
+    """Search options; fixed at export and recorded in the config asset.
+
+    The output length limit is ``min(cap, ratio * source_pieces + offset)``.
+    Sources longer than ``max_source_pieces`` are cut there before encoding,
+    so that the cost of any request stays bounded; the translation then
+    covers only that prefix.
+    """
+
+    max_source_pieces: int = 250
+    max_length_ratio: float = 1.5
+    max_length_offset: int = 10
+    max_length_cap: int = 200
+
+
+@dataclass
+class ExportConfig:
+    """Where the SavedModel goes: ``models_dir/name/<version>``."""
+
+    models_dir: str = "saved_models"
+    name: str = "translator"
+
+
+@dataclass
+class Config:
+    """A whole run."""
+
+    run_dir: str = "runs/default"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def validate(self) -> "Config":
+        """Checks values that a type alone cannot; returns self."""
+        checks = [
+            (self.model.cell in CELLS, f"model.cell must be one of {', '.join(CELLS)}, got {self.model.cell!r}"),
+            (self.data.subword_model in ("unigram", "bpe"),
+             f"data.subword_model must be unigram or bpe, got {self.data.subword_model!r}"),
+            # byte_fallback needs 256 byte pieces plus the 4 specials and some words.
+            (self.data.src_vocab_size >= 300, "data.src_vocab_size must be at least 300"),
+            (self.data.tgt_vocab_size >= 300, "data.tgt_vocab_size must be at least 300"),
+            (self.data.max_pieces >= 1, "data.max_pieces must be at least 1"),
+            (0.0 <= self.model.dropout < 1.0, "model.dropout must be in [0, 1)"),
+            (self.train.batch_size >= 1, "train.batch_size must be at least 1"),
+            (self.train.epochs >= 1, "train.epochs must be at least 1"),
+            (self.train.steps_per_epoch is None or self.train.steps_per_epoch >= 1,
+             "train.steps_per_epoch must be at least 1 or null"),
+            (self.train.learning_rate > 0, "train.learning_rate must be positive"),
+            (self.train.clip_norm >= 0, "train.clip_norm must be >= 0 (0 turns clipping off)"),
+            (self.train.max_minutes > 0, "train.max_minutes must be positive"),
+            (self.decode.max_length_ratio > 0, "decode.max_length_ratio must be positive"),
+            (self.decode.max_length_cap >= 1, "decode.max_length_cap must be at least 1"),
+            (self.decode.max_source_pieces >= 1, "decode.max_source_pieces must be at least 1"),
+        ]
+        for units in ("embedding_dim", "encoder_units", "decoder_units", "attention_units"):
+            checks.append((getattr(self.model, units) >= 1, f"model.{units} must be at least 1"))
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_type(value: Any, annotation: Any, key: str) -> Any:
+    """Returns ``value`` as ``annotation`` or raises ValueError naming ``key``."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(annotation):
+            return None
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _check_type(value, inner[0], key)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, float) and isinstance(value, bool):
+        raise ValueError(f"config key {key!r} must be {annotation.__name__}, got {value!r}")
+    if not isinstance(value, annotation):
+        raise ValueError(f"config key {key!r} must be {annotation.__name__}, got {value!r}")
+    return value
+
+
+def _merge(target: Any, values: dict[str, Any], prefix: str = "") -> None:
+    if not isinstance(values, dict):
+        raise ValueError(f"config section {prefix.rstrip('.') or '<top>'!r} must be a mapping")
+    fields = {f.name: f for f in dataclasses.fields(target)}
+    hints = typing.get_type_hints(type(target))
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ValueError(f"unknown config key {name!r} (known here: {known})")
+        current = getattr(target, key)
+        if dataclasses.is_dataclass(current):
+            _merge(current, value, prefix=f"{name}.")
+        else:
+            setattr(target, key, _check_type(value, hints[key], name))
+
+
+def preset_path(name: str) -> Path:
+    path = CONFIGS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml")))
+        raise ValueError(f"unknown preset {name!r} (available: {known})")
+    return path
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"config file not found: {path}") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"config file {path} is not UTF-8: {err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"config file {path} is not valid YAML: {err}") from None
+    return data or {}
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``"train.epochs=3"`` -> ``{"train": {"epochs": 3}}`` (value parsed as YAML)."""
+    if "=" not in text:
+        raise ValueError(f"override {text!r} must look like key=value, e.g. train.epochs=3")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    nested: dict[str, Any] = {}
+    node = nested
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return nested
+
+
+def load_config(
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> Config:
+    """Defaults, then the preset, then ``config_file``, then ``key=value`` overrides."""
+    config = Config()
+    if preset:
+        _merge(config, _read_yaml(preset_path(preset)))
+    if config_file:
+        _merge(config, _read_yaml(Path(config_file)))
+    for override in overrides:
+        _merge(config, parse_override(override))
+    return config.validate()
+
+
+def config_from_dict(values: dict[str, Any]) -> Config:
+    """The inverse of ``Config.to_dict`` (used to read a run's or an export's config)."""
+    config = Config()
+    _merge(config, values)
+    return config.validate()
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")

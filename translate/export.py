@@ -1,0 +1,74 @@
+"""Export: a versioned, string-in/string-out SavedModel for TensorFlow Serving.
+
+Layout (the contract in DESIGN.md)::
+
+    saved_models/<name>/<version>/      version = 1, 2, 3, ... never overwritten
+        saved_model.pb, variables/
+        assets/src.model, assets/tgt.model, assets/config.yaml
+
+Signature ``serving_default`` (tag ``serve``, method ``tensorflow/serving/predict``):
+input ``sentences: tf.string [batch]``; outputs ``translations: tf.string [batch]``
+and ``scores: tf.float32 [batch]`` (log-probability of the translation).
+
+A version is written into a hidden temporary folder beside the versions and
+renamed into place, so TF Serving, which polls the model folder, never sees a
+half-written version.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from translate.config import Config, save_config
+from translate.inference import TranslationGraph
+from translate.layout import SIGNATURE, versions
+
+log = logging.getLogger(__name__)
+
+
+def _archive(graph: TranslationGraph) -> keras.export.ExportArchive:
+    archive = keras.export.ExportArchive()
+    # Every model and tokenizer resource the endpoint touches must be tracked.
+    archive.track(graph.encoder)
+    archive.track(graph.step)
+    archive.track(graph.src_tokenizer)
+    archive.track(graph.tgt_tokenizer)
+    archive.add_endpoint(SIGNATURE, graph.translate)
+    return archive
+
+
+def export(graph: TranslationGraph, config: Config, src_model: bytes, tgt_model: bytes,
+           models_dir: str | Path | None = None, name: str | None = None) -> Path:
+    """Writes the next version of ``models_dir/name`` and returns its path."""
+    model_dir = Path(models_dir or config.export.models_dir) / (name or config.export.name)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=model_dir))
+    try:
+        target = tmp / "model"
+        _archive(graph).write_out(str(target), verbose=False)
+        assets = target / "assets"
+        assets.mkdir(exist_ok=True)
+        (assets / "src.model").write_bytes(src_model)
+        (assets / "tgt.model").write_bytes(tgt_model)
+        save_config(config, assets / "config.yaml")
+        # Another exporter may take a number first: never overwrite, take the next.
+        while True:
+            version = (versions(model_dir) or [0])[-1] + 1
+            destination = model_dir / str(version)
+            try:
+                os.rename(target, destination)
+                break
+            except OSError:
+                if not destination.exists():
+                    raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("exported %s", destination)
+    return destination
