@@ -18,7 +18,6 @@ Note: nothing here calls ``tf.random.set_seed``; doing so after a
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import sys
@@ -29,13 +28,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cpp_serving  # noqa: E402
 
+from translate.text import PAD_ID  # noqa: E402
+
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or not (os.environ.get("CXX") or shutil.which("g++")),
     reason="the C++ serving harness needs Linux and g++",
 )
 
 SIGNATURE = "serving_default"
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
 CORPUS = [
     "the quick brown fox jumps over the lazy dog",
@@ -82,29 +82,9 @@ SENTENCES = [
 
 
 def _train_sentencepiece() -> bytes:
-    import sentencepiece as spm
+    from translate.text import train_sentencepiece
 
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(CORPUS),
-        model_writer=model,
-        # Byte fallback needs 256 byte pieces + 4 specials: a vocabulary of
-        # ~60 is rejected ("Vocabulary size is smaller than required_chars").
-        vocab_size=300,
-        hard_vocab_limit=False,
-        model_type="unigram",
-        byte_fallback=True,
-        character_coverage=1.0,
-        pad_id=PAD_ID,
-        unk_id=UNK_ID,
-        bos_id=BOS_ID,
-        eos_id=EOS_ID,
-        # "nfkc", not the default "nmt_nfkc", which deletes U+FFFD.
-        normalization_rule_name="nfkc",
-        minloglevel=2,
-        num_threads=1,
-    )
-    return model.getvalue()
+    return train_sentencepiece(CORPUS, vocab_size=300)
 
 
 @pytest.fixture(scope="module")
@@ -112,23 +92,17 @@ def toy_export(tmp_path_factory):
     """(export dir, in-process serving tf.function)."""
     import keras
     import tensorflow as tf
-    import tensorflow_text as tf_text
+    from translate.text import encode, make_tokenizer
 
     class TokenizerHolder(tf.Module):
         def __init__(self, model_proto: bytes):
             super().__init__()
-            self.tokenizer = tf_text.SentencepieceTokenizer(
-                model=model_proto, out_type=tf.int32, add_bos=False, add_eos=False
-            )
+            self.tokenizer = make_tokenizer(model_proto)
 
     holder = TokenizerHolder(_train_sentencepiece())
 
     def serve(sentences):
-        valid = tf.strings.unicode_transcode(
-            sentences, input_encoding="UTF-8", output_encoding="UTF-8", errors="replace", replacement_char=0xFFFD
-        )
-        text = tf_text.normalize_utf8(valid, "NFKC")
-        ragged = holder.tokenizer.tokenize(text)
+        ragged = encode(holder.tokenizer, sentences)
         ids = ragged.to_tensor(default_value=PAD_ID)
         lengths = tf.cast(ragged.row_lengths(), tf.int32)
         batch, max_len = tf.shape(ids)[0], tf.shape(ids)[1]

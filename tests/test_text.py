@@ -49,3 +49,13 @@ def test_too_small_a_vocabulary_is_a_clear_error():
         train_sentencepiece(SPANISH, vocab_size=100)
     with pytest.raises(ValueError, match="no text"):
         train_sentencepiece(["", "  "], vocab_size=400)
+
+
+def test_seeding_after_a_tokenizer_exists_keeps_it_working(tokenizer):
+    # With tensorflow-text's own (kernel-owned) resource this raised NotFoundError.
+    import keras
+
+    before = encode(tokenizer, tf.constant(["¿Dónde está la casa?"])).to_list()
+    keras.utils.set_random_seed(7)
+    tf.random.set_seed(8)
+    assert encode(tokenizer, tf.constant(["¿Dónde está la casa?"])).to_list() == before

@@ -53,9 +53,9 @@ def greedy_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig) 
     max_steps = tf.reduce_max(tf.concat([limits, [0]], axis=0))
 
     memory, keys, source_mask, *states = models.encoder(source_ids, training=False)
-    # A fresh tensor drops the Keras mask that ``memory`` carries; the step
-    # model takes the mask explicitly as ``source_mask``.
-    memory = tf.identity(memory)
+    # Fresh tensors drop the Keras masks that ``memory`` and ``keys`` carry;
+    # the step model takes the mask explicitly as ``source_mask``.
+    memory, keys = tf.identity(memory), tf.identity(keys)
 
     def body(t, prev, states, finished, lengths, scores, ids_ta, attention_ta):
         logits, weights, *new_states = models.step([prev[:, None], memory, keys, source_mask, *states], training=False)

@@ -144,6 +144,18 @@ def load_run(run_dir: str | Path) -> Run:
     return run
 
 
+def compile_for_training(run: Run, config: Config) -> None:
+    """Adam with global-norm clipping and the per-token masked loss."""
+    optimizer = keras.optimizers.Adam(
+        learning_rate=config.train.learning_rate,
+        global_clipnorm=config.train.clip_norm if config.train.clip_norm > 0 else None,
+    )
+    # ignore_class=0: padding adds nothing to the loss, and Keras averages over
+    # real tokens only (the loss is never pre-averaged per sentence).
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    run.models.training.compile(optimizer=optimizer, loss=loss, jit_compile=False)
+
+
 def train(config: Config, splits: Splits | None = None, verbose: int | str = "auto") -> Run:
     """Trains a model as ``config`` says and returns the run with its best weights.
 
@@ -182,14 +194,7 @@ def train(config: Config, splits: Splits | None = None, verbose: int | str = "au
     if dev_steps == 0:
         raise ValueError(f"no dev pair has at most data.max_pieces={config.data.max_pieces} pieces")
 
-    optimizer = keras.optimizers.Adam(
-        learning_rate=train_cfg.learning_rate,
-        global_clipnorm=train_cfg.clip_norm if train_cfg.clip_norm > 0 else None,
-    )
-    # ignore_class=0: padding adds nothing to the loss, and Keras averages over
-    # real tokens only (the loss is never pre-averaged per sentence).
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
-    run.models.training.compile(optimizer=optimizer, loss=loss, jit_compile=False)
+    compile_for_training(run, config)
 
     dev_sample = splits.dev[: train_cfg.dev_sentences]
     callbacks = [

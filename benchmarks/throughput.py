@@ -1,0 +1,131 @@
+"""Throughput: training target tokens per second and greedy decoding sentences per second.
+
+    python benchmarks/throughput.py --preset quick --model saved_models/translator
+
+prints one JSON object:
+
+* ``train_target_tokens_per_s``: real (non-pad) target tokens per second of
+  ``train_on_batch`` on the built-in corpus, after ``--warmup`` steps, over
+  ``--steps`` steps (the same compiled train step that ``fit`` runs);
+* ``decode_sentences_per_s``: greedy decoding through the exported
+  SavedModel's ``serving_default`` on Romans (the test split), at batch 1
+  and batch 64. With ``--model`` the given export is timed (a trained model:
+  realistic output lengths); without it, the untrained benchmark model is
+  exported and timed, and every output then runs to the max length (worst case);
+* ``peak_rss_mb``: the process's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def measure_training(config, splits, warmup: int, steps: int) -> dict:
+    import keras
+    import numpy as np
+
+    from translate.pipeline import make_dataset
+    from translate.training import build_run, compile_for_training, prepare_text
+
+    keras.utils.set_random_seed(config.train.seed)
+    with tempfile.TemporaryDirectory() as run_dir:
+        src_model, tgt_model = prepare_text(config, splits, Path(run_dir))
+    run = build_run(config, Path(config.run_dir), src_model, tgt_model)
+    compile_for_training(run, config)
+    data = make_dataset(splits.train, run.graph.src_tokenizer, run.graph.tgt_tokenizer, config.train.batch_size,
+                        config.data.max_pieces, shuffle_buffer=config.train.shuffle_buffer, seed=config.train.seed)
+    batches = list(data.repeat().take(warmup + steps))
+    for (source, target_in), target_out in batches[:warmup]:
+        run.models.training.train_on_batch((source, target_in), target_out)
+    tokens = 0
+    started = time.perf_counter()
+    for (source, target_in), target_out in batches[warmup:]:
+        run.models.training.train_on_batch((source, target_in), target_out)
+        tokens += int(np.count_nonzero(target_out.numpy()))
+    seconds = time.perf_counter() - started
+    return {
+        "train_steps_timed": steps,
+        "train_batch_size": config.train.batch_size,
+        "train_seconds": round(seconds, 2),
+        "train_target_tokens_per_s": round(tokens / seconds, 1),
+        "train_ms_per_step": round(1000 * seconds / steps, 1),
+    }, run
+
+
+def measure_decoding(model_path: Path, sentences: list[str], repeats: int) -> dict:
+    import translate
+
+    translator = translate.load(model_path)
+    results = {}
+    for batch_size in (1, 64):
+        count = 64 if batch_size == 1 else min(len(sentences), 64 * 4)
+        chunk = sentences[:count]
+        translator(chunk[:batch_size])  # warm-up: first call traces nothing, but allocates
+        rates = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            for start in range(0, len(chunk), batch_size):
+                translator(chunk[start : start + batch_size])
+            rates.append(len(chunk) / (time.perf_counter() - started))
+        results[f"decode_sentences_per_s_batch_{batch_size}"] = round(statistics.median(rates), 2)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="quick")
+    parser.add_argument("--model", help="an export to time decoding on (default: export the untrained model)")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", help="also write the JSON here")
+    args = parser.parse_args()
+
+    from translate.config import load_config
+    from translate.corpora import load_corpus
+
+    config = load_config(args.preset)
+    splits = load_corpus(config.data.corpus)
+    report = {
+        "preset": args.preset,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
+        "python": platform.python_version(),
+    }
+    import tensorflow as tf
+
+    report["tensorflow"] = tf.__version__
+    training, run = measure_training(config, splits, args.warmup, args.steps)
+    report.update(training)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.model:
+            model_path = Path(args.model)
+            report["decode_model"] = str(model_path)
+        else:
+            from translate.export import export
+
+            model_path = export(run.graph, config, run.src_model, run.tgt_model, tmp, "bench")
+            report["decode_model"] = "untrained (every output runs to the max length)"
+        # Sentences in corpus order, not sorted: batches mix lengths as real traffic does.
+        report.update(measure_decoding(model_path, [s for s, _ in splits.test], args.repeats))
+    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
