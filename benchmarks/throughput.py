@@ -32,19 +32,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def measure_training(config, splits, warmup: int, steps: int) -> dict:
+def measure_training(config, prepared, warmup: int, steps: int) -> dict:
     import keras
     import numpy as np
 
-    from translate.pipeline import make_dataset
-    from translate.training import build_run, compile_for_training, prepare_text
+    from translate.pipeline import make_dataset, pairs_from_files
+    from translate.training import build_run, compile_for_training
 
     keras.utils.set_random_seed(config.train.seed)
-    with tempfile.TemporaryDirectory() as run_dir:
-        src_model, tgt_model = prepare_text(config, splits, Path(run_dir))
-    run = build_run(config, Path(config.run_dir), src_model, tgt_model)
+    run = build_run(config, prepared.run_dir, prepared.src_model, prepared.tgt_model)
     compile_for_training(run, config)
-    data = make_dataset(splits.train, run.graph.src_tokenizer, run.graph.tgt_tokenizer, config.train.batch_size,
+    data = make_dataset(pairs_from_files(*prepared.files("train")), run.graph.src_tokenizer, run.graph.tgt_tokenizer, config.train.batch_size,
                         config.data.max_pieces, shuffle_buffer=config.train.shuffle_buffer, seed=config.train.seed)
     batches = list(data.repeat().take(warmup + steps))
     for (source, target_in), target_out in batches[:warmup]:
@@ -94,10 +92,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from translate.config import load_config
-    from translate.corpora import load_corpus
+    from translate.prepare import prepare
 
-    config = load_config(args.preset)
-    splits = load_corpus(config.data.corpus)
+    work = tempfile.TemporaryDirectory()
+    config = load_config(args.preset, overrides=[f"run_dir={work.name}/run"])
+    prepared = prepare(config, progress=False)
     report = {
         "preset": args.preset,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
@@ -106,7 +105,7 @@ def main() -> None:
     import tensorflow as tf
 
     report["tensorflow"] = tf.__version__
-    training, run = measure_training(config, splits, args.warmup, args.steps)
+    training, run = measure_training(config, prepared, args.warmup, args.steps)
     report.update(training)
     with tempfile.TemporaryDirectory() as tmp:
         if args.model:
@@ -118,7 +117,7 @@ def main() -> None:
             model_path = export(run.graph, config, run.src_model, run.tgt_model, tmp, "bench")
             report["decode_model"] = "untrained (every output runs to the max length)"
         # Sentences in corpus order, not sorted: batches mix lengths as real traffic does.
-        report.update(measure_decoding(model_path, [s for s, _ in splits.test], args.repeats))
+        report.update(measure_decoding(model_path, [s for s, _ in prepared.read("test")], args.repeats))
     report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     text = json.dumps(report, indent=2)
     print(text)

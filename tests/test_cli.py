@@ -25,6 +25,11 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         (["train", "--config", "no/such.yaml"], "config file not found: no/such.yaml"),
         (["train", "--preset", "quick", "train.epochs"], "must look like key=value"),
         (["evaluate", "--model", "no/such/model", "--src", "a", "--ref", "b"], "model path does not exist"),
+        (["prepare", "--preset", "quick", "data.corpus=csv:x.csv"], "unknown corpus format 'csv'"),
+        (["prepare", "--preset", "quick", "data.corpus=tsv:no/such.tsv"], "no/such.tsv"),
+        (["prepare", "--preset", "quick", "data.corpus=tsv:tests"], "tests"),
+        (["prepare", "--preset", "quick", "data.corpus=bible:en-xx"], "xx"),
+        (["train", "--preset", "quick", "run_dir=/nonexistent/run", "data.corpus=moses:nope?src=en&tgt=es"], "nope"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args, message):
@@ -36,6 +41,6 @@ def test_bad_input_exits_2_with_one_line(args, message):
 
 
 def test_every_command_has_help():
-    for command in ("train", "export", "translate", "evaluate"):
+    for command in ("prepare", "train", "export", "translate", "evaluate"):
         result = run_cli(command, "--help")
         assert result.returncode == 0 and "usage:" in result.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 from conftest import tiny_config
+from translate.prepare import prepare
 from translate.training import BEST_WEIGHTS, load_run, train
 
 
@@ -26,7 +27,12 @@ def test_a_reloaded_run_translates_like_the_trained_one(tiny_run):
 
 def test_the_time_budget_stops_training_early_and_keeps_a_model(tmp_path):
     # 0.001 minutes: over after the first batch, though 5 epochs of 15 steps were asked for.
-    run = train(tiny_config(tmp_path, "train.max_minutes=0.001", "train.epochs=5"), verbose=0)
+    config = tiny_config(tmp_path, "train.max_minutes=0.001", "train.epochs=5")
+    prepare(config, progress=False)
+    prepared_at = (tmp_path / "run" / "data" / "train.src").stat().st_mtime_ns
+    run = train(config, verbose=0)
+    # train reused the prepared run folder instead of preparing it again.
+    assert (run.run_dir / "data" / "train.src").stat().st_mtime_ns == prepared_at
     rows = list(csv.DictReader((run.run_dir / "history.csv").open(encoding="utf-8")))
     assert len(rows) == 1
     assert (run.run_dir / BEST_WEIGHTS).is_file()

@@ -36,8 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    prepare = commands.add_parser("prepare", help="clean and split a corpus, train SentencePiece, write stats")
+    _add_config_arguments(prepare)
+    prepare.add_argument("--on-error", choices=("raise", "skip"),
+                         help="a malformed corpus line: stop (raise) or skip and count it (data.on_error)")
+
     train = commands.add_parser("train", help="train, evaluate on the test split, export, translate samples")
     _add_config_arguments(train)
+    train.add_argument("--on-error", choices=("raise", "skip"), help="as for prepare")
     train.add_argument("--no-export", action="store_true", help="skip the export after training")
 
     export = commands.add_parser("export", help="export a trained run folder as a new SavedModel version")
@@ -76,22 +82,49 @@ def _print_scores(title: str, scores) -> None:
         print("  " + line)
 
 
-def cmd_train(args) -> int:
+def _config(args):
     from translate.config import load_config
 
-    config = load_config(args.preset, args.config, args.overrides)
-    from translate.corpora import load_corpus
+    overrides = list(args.overrides)
+    if getattr(args, "on_error", None):
+        overrides.append(f"data.on_error={args.on_error}")
+    config = load_config(args.preset, args.config, overrides)
+    if args.command == "prepare" or not (Path(config.run_dir) / "stats.json").is_file():
+        from translate.corpora import read_pairs
+
+        # Checks each spec and its files now, before TensorFlow loads; reads nothing yet.
+        for spec in (config.data.corpus, config.data.dev_corpus, config.data.test_corpus):
+            if spec:
+                read_pairs(spec, on_error=config.data.on_error)
+    return config
+
+
+def cmd_prepare(args) -> int:
+    config = _config(args)
+    from translate.prepare import prepare
+
+    prepared = prepare(config)
+    print(json.dumps({k: v for k, v in prepared.stats.items() if k != "data_config"}, indent=2, ensure_ascii=False))
+    print(f"prepared {prepared.run_dir} (stats in {prepared.run_dir / 'stats.json'})")
+    return 0
+
+
+def cmd_train(args) -> int:
+    config = _config(args)
     from translate.export import export
     from translate.training import evaluate_run, train
     from translate.translator import load
 
-    splits = load_corpus(config.data.corpus)
     started = time.monotonic()
-    run = train(config, splits)
+    run = train(config)
     print(f"trained in {(time.monotonic() - started) / 60:.1f} minutes; run folder: {run.run_dir}")
-    _, scores = evaluate_run(run, splits.test)
-    _print_scores(f"test ({len(splits.test)} sentences, greedy):", scores)
-    (run.run_dir / "test_scores.json").write_text(json.dumps(scores.to_dict(), indent=2), encoding="utf-8")
+    test_pairs = run.prepared.read("test")
+    if not test_pairs:
+        print("no test pairs: skipping the test scores")
+    else:
+        _, scores = evaluate_run(run, test_pairs)
+        _print_scores(f"test ({len(test_pairs)} sentences, greedy):", scores)
+        (run.run_dir / "test_scores.json").write_text(json.dumps(scores.to_dict(), indent=2), encoding="utf-8")
     if args.no_export:
         return 0
     path = export(run.graph, config, run.src_model, run.tgt_model)
@@ -144,7 +177,7 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "export": cmd_export, "translate": cmd_translate, "evaluate": cmd_evaluate}
+COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "export": cmd_export, "translate": cmd_translate, "evaluate": cmd_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,18 @@ CELLS = ("gru", "lstm", "simple_rnn")
 class DataConfig:
     """Where the parallel text comes from and how it becomes subword ids."""
 
+    # A corpus spec: bible:en-es, tsv:PATH?src=0&tgt=1, moses:PREFIX?src=en&tgt=es,
+    # tmx:PATH?src=en&tgt=es, jsonl:PATH?src=source&tgt=target (.gz read as well).
     corpus: str = "bible:en-es"
+    # Explicit held-out sets (same spec forms); then all of ``corpus`` is training data.
+    dev_corpus: str | None = None
+    test_corpus: str | None = None
+    # A malformed line: "raise" stops with file and line, "skip" counts it in the report.
+    on_error: str = "raise"
+    strip_markup: bool = True
+    # NFKC is what the model sees in the graph at serving time as well.
+    unicode_form: str | None = "NFKC"
+    lowercase: bool = False
     src_vocab_size: int = 4000
     tgt_vocab_size: int = 4000
     # unigram or bpe, as SentencePiece names them.
@@ -35,6 +46,9 @@ class DataConfig:
     # Pairs with more pieces than this on either side are left out of training
     # (not of evaluation): long Bible verses dominate the cost of a step.
     max_pieces: int = 80
+    # Training pairs whose longer side has more than this many times the
+    # pieces of the shorter side are misaligned more often than not.
+    max_length_ratio: float = 3.0
     # SentencePiece is trained on at most this many sentences per language.
     sentencepiece_sample: int = 200_000
 
@@ -116,6 +130,11 @@ class Config:
             (self.data.src_vocab_size >= 300, "data.src_vocab_size must be at least 300"),
             (self.data.tgt_vocab_size >= 300, "data.tgt_vocab_size must be at least 300"),
             (self.data.max_pieces >= 1, "data.max_pieces must be at least 1"),
+            (self.data.max_length_ratio >= 1, "data.max_length_ratio must be at least 1"),
+            (self.data.on_error in ("raise", "skip"), f"data.on_error must be raise or skip, got {self.data.on_error!r}"),
+            (self.data.unicode_form in (None, "NFC", "NFKC", "NFD", "NFKD"),
+             f"data.unicode_form must be NFC, NFKC, NFD, NFKD or null, got {self.data.unicode_form!r}"),
+            (self.data.sentencepiece_sample >= 1, "data.sentencepiece_sample must be at least 1"),
             (0.0 <= self.model.dropout < 1.0, "model.dropout must be in [0, 1)"),
             (self.train.batch_size >= 1, "train.batch_size must be at least 1"),
             (self.train.epochs >= 1, "train.epochs must be at least 1"),

@@ -1,12 +1,16 @@
 """The ``tf.data`` input pipeline: text pairs -> padded, length-bucketed batches.
 
-Tokenization runs inside the pipeline with the same in-graph tokenizers that
+Pairs stream from the prepared split files (:func:`pairs_from_files`), so no
+corpus is held in Python memory; small in-memory lists work too
+(:func:`pairs_from_memory`). Tokenization runs inside the pipeline with the same in-graph tokenizers that
 the SavedModel uses. Each element is ``((source_ids, target_in), target_out)``
 as ``fit`` expects, where ``target_in`` is the reference shifted right behind
 BOS (teacher forcing) and ``target_out`` is the reference followed by EOS.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import tensorflow as tf
 import tensorflow_text as tf_text
@@ -17,8 +21,20 @@ from translate.text import encode, with_specials
 _BUCKET_BOUNDARIES = (8, 12, 16, 20, 24, 32, 40, 48, 64, 80, 100, 128)
 
 
+def pairs_from_files(source_path: str | Path, target_path: str | Path) -> tf.data.Dataset:
+    """Line-aligned text files -> a dataset of ``(source, target)`` strings, streamed."""
+    return tf.data.Dataset.zip(tf.data.TextLineDataset(str(source_path)), tf.data.TextLineDataset(str(target_path)))
+
+
+def pairs_from_memory(pairs: list[tuple[str, str]]) -> tf.data.Dataset:
+    """A small list of pairs -> a dataset of ``(source, target)`` strings."""
+    if not pairs:
+        raise ValueError("no sentence pairs to build a dataset from")
+    return tf.data.Dataset.from_tensor_slices(([s for s, _ in pairs], [t for _, t in pairs]))
+
+
 def make_dataset(
-    pairs: list[tuple[str, str]],
+    pairs: tf.data.Dataset,
     src_tokenizer: tf_text.SentencepieceTokenizer,
     tgt_tokenizer: tf_text.SentencepieceTokenizer,
     batch_size: int,
@@ -30,17 +46,14 @@ def make_dataset(
     """Builds the training (or dev-loss) dataset.
 
     Args:
-        pairs: ``(source, target)`` strings.
+        pairs: a dataset of ``(source, target)`` strings.
         max_pieces: pairs with more pieces on either side are left out.
-        shuffle_buffer: 0 keeps the order (for evaluation).
+        shuffle_buffer: 0 keeps the order (for evaluation); else the size of
+            the bounded shuffle buffer, in pairs.
     Returns:
         batches of ``((source_ids [b, s], target_in [b, t]), target_out [b, t])``, int32.
     """
-    if not pairs:
-        raise ValueError("no sentence pairs to build a dataset from")
-    sources = [s for s, _ in pairs]
-    targets = [t for _, t in pairs]
-    dataset = tf.data.Dataset.from_tensor_slices((sources, targets))
+    dataset = pairs
     if shuffle_buffer:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:

@@ -3,6 +3,7 @@
 A run folder holds everything a run makes:
 
     config.yaml          the full config, defaults included
+    data/, stats.json    the prepared corpus (see translate.prepare)
     src.model tgt.model  SentencePiece models
     best.weights.h5      weights of the epoch with the best dev BLEU
     history.csv          loss, dev loss and dev BLEU per epoch
@@ -13,7 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +22,12 @@ import keras
 import tensorflow as tf
 
 from translate.config import Config, load_config, save_config
-from translate.corpora import Splits, load_corpus
 from translate.evaluation import score, translate_in_batches
 from translate.inference import TranslationGraph
 from translate.model import Seq2Seq, build_models
-from translate.pipeline import make_dataset
-from translate.text import make_tokenizer, train_sentencepiece, vocab_size_of
+from translate.pipeline import make_dataset, pairs_from_files, pairs_from_memory
+from translate.prepare import Prepared, prepare_or_load
+from translate.text import vocab_size_of
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +44,7 @@ class Run:
     src_model: bytes
     tgt_model: bytes
     graph: TranslationGraph
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Writes ``data`` to ``path`` through a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
+    prepared: Prepared | None = None
 
 
 class DevBleu(keras.callbacks.Callback):
@@ -107,22 +100,6 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def prepare_text(config: Config, splits: Splits, run_dir: Path) -> tuple[bytes, bytes]:
-    """Trains the two SentencePiece models on the train split and saves them in the run folder."""
-    models = []
-    for side, index, vocab_size in (("src", 0, config.data.src_vocab_size), ("tgt", 1, config.data.tgt_vocab_size)):
-        log.info("training the %s SentencePiece model (%d pieces)", side, vocab_size)
-        proto = train_sentencepiece(
-            (pair[index] for pair in splits.train),
-            vocab_size=vocab_size,
-            model_type=config.data.subword_model,
-            max_sentences=config.data.sentencepiece_sample,
-        )
-        _write_atomically(run_dir / f"{side}.model", proto)
-        models.append(proto)
-    return models[0], models[1]
-
-
 def build_run(config: Config, run_dir: Path, src_model: bytes, tgt_model: bytes) -> Run:
     """Models and the translation graph for a config and two SentencePiece models."""
     models = build_models(config.model, vocab_size_of(src_model), vocab_size_of(tgt_model))
@@ -156,47 +133,40 @@ def compile_for_training(run: Run, config: Config) -> None:
     run.models.training.compile(optimizer=optimizer, loss=loss, jit_compile=False)
 
 
-def train(config: Config, splits: Splits | None = None, verbose: int | str = "auto") -> Run:
+def train(config: Config, verbose: int | str = "auto", prepared: Prepared | None = None) -> Run:
     """Trains a model as ``config`` says and returns the run with its best weights.
 
+    The run folder's prepared data is reused when it matches ``config.data``;
+    otherwise the corpus is prepared first (:mod:`translate.prepare`).
+
     Args:
-        splits: the corpus; read from ``config.data.corpus`` when None.
-        verbose: Keras ``fit`` verbosity (the progress bar).
+        verbose: Keras ``fit`` verbosity (the progress bar); 0 also hides prepare's progress.
     """
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
-    # Seed before any tokenizer exists: seeding afterwards breaks SentencePiece ops.
     keras.utils.set_random_seed(config.train.seed)
-
-    if splits is None:
-        splits = load_corpus(config.data.corpus)
-    log.info("corpus %s: %d train, %d dev, %d test pairs", config.data.corpus,
-             len(splits.train), len(splits.dev), len(splits.test))
-    if not splits.train or not splits.dev:
-        raise ValueError(f"corpus {config.data.corpus} has an empty train or dev split")
-    src_model, tgt_model = prepare_text(config, splits, run_dir)
-    run = build_run(config, run_dir, src_model, tgt_model)
+    if prepared is None:
+        prepared = prepare_or_load(config, progress=verbose != 0)
+    run = build_run(config, run_dir, prepared.src_model, prepared.tgt_model)
+    run.prepared = prepared
 
     train_cfg = config.train
     src_tok, tgt_tok = run.graph.src_tokenizer, run.graph.tgt_tokenizer
-    train_data = make_dataset(splits.train, src_tok, tgt_tok, train_cfg.batch_size, config.data.max_pieces,
-                              shuffle_buffer=train_cfg.shuffle_buffer, seed=train_cfg.seed)
-    steps = train_cfg.steps_per_epoch
-    if steps is None:
-        # One pass over the (length-filtered) data, so the progress bar knows its total.
-        steps = _count_batches(train_data)
-        log.info("%d batches per epoch", steps)
-    if steps == 0:
-        raise ValueError(f"no training pair has at most data.max_pieces={config.data.max_pieces} pieces")
-    dev_data = make_dataset(splits.dev, src_tok, tgt_tok, train_cfg.batch_size, config.data.max_pieces)
+    train_data = make_dataset(pairs_from_files(*prepared.files("train")), src_tok, tgt_tok, train_cfg.batch_size,
+                              config.data.max_pieces, shuffle_buffer=train_cfg.shuffle_buffer, seed=train_cfg.seed)
+    # About one pass over the training split per epoch; counted by prepare, not by reading it again.
+    steps = train_cfg.steps_per_epoch or math.ceil(prepared.pairs["train"] / train_cfg.batch_size)
+    dev_pairs = prepared.read("dev")
+    dev_data = make_dataset(pairs_from_memory(dev_pairs), src_tok, tgt_tok, train_cfg.batch_size,
+                            config.data.max_pieces)
     dev_steps = _count_batches(dev_data)
     if dev_steps == 0:
         raise ValueError(f"no dev pair has at most data.max_pieces={config.data.max_pieces} pieces")
 
     compile_for_training(run, config)
 
-    dev_sample = splits.dev[: train_cfg.dev_sentences]
+    dev_sample = dev_pairs[: train_cfg.dev_sentences]
     callbacks = [
         DevBleu(run.graph, dev_sample, run_dir / BEST_WEIGHTS, train_cfg.batch_size),
         TimeBudget(train_cfg.max_minutes),

@@ -1,0 +1,4 @@
+Reanudación del período de sesiones
+Declaro reanudado el período de sesiones.
+
+Gracias, señora Presidenta.

@@ -1,0 +1,117 @@
+"""prepare: cleaning counted by reason, splits that never move, length filters, reuse by train."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from conftest import tiny_config
+from translate.corpora import hash_split
+from translate.prepare import load_prepared, prepare, read_split
+
+PAIRS = [(f"Sentence number {i} is here.", f"La frase número {i} está aquí.") for i in range(300)]
+
+
+def write_tsv(path, pairs):
+    path.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
+    return path
+
+
+def split_of_each_pair(run_dir):
+    return {pair: split for split in ("train", "dev", "test") for pair in read_split(run_dir, split)}
+
+
+def test_cleaning_steps_and_filters_are_counted(tmp_path):
+    dirty = [
+        ("<b>Bold</b> words &amp; more.", "Palabras en <i>negrita</i> y más."),  # markup on both sides
+        ("Too   many\u00a0spaces .", "Demasiados   espacios."),  # whitespace (NFKC turns the nbsp to a space)
+        ("ﬁne ligature.", "Ligadura ﬁna."),  # NFKC: ﬁ -> fi
+        ("   ", "Vacío por un lado."),  # empty side
+        ("<br/>", "Solo marcas."),  # empty once the markup is gone
+        ("Sentence number 1 is here.", "La frase número 1 está aquí."),  # exact duplicate of PAIRS[1]
+    ]
+    corpus = write_tsv(tmp_path / "dirty.tsv", PAIRS + dirty)
+    prepared = prepare(tiny_config(tmp_path, f"data.corpus=tsv:{corpus}"), progress=False)
+    stats = json.loads((prepared.run_dir / "stats.json").read_text(encoding="utf-8"))
+    assert stats["pairs_read"] == {f"tsv:{corpus}": 306}
+    # A removed tag leaves a space behind, so both markup pairs count under whitespace too.
+    assert stats["pairs_changed"] == {"markup": 2, "whitespace": 2 + 2, "unicode": 2}
+    assert stats["pairs_removed"]["while cleaning"] == {"empty side": 2}
+    duplicates = sum(stats["pairs_removed"][split].get("duplicate", 0) for split in ("train", "dev", "test"))
+    assert duplicates == 1
+    assert sum(stats["pairs"].values()) == 300 + 3
+    kept = {pair for split in ("train", "dev", "test") for pair in read_split(prepared.run_dir, split)}
+    assert ("Bold words & more.", "Palabras en negrita y más.") in kept
+    assert ("fine ligature.", "Ligadura fina.") in kept
+    for split in ("train", "dev", "test"):
+        assert set(stats["length_pieces"][split]["source"]) == {"p50", "p95", "max"}
+
+
+def test_splits_do_not_move_when_lines_are_appended_or_shuffled(tmp_path):
+    first = prepare(tiny_config(tmp_path / "a", f"data.corpus=tsv:{write_tsv(tmp_path / 'a.tsv', PAIRS)}"),
+                    progress=False)
+    before = split_of_each_pair(first.run_dir)
+    assert set(before.values()) == {"train", "dev", "test"}
+    more = PAIRS + [(f"Another line {i}.", f"Otra línea {i}.") for i in range(100)]
+    random.Random(3).shuffle(more)
+    second = prepare(tiny_config(tmp_path / "b", f"data.corpus=tsv:{write_tsv(tmp_path / 'b.tsv', more)}"),
+                     progress=False)
+    after = split_of_each_pair(second.run_dir)
+    assert {pair: after[pair] for pair in before} == before
+
+
+def test_explicit_dev_and_test_files_take_those_roles(tmp_path):
+    train = write_tsv(tmp_path / "train.tsv", PAIRS)
+    dev = write_tsv(tmp_path / "dev.tsv", [("Dev one.", "Desarrollo uno."), ("Dev two.", "Desarrollo dos.")])
+    test = write_tsv(tmp_path / "test.tsv", [("Test one.", "Prueba uno."), (PAIRS[0][0], PAIRS[0][1])])
+    prepared = prepare(tiny_config(tmp_path, f"data.corpus=tsv:{train}", f"data.dev_corpus=tsv:{dev}",
+                                   f"data.test_corpus=tsv:{test}"), progress=False)
+    assert read_split(prepared.run_dir, "dev") == [("Dev one.", "Desarrollo uno."), ("Dev two.", "Desarrollo dos.")]
+    assert len(read_split(prepared.run_dir, "test")) == 2
+    # A training pair that is also a test pair is left out of training.
+    assert prepared.pairs["train"] == 299
+    assert prepared.stats["pairs_removed"]["train"] == {"also in dev or test": 1}
+
+
+def test_long_and_unequal_training_pairs_are_removed_and_counted(tmp_path):
+    # Numbered so that they are not duplicates and some land in train.
+    unequal = [(f"Ok {i}.", f"Muy bien {i}, de acuerdo, entonces nos vemos mañana por la tarde.") for i in range(20)]
+    too_long = [(f"{i} " + "word " * 80, f"{i} " + "palabra " * 80) for i in range(20)]
+    corpus = write_tsv(tmp_path / "c.tsv", PAIRS + unequal + too_long)
+    prepared = prepare(tiny_config(tmp_path, f"data.corpus=tsv:{corpus}", "data.max_pieces=60",
+                                   "data.max_length_ratio=2.5"), progress=False)
+    removed = prepared.stats["pairs_removed"]["train"]
+    assert removed.get("too long", 0) >= 1 and removed.get("length ratio", 0) >= 1
+    assert prepared.stats["length_pieces"]["train"]["source"]["max"] <= 60
+    # Held-out sets keep their long pairs: scores must cover all of them.
+    held_out = read_split(prepared.run_dir, "dev") + read_split(prepared.run_dir, "test")
+    long_held_out = [pair for pair in too_long if hash_split(*(" ".join(side.split()) for side in pair)) != "train"]
+    assert long_held_out, "the fixture should put some long pairs in dev or test"
+    assert sum("palabra" in target for _, target in held_out) == len(long_held_out)
+
+
+def test_a_corpus_empty_after_cleaning_says_which_filter_removed_what(tmp_path):
+    corpus = write_tsv(tmp_path / "empty.tsv", [("<p></p>", "algo"), ("   ", "nada")])
+    with pytest.raises(ValueError, match="empty after cleaning.*empty side 2"):
+        prepare(tiny_config(tmp_path, f"data.corpus=tsv:{corpus}"), progress=False)
+
+
+def test_skipped_lines_are_counted_in_the_report(tmp_path):
+    corpus = tmp_path / "broken.tsv"
+    corpus.write_text("".join(f"{s}\t{t}\n" for s, t in PAIRS) + "no tab here\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="broken.tsv:301: no tab"):
+        prepare(tiny_config(tmp_path / "raise", f"data.corpus=tsv:{corpus}"), progress=False)
+    prepared = prepare(tiny_config(tmp_path / "skip", f"data.corpus=tsv:{corpus}", "data.on_error=skip"),
+                       progress=False)
+    assert sum(prepared.stats["lines_skipped"].values()) == 1
+    assert sum(prepared.pairs.values()) == 300
+
+
+def test_train_reuses_a_prepared_run_folder_and_refuses_other_data_settings(tmp_path):
+    config = tiny_config(tmp_path)
+    prepared = prepare(config, progress=False)
+    assert load_prepared(config).pairs == prepared.pairs
+    with pytest.raises(ValueError, match="prepared with other data settings.*data.max_pieces"):
+        load_prepared(tiny_config(tmp_path, "data.max_pieces=10"))

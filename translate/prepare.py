@@ -1,0 +1,379 @@
+"""``python -m translate prepare``: corpus -> cleaned splits, SentencePiece models, stats.
+
+A prepared run folder::
+
+    data/train.src data/train.tgt      one sentence per line, UTF-8, line-aligned
+    data/dev.src   data/dev.tgt
+    data/test.src  data/test.tgt
+    src.model tgt.model                SentencePiece models trained on a train sample
+    stats.json                         what was read, changed, removed (by reason), kept
+
+The corpus is streamed twice through files, never held in memory: pass 1
+reads, cleans (:mod:`translate.cleaning`), assigns splits and remembers a
+64-bit hash per pair and a bounded random sample for SentencePiece; pass 2
+drops duplicates (found with numpy on the hashes), drops training pairs that
+are too long or too unequal in subword pieces, and writes the final files.
+Everything is written beside the run folder's ``data/`` and renamed into
+place, so an interrupted prepare leaves nothing half-written behind.
+
+Splits do not move: the Bible splits by book; other corpora by a hash of the
+cleaned pair (:func:`translate.corpora.hash_split`), so appending or shuffling
+lines never moves an existing pair; or explicit ``data.dev_corpus`` /
+``data.test_corpus``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import time
+from array import array
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import sentencepiece as spm
+from tqdm import tqdm
+
+from translate.cleaning import CleaningCounts, CleaningOptions, clean_pair
+from translate.config import Config, DataConfig
+from translate.corpora import TSV_MIN_PAIRS_TO_SPLIT, hash_split, read_pairs
+from translate.text import train_sentencepiece
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "dev", "test")
+DATA_DIR = "data"
+STATS = "stats.json"
+TOO_LONG = "too long"
+RATIO = "length ratio"
+DUPLICATE = "duplicate"
+IN_DEV_OR_TEST = "also in dev or test"
+# The ratio filter leaves short pairs alone: "Yes." / "Sí, señor." is fine.
+RATIO_MIN_PIECES = 6
+
+
+@dataclass
+class Prepared:
+    """A prepared run folder."""
+
+    run_dir: Path
+    pairs: dict[str, int]
+    src_model: bytes
+    tgt_model: bytes
+    stats: dict
+
+    def files(self, split: str) -> tuple[Path, Path]:
+        """(source file, target file) of a split."""
+        return split_files(self.run_dir, split)
+
+    def read(self, split: str, limit: int | None = None) -> list[tuple[str, str]]:
+        """The first ``limit`` pairs of a split (all when None), in memory: for dev and test sets."""
+        return read_split(self.run_dir, split, limit)
+
+
+def split_files(run_dir: Path, split: str) -> tuple[Path, Path]:
+    return run_dir / DATA_DIR / f"{split}.src", run_dir / DATA_DIR / f"{split}.tgt"
+
+
+def read_split(run_dir: Path, split: str, limit: int | None = None) -> list[tuple[str, str]]:
+    src_path, tgt_path = split_files(Path(run_dir), split)
+    pairs = []
+    with open(src_path, encoding="utf-8") as src, open(tgt_path, encoding="utf-8") as tgt:
+        for source, target in zip(src, tgt):
+            if limit is not None and len(pairs) >= limit:
+                break
+            pairs.append((source.rstrip("\n"), target.rstrip("\n")))
+    return pairs
+
+
+def _pair_hash(source: str, target: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{source}\t{target}".encode("utf-8"), digest_size=8).digest(), "little")
+
+
+class _Pass1:
+    """Pass 1 state: open split files, hashes, the SentencePiece sample."""
+
+    def __init__(self, tmp: Path, stack: ExitStack, sample_size: int, seed: int):
+        self.files = {
+            split: (stack.enter_context(open(tmp / f"{split}.src", "w", encoding="utf-8")),
+                    stack.enter_context(open(tmp / f"{split}.tgt", "w", encoding="utf-8")))
+            for split in SPLITS
+        }
+        self.hashes = {split: array("Q") for split in SPLITS}
+        self.sample: list[tuple[str, str]] = []
+        self.sample_size = sample_size
+        self.seen_train = 0
+        self.random = random.Random(seed)
+
+    def add(self, split: str, source: str, target: str) -> None:
+        src, tgt = self.files[split]
+        src.write(source + "\n")
+        tgt.write(target + "\n")
+        self.hashes[split].append(_pair_hash(source, target))
+        if split == "train":
+            # Reservoir sampling (Vitter's algorithm R): a uniform sample in bounded memory.
+            self.seen_train += 1
+            if len(self.sample) < self.sample_size:
+                self.sample.append((source, target))
+            else:
+                slot = self.random.randrange(self.seen_train)
+                if slot < self.sample_size:
+                    self.sample[slot] = (source, target)
+
+
+def _read_cleaned(spec: str, options: CleaningOptions, on_error: str, skipped: Counter, counts: CleaningCounts,
+                  read_counts: Counter, progress: bool) -> Iterator[tuple[str, str, str | None]]:
+    """The corpus' pairs, cleaned; ``read_counts[spec]`` counts every pair read, kept or not."""
+    reader = read_pairs(spec, on_error=on_error, skipped=skipped)
+    for source, target, split in tqdm(reader, desc=f"reading {spec}", unit=" pairs", disable=not progress,
+                                      mininterval=2.0):
+        read_counts[spec] += 1
+        pair = clean_pair(source, target, options, counts)
+        if pair is not None:
+            yield pair[0], pair[1], split
+
+
+def _first_occurrences(hashes: np.ndarray) -> np.ndarray:
+    """Boolean mask: True at the first occurrence of each hash."""
+    keep = np.zeros(len(hashes), dtype=bool)
+    if len(hashes):
+        _, first = np.unique(hashes, return_index=True)
+        keep[first] = True
+    return keep
+
+
+def _percentiles(lengths: np.ndarray) -> dict[str, int]:
+    if len(lengths) == 0:
+        return {"p50": 0, "p95": 0, "max": 0}
+    p50, p95 = np.percentile(lengths, [50, 95])
+    return {"p50": int(round(p50)), "p95": int(round(p95)), "max": int(lengths.max())}
+
+
+def _lengths(processor: spm.SentencePieceProcessor, lines: list[str]) -> np.ndarray:
+    return np.fromiter((len(ids) for ids in processor.encode(lines, num_threads=os.cpu_count() or 1)),
+                       dtype=np.int64, count=len(lines))
+
+
+def _chunks(src_path: Path, tgt_path: Path, size: int = 20_000) -> Iterator[tuple[list[str], list[str]]]:
+    with open(src_path, encoding="utf-8") as src, open(tgt_path, encoding="utf-8") as tgt:
+        sources, targets = [], []
+        for source, target in zip(src, tgt):
+            sources.append(source.rstrip("\n"))
+            targets.append(target.rstrip("\n"))
+            if len(sources) == size:
+                yield sources, targets
+                sources, targets = [], []
+        if sources:
+            yield sources, targets
+
+
+def _removal_summary(removed: Counter) -> str:
+    return ", ".join(f"{reason} {count:,}" for reason, count in removed.most_common()) or "nothing"
+
+
+def prepare(config: Config, progress: bool = True) -> Prepared:
+    """Prepares ``config.run_dir`` from ``config.data`` and returns it."""
+    data = config.data
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    options = CleaningOptions(strip_markup=data.strip_markup, unicode_form=data.unicode_form,
+                              lowercase=data.lowercase)
+    counts = CleaningCounts()
+    skipped: Counter = Counter()
+    read_counts: Counter = Counter()
+    tmp = run_dir / ".prepare-tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "pass1").mkdir(parents=True)
+    (tmp / DATA_DIR).mkdir()
+    try:
+        # Pass 1: read, clean, split, hash, sample.
+        with ExitStack() as stack:
+            state = _Pass1(tmp / "pass1", stack, data.sentencepiece_sample, config.train.seed)
+            explicit = {"dev": data.dev_corpus, "test": data.test_corpus}
+            fixed_splits = False
+            for source, target, split in _read_cleaned(data.corpus, options, data.on_error, skipped, counts,
+                                                       read_counts, progress):
+                fixed_splits = fixed_splits or split is not None
+                if split is None:
+                    split = hash_split(source, target)
+                if explicit.get(split):
+                    split = "train"
+                state.add(split, source, target)
+            for split, spec in explicit.items():
+                if spec:
+                    for source, target, _ in _read_cleaned(spec, options, data.on_error, skipped, counts,
+                                                           read_counts, progress):
+                        state.add(split, source, target)
+        hashes = {split: np.frombuffer(state.hashes[split], dtype=np.uint64) for split in SPLITS}
+        total = sum(len(h) for h in hashes.values())
+        if total == 0:
+            raise ValueError(f"corpus {data.corpus} is empty after cleaning: read {sum(read_counts.values()):,} "
+                             f"pairs; removed: {_removal_summary(counts.removed)}; "
+                             f"skipped lines: {_removal_summary(skipped)}")
+        merged = total < TSV_MIN_PAIRS_TO_SPLIT and not fixed_splits and not any(explicit.values())
+        if merged:
+            # Too few pairs to hold any out: every split is the whole corpus (tiny test corpora).
+            log.warning("only %d pairs: using all of them for train, dev and test alike", total)
+            _merge_all_splits(tmp / "pass1", hashes)
+            hashes = {split: np.concatenate([hashes[s] for s in SPLITS]) for split in SPLITS}
+            state.sample = read_split_files(tmp / "pass1", "train")
+
+        removed = {split: Counter() for split in SPLITS}
+        if not len(hashes["train"]) or not state.sample:
+            raise ValueError(f"corpus {data.corpus} has no training pairs after cleaning; removed: "
+                             f"{_removal_summary(counts.removed)}")
+        sample_pairs = len(state.sample)
+        log.info("training SentencePiece models on a sample of %d pairs", sample_pairs)
+        src_model = train_sentencepiece((s for s, _ in state.sample), data.src_vocab_size, data.subword_model,
+                                        data.sentencepiece_sample)
+        tgt_model = train_sentencepiece((t for _, t in state.sample), data.tgt_vocab_size, data.subword_model,
+                                        data.sentencepiece_sample)
+        state.sample = []
+        processors = (spm.SentencePieceProcessor(model_proto=src_model),
+                      spm.SentencePieceProcessor(model_proto=tgt_model))
+
+        # Pass 2: drop duplicates (and train pairs that are in dev/test), then length filters on train.
+        held_out = np.concatenate([hashes["dev"], hashes["test"]])
+        kept, lengths = {}, {}
+        for split in SPLITS:
+            keep = _first_occurrences(hashes[split])
+            removed[split][DUPLICATE] = int((~keep).sum())
+            if split == "train" and len(held_out) and not merged:
+                in_held_out = np.isin(hashes[split], held_out) & keep
+                removed[split][IN_DEV_OR_TEST] = int(in_held_out.sum())
+                keep &= ~in_held_out
+            kept[split], lengths[split] = _write_split(tmp, split, keep, processors, data, removed[split], progress)
+        for split in ("train", "dev"):
+            if kept[split] == 0:
+                raise ValueError(f"corpus {data.corpus} has no {split} pairs after cleaning; removed in {split}: "
+                                 f"{_removal_summary(removed[split])}; before: {_removal_summary(counts.removed)}")
+
+        stats = {
+            "corpus": data.corpus,
+            "dev_corpus": data.dev_corpus,
+            "test_corpus": data.test_corpus,
+            "pairs_read": dict(read_counts),
+            "lines_skipped": dict(skipped),
+            "pairs_changed": dict(counts.changed),
+            "pairs_removed": {
+                "while cleaning": dict(counts.removed),
+                **{split: {reason: n for reason, n in removed[split].items() if n} for split in SPLITS},
+            },
+            "pairs": kept,
+            "length_pieces": {
+                split: {"source": _percentiles(lengths[split][0]), "target": _percentiles(lengths[split][1])}
+                for split in SPLITS
+            },
+            "sentencepiece": {"sample_pairs": sample_pairs,
+                              "src_vocab": processors[0].get_piece_size(),
+                              "tgt_vocab": processors[1].get_piece_size()},
+            "seconds": round(time.monotonic() - started, 1),
+            "data_config": dataclasses.asdict(data),
+        }
+        for name, proto in (("src.model", src_model), ("tgt.model", tgt_model)):
+            (tmp / DATA_DIR / name).write_bytes(proto)
+        (tmp / DATA_DIR / STATS).write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        _install(tmp, run_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("prepared %s: %s", run_dir, ", ".join(f"{s} {n:,}" for s, n in kept.items()))
+    return Prepared(run_dir, kept, src_model, tgt_model, stats)
+
+
+def read_split_files(folder: Path, split: str) -> list[tuple[str, str]]:
+    pairs = []
+    for sources, targets in _chunks(folder / f"{split}.src", folder / f"{split}.tgt"):
+        pairs.extend(zip(sources, targets))
+    return pairs
+
+
+def _merge_all_splits(folder: Path, hashes: dict) -> None:
+    for side in ("src", "tgt"):
+        merged = "".join((folder / f"{split}.{side}").read_text(encoding="utf-8") for split in SPLITS)
+        for split in SPLITS:
+            (folder / f"{split}.{side}").write_text(merged, encoding="utf-8")
+
+
+def _write_split(tmp: Path, split: str, keep: np.ndarray, processors, data: DataConfig, removed: Counter,
+                 progress: bool) -> tuple[int, tuple[np.ndarray, np.ndarray]]:
+    """Writes the kept pairs of one split; returns the count and the piece lengths per side."""
+    out_src, out_tgt = tmp / DATA_DIR / f"{split}.src", tmp / DATA_DIR / f"{split}.tgt"
+    src_lengths, tgt_lengths = [], []
+    index = kept = 0
+    with open(out_src, "w", encoding="utf-8") as w_src, open(out_tgt, "w", encoding="utf-8") as w_tgt:
+        chunks = _chunks(tmp / "pass1" / f"{split}.src", tmp / "pass1" / f"{split}.tgt")
+        for sources, targets in tqdm(chunks, desc=f"filtering {split}", unit=" chunks", disable=not progress,
+                                     mininterval=2.0):
+            mask = keep[index:index + len(sources)]
+            index += len(sources)
+            sources = [s for s, k in zip(sources, mask) if k]
+            targets = [t for t, k in zip(targets, mask) if k]
+            if not sources:
+                continue
+            s_len, t_len = _lengths(processors[0], sources), _lengths(processors[1], targets)
+            ok = np.ones(len(sources), dtype=bool)
+            if split == "train":
+                # Held-out sets are never filtered by length: scores must cover all of them.
+                too_long = (s_len > data.max_pieces) | (t_len > data.max_pieces)
+                longer, shorter = np.maximum(s_len, t_len), np.maximum(np.minimum(s_len, t_len), 1)
+                unequal = ~too_long & (longer >= RATIO_MIN_PIECES) & (longer / shorter > data.max_length_ratio)
+                removed[TOO_LONG] += int(too_long.sum())
+                removed[RATIO] += int(unequal.sum())
+                ok = ~too_long & ~unequal
+            for source, target, good in zip(sources, targets, ok):
+                if good:
+                    w_src.write(source + "\n")
+                    w_tgt.write(target + "\n")
+            kept += int(ok.sum())
+            src_lengths.append(s_len[ok])
+            tgt_lengths.append(t_len[ok])
+    join = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64)  # noqa: E731
+    return kept, (join(src_lengths), join(tgt_lengths))
+
+
+def _install(tmp: Path, run_dir: Path) -> None:
+    """Moves the new data folder, models and stats into the run folder, replacing an older preparation."""
+    new = tmp / DATA_DIR
+    old = run_dir / DATA_DIR
+    trash = tmp / "old"
+    if old.exists():
+        os.rename(old, trash)
+    for name in ("src.model", "tgt.model", STATS):
+        os.replace(new / name, run_dir / name)
+    os.rename(new, old)
+
+
+def load_prepared(config: Config) -> Prepared | None:
+    """The preparation in ``config.run_dir`` if there is one; it must match ``config.data``."""
+    run_dir = Path(config.run_dir)
+    stats_path = run_dir / STATS
+    if not stats_path.is_file() or not (run_dir / DATA_DIR).is_dir():
+        return None
+    stats = json.loads(stats_path.read_text(encoding="utf-8"))
+    wanted = dataclasses.asdict(config.data)
+    differs = sorted(key for key in wanted if stats.get("data_config", {}).get(key) != wanted[key])
+    if differs:
+        raise ValueError(f"run folder {run_dir} was prepared with other data settings "
+                         f"({', '.join('data.' + k for k in differs)}): prepare it again or use another run_dir")
+    return Prepared(run_dir, stats["pairs"], (run_dir / "src.model").read_bytes(),
+                    (run_dir / "tgt.model").read_bytes(), stats)
+
+
+def prepare_or_load(config: Config, progress: bool = True) -> Prepared:
+    """Reuses the run folder's preparation, or prepares it."""
+    prepared = load_prepared(config)
+    if prepared is not None:
+        log.info("reusing the prepared data in %s (%s)", prepared.run_dir,
+                 ", ".join(f"{s} {n:,}" for s, n in prepared.pairs.items()))
+        return prepared
+    return prepare(config, progress)
