@@ -161,8 +161,8 @@ def text_op_libraries(minimal: bool = False) -> list[Path]:
     return libs
 
 
-def signature_output_dtypes(export_dir: Path, signature: str) -> list[tuple[str, int]]:
-    """(output key, DataType enum) of ``signature``, sorted by key as the binary prints them."""
+def signature_output_dtypes(export_dir: Path, signature: str) -> list[tuple[str, int, int]]:
+    """(output key, DataType enum, rank) of ``signature``, sorted by key as the binary prints them."""
     from tensorflow.core.protobuf import saved_model_pb2
 
     saved_model = saved_model_pb2.SavedModel()
@@ -172,7 +172,7 @@ def signature_output_dtypes(export_dir: Path, signature: str) -> list[tuple[str,
             if signature not in meta_graph.signature_def:
                 raise KeyError(f"signature {signature!r} not in {sorted(meta_graph.signature_def)}")
             outputs = meta_graph.signature_def[signature].outputs
-            return [(key, outputs[key].dtype) for key in sorted(outputs)]
+            return [(key, outputs[key].dtype, len(outputs[key].tensor_shape.dim)) for key in sorted(outputs)]
     raise KeyError(f"no 'serve' meta graph in {export_dir}")
 
 
@@ -226,13 +226,17 @@ def run_signature(
         fields = line.split(b"\t")
         if len(fields) != len(dtypes):
             raise RuntimeError(
-                f"expected {len(dtypes)} fields {[k for k, _ in dtypes]}, got {len(fields)} "
+                f"expected {len(dtypes)} fields {[k for k, _, _ in dtypes]}, got {len(fields)} "
                 f"(an output containing a TAB?): {line!r}"
             )
+        def value(raw: bytes, dtype: int):
+            return float(raw) if dtype in float_types else raw.decode("utf-8", "surrogateescape")
+
+        # Outputs of rank > 1 come as all of a sentence's values, 0x1F-separated, flattened.
         rows.append(
             [
-                float(field) if dtype in float_types else field.decode("utf-8", "surrogateescape")
-                for field, (_, dtype) in zip(fields, dtypes)
+                value(field, dtype) if rank <= 1 else [value(v, dtype) for v in field.split(b"\x1f")]
+                for field, (_, dtype, rank) in zip(fields, dtypes)
             ]
         )
     return rows

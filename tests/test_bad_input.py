@@ -14,9 +14,11 @@ def test_hostile_inputs_give_bounded_translations_in_process(tiny_run):
     graph = tiny_run.graph
     batch = tf.constant([s.encode("utf-8") for s in HOSTILE_SENTENCES] + [INVALID_UTF8])
     source_ids = graph.source_ids(batch)
-    result = graph._search(batch)
     limits = max_output_lengths(tf.reduce_sum(tf.cast(source_ids != 0, tf.int32), axis=1), graph.decode_config)
-    assert np.all(result.lengths.numpy() <= limits.numpy())
+    for config in (graph.decode_config, graph.greedy_config):  # beam search and greedy
+        result = graph._search(batch, config)
+        assert np.all(result.lengths.numpy() <= limits.numpy()[:, None])
+        assert result.ids.shape[-1] <= graph.decode_config.max_length_cap
     assert np.all(limits.numpy() <= graph.decode_config.max_length_cap)
     # The 10,000-character sentence is cut to max_source_pieces before encoding.
     assert source_ids.shape[1] <= graph.decode_config.max_source_pieces + 1

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 SENTENCES = ["Good morning.", "Where is the house?", "Thank you.", "I am tired."]
@@ -75,3 +77,40 @@ def test_cli_evaluate_refuses_files_of_different_lengths(tiny_export, tmp_path):
     )
     assert result.returncode == 2
     assert "has 2 lines" in result.stderr and "has 1" in result.stderr
+
+
+def test_nbest_and_align_from_python_and_the_cli(tiny_run, tiny_export):
+    import numpy as np
+
+    import translate
+
+    translator = translate.load(tiny_export, nbest=3)
+    (three,) = [translator(["Good morning."])[0]]
+    assert len(three) == 3 and three[0] == tiny_run.graph(["Good morning."])[0]
+    rows = translator.nbest_with_scores(["Good morning.", "Thank you."])
+    assert [len(r) for r in rows] == [5, 5]
+    assert all(a[1] >= b[1] for row in rows for a, b in zip(row, row[1:]))
+    alignment = translator.align("Good morning.")
+    assert alignment["attention"].shape == (len(alignment["target_pieces"]), len(alignment["source_pieces"]))
+    np.testing.assert_allclose(alignment["attention"].sum(axis=1), 1.0, rtol=1e-5)
+    assert alignment["source_pieces"][-1] == "</s>"
+
+    result = subprocess.run(
+        [sys.executable, "-m", "translate", "translate", "--model", str(tiny_export), "--nbest", "3", *SENTENCES[:2]],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [(i, r) for i, r, _, _ in lines] == [(str(i), str(r)) for i in range(2) for r in (1, 2, 3)]
+    with pytest.raises(ValueError, match="nbest must be between 1 and"):
+        translate.load(tiny_export, nbest=6)
+
+
+def test_export_refuses_bad_beam_settings(tiny_run):
+    for args, message in ((["--beam", "0"], "decode.beam_size must be at least 1"),
+                          (["--alpha", "-1"], "decode.alpha must be >= 0"),
+                          (["--beam", "100000"], "larger than the target vocabulary")):
+        result = subprocess.run([sys.executable, "-m", "translate", "export", "--run", str(tiny_run.run_dir), *args],
+                                capture_output=True, text=True, cwd=REPO, timeout=300)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert message in result.stderr.strip().splitlines()[-1]

@@ -9,28 +9,48 @@ from translate.export import export
 from translate.layout import versions
 
 
-def test_signature_contract(tiny_export):
+def signatures(export_dir):
     saved_model = saved_model_pb2.SavedModel()
-    saved_model.ParseFromString((tiny_export / "saved_model.pb").read_bytes())
+    saved_model.ParseFromString((export_dir / "saved_model.pb").read_bytes())
     (meta_graph,) = saved_model.meta_graphs
     assert list(meta_graph.meta_info_def.tags) == ["serve"]
-    signature = meta_graph.signature_def["serving_default"]
-    assert signature.method_name == "tensorflow/serving/predict"
-    assert set(signature.inputs) == {"sentences"}
-    assert signature.inputs["sentences"].dtype == tf.string.as_datatype_enum
-    assert [d.size for d in signature.inputs["sentences"].tensor_shape.dim] == [-1]
-    assert set(signature.outputs) == {"translations", "scores"}
-    assert signature.outputs["translations"].dtype == tf.string.as_datatype_enum
-    assert signature.outputs["scores"].dtype == tf.float32.as_datatype_enum
-    for output in signature.outputs.values():
-        assert [d.size for d in output.tensor_shape.dim] == [-1]
+    return meta_graph.signature_def
+
+
+def shape_of(tensor_info):
+    return [d.size for d in tensor_info.tensor_shape.dim]
+
+
+STRING, FLOAT = tf.string.as_datatype_enum, tf.float32.as_datatype_enum
+
+
+def test_signature_contract(tiny_export):
+    beam = 5  # the default decode.beam_size of the tiny run
+    expected = {
+        "serving_default": {"translations": (STRING, [-1]), "scores": (FLOAT, [-1])},
+        "nbest": {"translations": (STRING, [-1, beam]), "scores": (FLOAT, [-1, beam])},
+        "align": {"source_pieces": (STRING, [-1, -1]), "target_pieces": (STRING, [-1, -1]),
+                  "attention": (FLOAT, [-1, -1, -1])},
+    }
+    found = signatures(tiny_export)
+    assert set(expected) <= set(found)
+    for name, outputs in expected.items():
+        signature = found[name]
+        assert signature.method_name == "tensorflow/serving/predict"
+        assert set(signature.inputs) == {"sentences"}
+        assert signature.inputs["sentences"].dtype == STRING
+        assert shape_of(signature.inputs["sentences"]) == [-1]
+        assert {key: (info.dtype, shape_of(info)) for key, info in signature.outputs.items()} == outputs
+        # TF Serving's row format: dimension 0 is the batch everywhere; no *_bytes names.
+        assert not any(key.endswith("_bytes") for key in signature.outputs)
 
 
 def test_assets_hold_the_sentencepiece_models_and_the_config(tiny_run, tiny_export):
     assets = tiny_export / "assets"
     assert (assets / "src.model").read_bytes() == tiny_run.src_model
     assert (assets / "tgt.model").read_bytes() == tiny_run.tgt_model
-    assert "max_length_cap" in (assets / "config.yaml").read_text(encoding="utf-8")
+    config = (assets / "config.yaml").read_text(encoding="utf-8")
+    assert "max_length_cap" in config and "beam_size: 5" in config and "alpha: 0.6" in config
 
 
 def test_versions_are_consecutive_and_never_overwritten(tiny_run, tmp_path):

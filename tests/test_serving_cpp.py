@@ -29,3 +29,23 @@ def test_cpp_serving_survives_invalid_utf8_and_an_empty_batch(tiny_export):
     rows = run_signature(binary, tiny_export, "serving_default", [INVALID_UTF8])
     assert len(rows) == 1 and isinstance(rows[0][1], str)
     assert run_signature(binary, tiny_export, "serving_default", []) == []
+
+
+def test_cpp_runs_the_nbest_and_align_signatures_like_python(tiny_export):
+    import numpy as np
+
+    import translate
+
+    translator = translate.load(tiny_export)
+    binary = build_serving_binary()
+    sentences = ["Good morning.", "Thank you."]
+    nbest_rows = run_signature(binary, tiny_export, "nbest", [s.encode() for s in sentences])
+    for (scores, translations), expected in zip(nbest_rows, translator.nbest_with_scores(sentences)):
+        assert translations == [t for t, _ in expected]
+        np.testing.assert_allclose(scores, [s for _, s in expected], atol=1e-4)
+    (row,) = run_signature(binary, tiny_export, "align", [b"Good morning."])
+    attention, source_pieces, target_pieces = row
+    alignment = translator.align("Good morning.")
+    assert [p for p in source_pieces if p] == alignment["source_pieces"]
+    assert [p for p in target_pieces if p] == alignment["target_pieces"]
+    assert len(attention) == len(target_pieces) * len(source_pieces)

@@ -18,6 +18,9 @@ Text steps, in order:
 Filters: ``empty side`` here; length in subword pieces, the source/target
 length ratio and exact duplicates in :mod:`translate.prepare`, where the
 SentencePiece models and the whole split are known.
+
+:func:`collapse_whitespace_nfc` is the fixed, uncounted light cleaning that
+:func:`translate.corpora.load_corpus` and the Bible's own cleaning apply.
 """
 
 from __future__ import annotations
@@ -81,6 +84,11 @@ def clean_text(text: str, options: CleaningOptions) -> tuple[str, list[str]]:
             changed.append("lowercase")
             text = lower
     return text, changed
+
+
+def collapse_whitespace_nfc(text: str) -> str:
+    """Collapse whitespace runs (tabs too) to one space, strip, NFC."""
+    return unicodedata.normalize("NFC", " ".join(text.split()))
 
 
 def clean_pair(source: str, target: str, options: CleaningOptions, counts: CleaningCounts) -> tuple[str, str] | None:

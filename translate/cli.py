@@ -50,11 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--run", required=True, help="run folder written by train (holds config.yaml)")
     export.add_argument("--models-dir", help="where model folders live (default: the run's export.models_dir)")
     export.add_argument("--name", help="model name (default: the run's export.name)")
+    export.add_argument("--beam", type=int, help="beam width K, fixed in the export (default: the run's decode.beam_size)")
+    export.add_argument("--alpha", type=float, help="GNMT length penalty, fixed in the export (default: decode.alpha)")
 
     translate = commands.add_parser("translate", help="translate sentences with an exported model")
     translate.add_argument("--model", required=True, help="model folder (newest version) or a version folder")
     translate.add_argument("sentences", nargs="*", help="sentences; read from stdin, one per line, when none")
-    translate.add_argument("--scores", action="store_true", help="print the log-probability before each line")
+    translate.add_argument("--scores", action="store_true", help="print the score before each line")
+    translate.add_argument("--nbest", type=int, help="print the N best translations of each sentence: "
+                           "SENTENCE_INDEX<TAB>RANK<TAB>SCORE<TAB>TRANSLATION")
 
     evaluate = commands.add_parser("evaluate", help="BLEU, chrF and TER of a model on a test set")
     evaluate.add_argument("--model", required=True, help="model folder or version folder")
@@ -123,7 +127,9 @@ def cmd_train(args) -> int:
         print("no test pairs: skipping the test scores")
     else:
         _, scores = evaluate_run(run, test_pairs)
-        _print_scores(f"test ({len(test_pairs)} sentences, greedy):", scores)
+        decoding = config.decode
+        _print_scores(f"test ({len(test_pairs)} sentences, beam {decoding.beam_size}, alpha {decoding.alpha}):",
+                      scores)
         (run.run_dir / "test_scores.json").write_text(json.dumps(scores.to_dict(), indent=2), encoding="utf-8")
     if args.no_export:
         return 0
@@ -136,10 +142,17 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
+    overrides = [f"decode.beam_size={args.beam}"] if args.beam is not None else []
+    overrides += [f"decode.alpha={args.alpha}"] if args.alpha is not None else []
+    if not (Path(args.run) / "config.yaml").is_file():
+        raise ValueError(f"not a run folder (no config.yaml): {args.run}")
+    from translate.config import load_config
+
+    load_config(config_file=Path(args.run) / "config.yaml", overrides=overrides)  # refuses bad values now
     from translate.export import export
     from translate.training import load_run
 
-    run = load_run(args.run)
+    run = load_run(args.run, overrides)
     path = export(run.graph, run.config, run.src_model, run.tgt_model, args.models_dir, args.name)
     print(path)
     return 0
@@ -151,6 +164,13 @@ def cmd_translate(args) -> int:
 
     sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]
     translator = load(args.model)
+    if args.nbest:
+        if not 1 <= args.nbest <= translator.beam_size:
+            raise ValueError(f"--nbest must be between 1 and the export's beam size {translator.beam_size}")
+        for index, row in enumerate(translator.nbest_with_scores(sentences, args.nbest)):
+            for rank, (translation, score) in enumerate(row, start=1):
+                print(f"{index}\t{rank}\t{score:.4f}\t{translation}")
+        return 0
     translations, scores = translator.translate_with_scores(sentences)
     for translation, log_prob in zip(translations, scores):
         print(f"{log_prob:.4f}\t{translation}" if args.scores else translation)

@@ -96,6 +96,9 @@ class DecodeConfig:
     """
 
     max_source_pieces: int = 250
+    # Beam width K (1 = greedy) and GNMT length penalty alpha (0 = none).
+    beam_size: int = 5
+    alpha: float = 0.6
     max_length_ratio: float = 1.5
     max_length_offset: int = 10
     max_length_cap: int = 200
@@ -146,6 +149,8 @@ class Config:
             (self.decode.max_length_ratio > 0, "decode.max_length_ratio must be positive"),
             (self.decode.max_length_cap >= 1, "decode.max_length_cap must be at least 1"),
             (self.decode.max_source_pieces >= 1, "decode.max_source_pieces must be at least 1"),
+            (self.decode.beam_size >= 1, f"decode.beam_size must be at least 1, got {self.decode.beam_size}"),
+            (self.decode.alpha >= 0, f"decode.alpha must be >= 0, got {self.decode.alpha}"),
         ]
         for units in ("embedding_dim", "encoder_units", "decoder_units", "attention_units"):
             checks.append((getattr(self.model, units) >= 1, f"model.{units} must be at least 1"))

@@ -6,9 +6,15 @@ Layout (the contract in DESIGN.md)::
         saved_model.pb, variables/
         assets/src.model, assets/tgt.model, assets/config.yaml
 
-Signature ``serving_default`` (tag ``serve``, method ``tensorflow/serving/predict``):
-input ``sentences: tf.string [batch]``; outputs ``translations: tf.string [batch]``
-and ``scores: tf.float32 [batch]`` (log-probability of the translation).
+Signatures (tag ``serve``, method ``tensorflow/serving/predict``), each with the
+input ``sentences: tf.string [batch]``:
+
+* ``serving_default``: ``translations: tf.string [batch]``, ``scores: tf.float32 [batch]``;
+* ``nbest``: ``translations: tf.string [batch, K]``, ``scores: tf.float32 [batch, K]``;
+* ``align``: ``source_pieces [batch, S]``, ``target_pieces [batch, T]``, ``attention [batch, T, S]``.
+
+Scores are log-probabilities divided by GNMT's length penalty. The beam width
+K and alpha are fixed at export and recorded in ``assets/config.yaml``.
 
 A version is written into a hidden temporary folder beside the versions and
 renamed into place, so TF Serving, which polls the model folder, never sees a
@@ -41,6 +47,8 @@ def _archive(graph: TranslationGraph) -> keras.export.ExportArchive:
     archive.track(graph.src_tokenizer)
     archive.track(graph.tgt_tokenizer)
     archive.add_endpoint(SIGNATURE, graph.translate)
+    archive.add_endpoint("nbest", graph.nbest)
+    archive.add_endpoint("align", graph.align)
     return archive
 
 

@@ -1,43 +1,62 @@
-"""Strings in, strings out: the function that training evaluates and export saves.
+"""Strings in, strings out: the functions that training evaluates and export saves.
 
 ``TranslationGraph`` joins the in-graph tokenizers (:mod:`translate.text`), the
 encoder and step models (:mod:`translate.model`) and the search
-(:mod:`translate.search`) into one ``tf.function`` of ``tf.string [batch]``.
-The exported SavedModel runs exactly this function, so what is measured during
-training is what is served.
+(:mod:`translate.search`) into ``tf.function``\\ s of ``tf.string [batch]``.
+The exported SavedModel runs exactly these functions, so what is measured
+during training is what is served.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import tensorflow as tf
 
 from translate.config import DecodeConfig
 from translate.model import Seq2Seq
-from translate.search import greedy_search
-from translate.text import decode, encode, make_tokenizer
+from translate.search import beam_search
+from translate.text import PAD_ID, decode, encode, make_tokenizer
+
+SENTENCES = tf.TensorSpec([None], tf.string, name="sentences")
 
 
 class TranslationGraph(tf.Module):
     """Tokenize -> encode -> search -> detokenize, all in the graph.
 
+    Functions (each takes ``sentences: tf.string [batch]``):
+
+    * ``translate``: ``translations [batch]``, ``scores [batch]`` (the best hypothesis);
+    * ``nbest``: ``translations [batch, K]``, ``scores [batch, K]``, best first;
+    * ``align``: ``source_pieces [batch, S]``, ``target_pieces [batch, T]``,
+      ``attention [batch, T, S]`` of the best hypothesis (padding is ``""`` / 0);
+    * ``translate_greedy``: as ``translate`` with K = 1 (dev BLEU during training).
+
+    Scores are log P(translation | source) divided by GNMT's length penalty
+    (with alpha = 0: the log-probability itself).
+
     Args:
         models: the shared-layer models from :func:`translate.model.build_models`.
         src_model, tgt_model: serialized SentencePiece models.
-        decode_config: length limits of the search (fixed once built).
+        decode_config: beam width, length penalty and length limits (fixed once built).
     """
 
     def __init__(self, models: Seq2Seq, src_model: bytes, tgt_model: bytes, decode_config: DecodeConfig):
         super().__init__(name="translation_graph")
+        if decode_config.beam_size > models.tgt_vocab_size:
+            raise ValueError(f"beam size {decode_config.beam_size} is larger than the target vocabulary "
+                             f"({models.tgt_vocab_size} pieces)")
         self.encoder = models.encoder
         self.step = models.step
         self.models = models
         self.src_tokenizer = make_tokenizer(src_model)
         self.tgt_tokenizer = make_tokenizer(tgt_model)
         self.decode_config = decode_config
-        self.translate = tf.function(
-            self._translate, input_signature=[tf.TensorSpec([None], tf.string, name="sentences")]
-        )
-        self.align = tf.function(self._align, input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
+        self.greedy_config = dataclasses.replace(decode_config, beam_size=1, alpha=0.0)
+        self.translate = tf.function(self._translate, input_signature=[SENTENCES])
+        self.nbest = tf.function(self._nbest, input_signature=[SENTENCES])
+        self.align = tf.function(self._align, input_signature=[SENTENCES])
+        self.translate_greedy = tf.function(self._translate_greedy, input_signature=[SENTENCES])
 
     def source_ids(self, sentences: tf.Tensor) -> tf.Tensor:
         """``tf.string [batch]`` -> ``int32 [batch, src_len]``, each row ending in EOS.
@@ -50,25 +69,47 @@ class TranslationGraph(tf.Module):
         # An empty batch has zero columns, and a Keras RNN fails on zero steps.
         return tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
 
-    def _search(self, sentences):
-        return greedy_search(self.models, self.source_ids(sentences), self.decode_config)
+    def _search(self, sentences, config: DecodeConfig | None = None):
+        config = config or self.decode_config
+        return beam_search(self.models, self.source_ids(sentences), config, config.beam_size, config.alpha)
+
+    def _detokenize(self, ids, lengths):
+        """``[batch, K, T]`` ids -> ``[batch, K]`` strings."""
+        shape = tf.shape(ids)
+        flat = decode(self.tgt_tokenizer, tf.reshape(ids, [-1, shape[2]]), tf.reshape(lengths, [-1]))
+        return tf.reshape(flat, shape[:2])
 
     def _translate(self, sentences):
         result = self._search(sentences)
-        translations = decode(self.tgt_tokenizer, result.ids, result.lengths)
-        return {"translations": translations, "scores": result.scores}
+        return {"translations": self._detokenize(result.ids[:, :1], result.lengths[:, :1])[:, 0],
+                "scores": result.scores[:, 0]}
+
+    def _translate_greedy(self, sentences):
+        result = self._search(sentences, self.greedy_config)
+        return {"translations": self._detokenize(result.ids, result.lengths)[:, 0], "scores": result.scores[:, 0]}
+
+    def _nbest(self, sentences):
+        result = self._search(sentences)
+        return {"translations": self._detokenize(result.ids, result.lengths), "scores": result.scores}
 
     def _align(self, sentences):
-        """Pieces and attention, for plots: ``[batch, S]``, ``[batch, T]``, ``[batch, T, S]``."""
         source_ids = self.source_ids(sentences)
-        result = greedy_search(self.models, source_ids, self.decode_config)
+        config = self.decode_config
+        result = beam_search(self.models, source_ids, config, config.beam_size, config.alpha)
+        target_ids, length = result.ids[:, 0], result.lengths[:, 0]
+        target_mask = tf.sequence_mask(length, tf.shape(target_ids)[1])
         return {
-            "source_pieces": self.src_tokenizer.id_to_string(source_ids),
-            "target_pieces": self.tgt_tokenizer.id_to_string(result.ids),
-            "attention": result.attention,
+            "source_pieces": self._pieces(source_ids, source_ids != PAD_ID),
+            "target_pieces": self._pieces(target_ids, target_mask, self.tgt_tokenizer),
+            "attention": result.attention[:, 0] * tf.cast(target_mask, tf.float32)[:, :, None],
         }
 
-    def __call__(self, sentences: list[str]) -> list[str]:
+    def _pieces(self, ids, mask, tokenizer=None):
+        pieces = (tokenizer or self.src_tokenizer).id_to_string(ids)
+        return tf.where(mask, pieces, "")
+
+    def __call__(self, sentences: list[str], greedy: bool = False) -> list[str]:
         """Python convenience: a list of ``str`` -> a list of ``str``."""
-        out = self.translate(tf.constant(sentences, dtype=tf.string, shape=[len(sentences)]))
+        function = self.translate_greedy if greedy else self.translate
+        out = function(tf.constant(sentences, dtype=tf.string, shape=[len(sentences)]))
         return [t.decode("utf-8") for t in out["translations"].numpy()]

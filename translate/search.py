@@ -90,6 +90,154 @@ def greedy_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig) 
     _, _, _, _, lengths, scores, ids_ta, attention_ta = tf.while_loop(
         cond, body, loop_vars, maximum_iterations=decode.max_length_cap
     )
-    ids = tf.reshape(tf.transpose(ids_ta.stack()), [batch, -1])
-    attention = tf.reshape(tf.transpose(attention_ta.stack(), [1, 0, 2]), [batch, -1, src_len])
+    ids = tf.transpose(ids_ta.stack())
+    attention = tf.transpose(attention_ta.stack(), [1, 0, 2])
     return SearchResult(ids=ids, lengths=lengths, scores=scores, attention=attention)
+
+
+def length_penalty(lengths: tf.Tensor, alpha: float) -> tf.Tensor:
+    """GNMT's length penalty ``((5 + |Y|) / 6) ** alpha`` (Wu et al. 2016, eq. 14)."""
+    return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
+
+
+@dataclass
+class BeamResult:
+    """Output of a beam search, best hypothesis first.
+
+    ids: ``int32 [batch, beam, time]``, EOS and what follows it set to pad.
+    lengths: ``int32 [batch, beam]``, pieces before EOS.
+    scores: ``float32 [batch, beam]``, log P(output | source) / length_penalty, descending.
+    attention: ``float32 [batch, beam, time, src_len]``.
+    """
+
+    ids: tf.Tensor
+    lengths: tf.Tensor
+    scores: tf.Tensor
+    attention: tf.Tensor
+
+
+def beam_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig, beam_size: int,
+                alpha: float = 0.0) -> BeamResult:
+    """Batched beam search; each sentence keeps its own ``beam_size`` beams.
+
+    At each step every open beam is extended by every piece; the ``2K`` best
+    extensions are split into those that end (EOS, or the sentence's max
+    length: :func:`max_output_lengths`) and those that go on. Ended ones join
+    the sentence's K best finished hypotheses, scored with
+    :func:`length_penalty`; the K best open ones are the next beams. A
+    sentence is done when it has K finished hypotheses and no open beam can
+    beat the worst of them: log-probabilities only fall, and the penalty is
+    at most that of the max length. The loop ends when all are done.
+
+    With ``beam_size=1`` this is :func:`greedy_search`, which returns the same
+    output faster.
+
+    Args:
+        source_ids: ``int32 [batch, src_len]``, 0-padded, each row ending in EOS.
+        beam_size: K, the hypotheses kept per sentence.
+        alpha: length penalty exponent; 0 ranks by log-probability alone.
+    """
+    if beam_size < 1:
+        raise ValueError(f"beam size must be at least 1, got {beam_size}")
+    if alpha < 0:
+        raise ValueError(f"length penalty alpha must be >= 0, got {alpha}")
+    if beam_size == 1:
+        greedy = greedy_search(models, source_ids, decode)
+        return BeamResult(greedy.ids[:, None], greedy.lengths[:, None], greedy.scores[:, None],
+                          greedy.attention[:, None])
+    k, vocab = beam_size, models.tgt_vocab_size
+    batch = tf.shape(source_ids)[0]
+    src_len = tf.shape(source_ids)[1]
+    source_lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1)
+    limits = max_output_lengths(source_lengths, decode)
+    max_steps = tf.reduce_max(tf.concat([limits, [0]], axis=0))
+    best_penalty = length_penalty(limits, alpha)  # the largest any hypothesis can get
+
+    memory, keys, source_mask, *states = models.encoder(source_ids, training=False)
+    # Row b * K + j holds beam j of sentence b.
+    memory, keys, source_mask = (tf.repeat(x, k, axis=0) for x in (memory, keys, source_mask))
+    states = [tf.repeat(s, k, axis=0) for s in states]
+    minus_inf = tf.constant(-float("inf"))
+    row_offsets = (tf.range(batch) * k)[:, None]
+
+    def gather_beams(x, index):
+        """x ``[batch, beams, ...]``, index ``[batch, n]`` -> ``[batch, n, ...]``."""
+        return tf.gather(x, index, batch_dims=1)
+
+    def body(t, last, states, alive_seq, alive_attn, alive_logp, fin_seq, fin_attn, fin_len, fin_scores, done):
+        logits, weights, *new_states = models.step([last[:, None], memory, keys, source_mask, *states],
+                                                   training=False)
+        log_probs = tf.reshape(tf.nn.log_softmax(logits, axis=-1), [batch, k, vocab])
+        candidates = tf.reshape(alive_logp[:, :, None] + log_probs, [batch, k * vocab])
+        cand_logp, cand_index = tf.math.top_k(candidates, k=2 * k)
+        cand_beam, cand_token = cand_index // vocab, cand_index % vocab
+        cand_seq = tf.concat([gather_beams(alive_seq, cand_beam), cand_token[:, :, None]], axis=2)
+        step_weights = gather_beams(tf.reshape(weights, [batch, k, src_len]), cand_beam)
+        cand_attn = tf.concat([gather_beams(alive_attn, cand_beam), step_weights[:, :, None]], axis=2)
+        cand_rows = tf.reshape(cand_beam + row_offsets, [-1])
+        cand_states = [tf.reshape(tf.gather(s, cand_rows), [batch, 2 * k, s.shape[-1]]) for s in new_states]
+
+        is_eos = tf.equal(cand_token, EOS_ID)
+        at_limit = (t + 1 >= limits)[:, None]
+        ends = (is_eos | at_limit) & ~done[:, None]
+        cand_len = tf.where(is_eos, t, t + 1)
+        cand_scores = tf.where(ends, cand_logp / length_penalty(t + 1, alpha), minus_inf)
+
+        # The K best of (old finished, newly ended); old ones are padded by one step.
+        padded_seq = tf.pad(fin_seq, [[0, 0], [0, 0], [0, 1]])
+        padded_attn = tf.pad(fin_attn, [[0, 0], [0, 0], [0, 1], [0, 0]])
+        ended_seq = tf.where(is_eos[:, :, None], tf.concat([cand_seq[:, :, :-1], tf.zeros_like(cand_seq[:, :, :1])],
+                                                            axis=2), cand_seq)
+        all_scores = tf.concat([fin_scores, cand_scores], axis=1)
+        fin_scores, best = tf.math.top_k(all_scores, k=k)
+        fin_seq = gather_beams(tf.concat([padded_seq, ended_seq], axis=1), best)
+        fin_attn = gather_beams(tf.concat([padded_attn, cand_attn], axis=1), best)
+        fin_len = gather_beams(tf.concat([fin_len, cand_len], axis=1), best)
+
+        # The K best extensions that go on.
+        alive_logp, keep = tf.math.top_k(tf.where(is_eos, minus_inf, cand_logp), k=k)
+        alive_seq = gather_beams(cand_seq, keep)
+        alive_attn = gather_beams(cand_attn, keep)
+        last = tf.reshape(gather_beams(cand_token, keep), [-1])
+        states = [tf.reshape(gather_beams(s, keep), [batch * k, s.shape[-1]]) for s in cand_states]
+
+        worst_finished = fin_scores[:, -1]
+        cannot_improve = (worst_finished > minus_inf) & (worst_finished >= alive_logp[:, 0] / best_penalty)
+        done = done | at_limit[:, 0] | cannot_improve
+        return t + 1, last, states, alive_seq, alive_attn, alive_logp, fin_seq, fin_attn, fin_len, fin_scores, done
+
+    def cond(t, *args):
+        done = args[-1]
+        return tf.equal(t, 0) | ((t < max_steps) & ~tf.reduce_all(done))
+
+    first_beam_only = tf.concat([tf.zeros([batch, 1]), tf.fill([batch, k - 1], minus_inf)], axis=1)
+    loop_vars = (
+        tf.constant(0),
+        tf.fill([batch * k], BOS_ID),
+        states,
+        tf.zeros([batch, k, 0], tf.int32),
+        tf.zeros([batch, k, 0, src_len]),
+        first_beam_only,
+        tf.zeros([batch, k, 0], tf.int32),
+        tf.zeros([batch, k, 0, src_len]),
+        tf.zeros([batch, k], tf.int32),
+        tf.fill([batch, k], minus_inf),
+        tf.zeros([batch], tf.bool),
+    )
+    invariants = (
+        tf.TensorShape([]),
+        tf.TensorShape([None]),
+        [tf.TensorShape([None, s.shape[-1]]) for s in states],
+        tf.TensorShape([None, k, None]),
+        tf.TensorShape([None, k, None, None]),
+        tf.TensorShape([None, k]),
+        tf.TensorShape([None, k, None]),
+        tf.TensorShape([None, k, None, None]),
+        tf.TensorShape([None, k]),
+        tf.TensorShape([None, k]),
+        tf.TensorShape([None]),
+    )
+    *_, fin_seq, fin_attn, fin_len, fin_scores, _ = tf.while_loop(
+        cond, body, loop_vars, shape_invariants=invariants, maximum_iterations=decode.max_length_cap
+    )
+    return BeamResult(ids=fin_seq, lengths=fin_len, scores=fin_scores, attention=fin_attn)

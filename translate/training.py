@@ -64,7 +64,8 @@ class DevBleu(keras.callbacks.Callback):
         self.best = -math.inf
 
     def on_epoch_end(self, epoch, logs=None):
-        hypotheses = translate_in_batches(self.graph, self.sources, self.batch_size, progress=False)
+        greedy = lambda sentences: self.graph(sentences, greedy=True)  # noqa: E731
+        hypotheses = translate_in_batches(greedy, self.sources, self.batch_size, progress=False)
         bleu = score(hypotheses, self.references).bleu
         if logs is not None:
             logs["dev_bleu"] = bleu
@@ -107,12 +108,13 @@ def build_run(config: Config, run_dir: Path, src_model: bytes, tgt_model: bytes)
     return Run(config, run_dir, models, src_model, tgt_model, graph)
 
 
-def load_run(run_dir: str | Path) -> Run:
-    """A finished run from its folder, with its best weights."""
+def load_run(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Run:
+    """A finished run from its folder, with its best weights; ``overrides`` as ``key=value``
+    (e.g. ``decode.beam_size=10``: decoding settings may change after training)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise ValueError(f"not a run folder (no config.yaml): {run_dir}")
-    config = load_config(config_file=run_dir / "config.yaml")
+    config = load_config(config_file=run_dir / "config.yaml", overrides=overrides)
     weights = run_dir / BEST_WEIGHTS
     if not weights.is_file():
         raise ValueError(f"run folder has no trained weights ({BEST_WEIGHTS}): {run_dir}")
@@ -194,6 +196,6 @@ def _count_batches(dataset: tf.data.Dataset) -> int:
 
 
 def evaluate_run(run: Run, pairs: list[tuple[str, str]], batch_size: int = 64):
-    """Greedy translations of ``pairs``' sources and their scores."""
+    """Translations of ``pairs``' sources (with the run's decoding settings) and their scores."""
     hypotheses = translate_in_batches(run.graph, [s for s, _ in pairs], batch_size)
     return hypotheses, score(hypotheses, [t for _, t in pairs])

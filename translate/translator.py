@@ -17,26 +17,55 @@ class Translator:
     The underlying concrete function is safe to call from several threads.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, nbest: int | None = None):
         self.path = resolve_version(path)
         self._loaded = tf.saved_model.load(str(self.path))
         self._serve = self._loaded.signatures[SIGNATURE]
+        self.beam_size = int(self._loaded.signatures["nbest"].structured_outputs["scores"].shape[-1])
+        if nbest is not None and not 1 <= nbest <= self.beam_size:
+            raise ValueError(f"nbest must be between 1 and the export's beam size {self.beam_size}, got {nbest}")
+        self.nbest = nbest
 
-    def translate_with_scores(self, sentences: list[str]) -> tuple[list[str], list[float]]:
-        """Translations and their log-probabilities."""
+    @staticmethod
+    def _batch(sentences) -> tf.Tensor:
         if isinstance(sentences, str) or not all(isinstance(s, (str, bytes)) for s in sentences):
             raise ValueError("sentences must be a list of strings")
-        batch = tf.constant(list(sentences), dtype=tf.string, shape=[len(sentences)])
-        out = self._serve(sentences=batch)
+        return tf.constant(list(sentences), dtype=tf.string, shape=[len(sentences)])
+
+    def translate_with_scores(self, sentences: list[str]) -> tuple[list[str], list[float]]:
+        """The best translations and their scores (length-penalized log-probabilities)."""
+        out = self._serve(sentences=self._batch(sentences))
         translations = [t.decode("utf-8", errors="replace") for t in out["translations"].numpy()]
         return translations, [float(s) for s in out["scores"].numpy()]
 
-    def __call__(self, sentences: str | list[str]) -> str | list[str]:
+    def nbest_with_scores(self, sentences: list[str], n: int | None = None) -> list[list[tuple[str, float]]]:
+        """For each sentence its ``n`` best translations with scores, best first."""
+        n = n or self.beam_size
+        out = self._loaded.signatures["nbest"](sentences=self._batch(sentences))
+        return [
+            [(t.decode("utf-8", errors="replace"), float(s)) for t, s in zip(row_t[:n], row_s[:n])]
+            for row_t, row_s in zip(out["translations"].numpy(), out["scores"].numpy())
+        ]
+
+    def align(self, sentence: str) -> dict:
+        """Source pieces, target pieces and the attention weights ``[target, source]`` of one sentence."""
+        out = self._loaded.signatures["align"](sentences=self._batch([sentence]))
+        source = [p.decode("utf-8", errors="replace") for p in out["source_pieces"].numpy()[0] if p]
+        target = [p.decode("utf-8", errors="replace") for p in out["target_pieces"].numpy()[0] if p]
+        attention = out["attention"].numpy()[0][: len(target), : len(source)]
+        return {"source_pieces": source, "target_pieces": target, "attention": attention}
+
+    def __call__(self, sentences: str | list[str]):
+        """A string -> its translation; a list -> a list. With ``nbest=K``: K translations each."""
+        if self.nbest:
+            if isinstance(sentences, str):
+                return [t for t, _ in self.nbest_with_scores([sentences], self.nbest)[0]]
+            return [[t for t, _ in row] for row in self.nbest_with_scores(list(sentences), self.nbest)]
         if isinstance(sentences, str):
             return self.translate_with_scores([sentences])[0][0]
         return self.translate_with_scores(list(sentences))[0]
 
 
-def load(path: str | Path) -> Translator:
+def load(path: str | Path, nbest: int | None = None) -> Translator:
     """A :class:`Translator` for a model folder (newest version) or one version folder."""
-    return Translator(path)
+    return Translator(path, nbest=nbest)

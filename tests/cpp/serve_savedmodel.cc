@@ -14,8 +14,10 @@
 //     tensor name.
 //   * stdout: for each sentence one line with the outputs in sorted output-key
 //     order separated by TAB; tf.string outputs as raw bytes, tf.float32 (and
-//     tf.float64) outputs with "%.6f". Nothing else is written to stdout; all
-//     diagnostics go to stderr.
+//     tf.float64) outputs with "%.6f". An output of shape [batch, d1, ...]
+//     gives each sentence its d1 x ... values in row-major order, separated
+//     by the ASCII unit separator 0x1F. Nothing else is written to stdout;
+//     all diagnostics go to stderr.
 //
 // Exit status: 0 on success, 1 on usage / load / run / shape / dtype errors.
 
@@ -169,10 +171,10 @@ int main(int argc, char** argv) {
   }
   for (size_t k = 0; k < outputs.size(); ++k) {
     const tensorflow::Tensor& t = outputs[k];
-    if (t.dims() != 1 || t.dim_size(0) != batch) {
+    if (t.dims() < 1 || t.dim_size(0) != batch) {
       return Fail("output '" + output_keys[k] + "' has shape " +
                   t.shape().DebugString() + ", expected [" +
-                  std::to_string(batch) + "]");
+                  std::to_string(batch) + ", ...]");
     }
     const tensorflow::DataType dt = t.dtype();
     if (dt != tensorflow::DT_STRING && dt != tensorflow::DT_FLOAT &&
@@ -188,21 +190,26 @@ int main(int argc, char** argv) {
     for (size_t k = 0; k < outputs.size(); ++k) {
       if (k > 0) std::fputc('\t', stdout);
       const tensorflow::Tensor& t = outputs[k];
-      switch (t.dtype()) {
-        case tensorflow::DT_STRING: {
-          const tensorflow::tstring& s = t.flat<tensorflow::tstring>()(i);
-          std::fwrite(s.data(), 1, s.size(), stdout);
-          break;
+      const int64_t row = t.NumElements() / batch;
+      for (int64_t j = 0; j < row; ++j) {
+        if (j > 0) std::fputc(0x1f, stdout);
+        const int64_t at = i * row + j;
+        switch (t.dtype()) {
+          case tensorflow::DT_STRING: {
+            const tensorflow::tstring& s = t.flat<tensorflow::tstring>()(at);
+            std::fwrite(s.data(), 1, s.size(), stdout);
+            break;
+          }
+          case tensorflow::DT_FLOAT:
+            std::fprintf(stdout, "%.6f",
+                         static_cast<double>(t.flat<float>()(at)));
+            break;
+          case tensorflow::DT_DOUBLE:
+            std::fprintf(stdout, "%.6f", t.flat<double>()(at));
+            break;
+          default:
+            return Fail("unreachable dtype");
         }
-        case tensorflow::DT_FLOAT:
-          std::fprintf(stdout, "%.6f",
-                       static_cast<double>(t.flat<float>()(i)));
-          break;
-        case tensorflow::DT_DOUBLE:
-          std::fprintf(stdout, "%.6f", t.flat<double>()(i));
-          break;
-        default:
-          return Fail("unreachable dtype");
       }
     }
     std::fputc('\n', stdout);

