@@ -19,11 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from report import emit, machine
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -112,7 +113,7 @@ def main() -> None:
     pipeline_s, pipeline_mb, out = run_child([str(Path(__file__)), "--batches", str(args.batches), "--model-steps",
                                               str(args.model_steps), "--child", *overrides], work)
     report = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
+        "machine": machine(),
         "corpus_pairs": args.pairs,
         "corpus_bytes": corpus.stat().st_size,
         "prepare_seconds": round(prepare_s, 1),
@@ -122,11 +123,7 @@ def main() -> None:
         "pipeline_process_peak_rss_mb": round(pipeline_mb, 1),
         **json.loads(out.strip().splitlines()[-1]),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

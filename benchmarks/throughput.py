@@ -18,15 +18,15 @@ prints one JSON object:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import resource
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from report import emit, machine
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -99,8 +99,7 @@ def main() -> None:
     prepared = prepare(config, progress=False)
     report = {
         "preset": args.preset,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
-        "python": platform.python_version(),
+        "machine": machine(),
     }
     import tensorflow as tf
 
@@ -119,11 +118,7 @@ def main() -> None:
         # Sentences in corpus order, not sorted: batches mix lengths as real traffic does.
         report.update(measure_decoding(model_path, [s for s, _ in prepared.read("test")], args.repeats))
     report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

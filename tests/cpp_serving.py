@@ -189,7 +189,8 @@ def run_signature(
     Returns one row per sentence with the outputs in sorted output-key order:
     float outputs as ``float`` (6 decimals, as printed), string outputs as
     ``str`` decoded with UTF-8 and ``surrogateescape`` (so invalid bytes
-    survive: ``s.encode("utf-8", "surrogateescape")`` gives the raw bytes).
+    survive: ``s.encode("utf-8", "surrogateescape")`` gives the raw bytes);
+    an output of rank > 1 as the flat list of the sentence's values.
     Raises ``RuntimeError`` with the program's stderr if it fails.
 
     Args:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -79,6 +80,7 @@ def test_nbest_lists_are_sorted_and_distinct():
 
 
 def test_beam_of_one_is_greedy():
+    keras.utils.set_random_seed(0)  # fixed weights: no near-tie can flip between runs
     models = build_models(ModelConfig(embedding_dim=8, encoder_units=8, decoder_units=8, attention_units=8), 20, 20)
     source = tf.constant([[5, 6, 7, 3], [9, 3, 0, 0]])
     greedy = greedy_search(models, source, DecodeConfig(max_length_cap=10))
@@ -87,12 +89,19 @@ def test_beam_of_one_is_greedy():
 
 
 def test_a_batch_gives_what_each_sentence_gives_alone():
+    keras.utils.set_random_seed(0)  # fixed weights: no near-tie can flip between runs
     models = build_models(ModelConfig(embedding_dim=8, encoder_units=8, decoder_units=8, attention_units=8), 20, 20)
     source = tf.constant([[5, 6, 7, 8, 9, 10, 3], [5, 3, 0, 0, 0, 0, 0], [11, 12, 3, 0, 0, 0, 0]])
     decode = DecodeConfig(max_length_cap=12)
-    batched = beam_search(models, source, decode, beam_size=4, alpha=0.6)
+    batched = beam_search(models, source, decode, beam_size=4, alpha=0.6, with_attention=True)
     for i, length in enumerate([7, 2, 3]):
-        alone = beam_search(models, source[i : i + 1, :length], decode, beam_size=4, alpha=0.6)
+        alone = beam_search(models, source[i : i + 1, :length], decode, beam_size=4, alpha=0.6, with_attention=True)
+        # The batch may run more steps than one sentence alone: those rows are zero.
+        steps = alone.attention.shape[2]
+        np.testing.assert_allclose(batched.attention.numpy()[i, :, :steps, :length], alone.attention.numpy()[0],
+                                   rtol=1e-4, atol=1e-5)
+        assert np.all(batched.attention.numpy()[i, :, steps:] == 0.0)
+        assert np.all(batched.attention.numpy()[i, :, :, length:] == 0.0)
         np.testing.assert_allclose(batched.scores.numpy()[i], alone.scores.numpy()[0], rtol=1e-4, atol=1e-4)
         for j in range(4):
             n = int(alone.lengths[0, j])
@@ -105,3 +114,12 @@ def test_bad_beam_settings_are_refused():
         beam_search(ToyModels(), tf.constant([[3]]), DECODE, beam_size=0)
     with pytest.raises(ValueError, match="alpha must be >= 0"):
         beam_search(ToyModels(), tf.constant([[3]]), DECODE, beam_size=2, alpha=-0.5)
+
+
+def test_attention_is_kept_only_when_asked():
+    source = tf.constant([[5, 6, 3]])
+    without = beam_search(ToyModels(), source, DECODE, beam_size=3)
+    with_it = beam_search(ToyModels(), source, DECODE, beam_size=3, with_attention=True)
+    assert without.attention.shape[2] == 0
+    assert with_it.attention.shape[:3] == with_it.ids.shape
+    np.testing.assert_array_equal(without.ids.numpy(), with_it.ids.numpy())

@@ -30,7 +30,6 @@ import tempfile
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
 from translate.config import Config, save_config
 from translate.inference import TranslationGraph

@@ -95,7 +95,7 @@ class TranslationGraph(tf.Module):
     def _align(self, sentences):
         source_ids = self.source_ids(sentences)
         config = self.decode_config
-        result = beam_search(self.models, source_ids, config, config.beam_size, config.alpha)
+        result = beam_search(self.models, source_ids, config, config.beam_size, config.alpha, with_attention=True)
         target_ids, length = result.ids[:, 0], result.lengths[:, 0]
         target_mask = tf.sequence_mask(length, tf.shape(target_ids)[1])
         return {
