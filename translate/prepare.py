@@ -85,7 +85,11 @@ def split_files(run_dir: Path, split: str) -> tuple[Path, Path]:
 
 
 def read_split(run_dir: Path, split: str, limit: int | None = None) -> list[tuple[str, str]]:
-    src_path, tgt_path = split_files(Path(run_dir), split)
+    """The first ``limit`` pairs (all when None) of a prepared split, in memory."""
+    return _read_pairs(*split_files(Path(run_dir), split), limit)
+
+
+def _read_pairs(src_path: Path, tgt_path: Path, limit: int | None = None) -> list[tuple[str, str]]:
     pairs = []
     with open(src_path, encoding="utf-8") as src, open(tgt_path, encoding="utf-8") as tgt:
         for source, target in zip(src, tgt):
@@ -226,7 +230,7 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
             log.warning("only %d pairs: using all of them for train, dev and test alike", total)
             _merge_all_splits(tmp / "pass1", hashes)
             hashes = {split: np.concatenate([hashes[s] for s in SPLITS]) for split in SPLITS}
-            state.sample = read_split_files(tmp / "pass1", "train")
+            state.sample = _read_pairs(tmp / "pass1" / "train.src", tmp / "pass1" / "train.tgt")
 
         removed = {split: Counter() for split in SPLITS}
         if not len(hashes["train"]) or not state.sample:
@@ -288,13 +292,6 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("prepared %s: %s", run_dir, ", ".join(f"{s} {n:,}" for s, n in kept.items()))
     return Prepared(run_dir, kept, src_model, tgt_model, stats)
-
-
-def read_split_files(folder: Path, split: str) -> list[tuple[str, str]]:
-    pairs = []
-    for sources, targets in _chunks(folder / f"{split}.src", folder / f"{split}.tgt"):
-        pairs.extend(zip(sources, targets))
-    return pairs
 
 
 def _merge_all_splits(folder: Path, hashes: dict) -> None:
