@@ -115,3 +115,14 @@ def test_train_reuses_a_prepared_run_folder_and_refuses_other_data_settings(tmp_
     assert load_prepared(config).pairs == prepared.pairs
     with pytest.raises(ValueError, match="prepared with other data settings.*data.max_pieces"):
         load_prepared(tiny_config(tmp_path, "data.max_pieces=10"))
+
+
+def test_lowercasing_is_off_by_default_and_counted_when_on(tmp_path):
+    corpus = write_tsv(tmp_path / "cased.tsv", PAIRS)
+    cased = prepare(tiny_config(tmp_path / "a", f"data.corpus=tsv:{corpus}"), progress=False)
+    assert "lowercase" not in cased.stats["pairs_changed"]
+    assert read_split(cased.run_dir, "train")[0][0].startswith("Sentence")
+    lowered = prepare(tiny_config(tmp_path / "b", f"data.corpus=tsv:{corpus}", "data.lowercase=true"),
+                      progress=False)
+    assert lowered.stats["pairs_changed"]["lowercase"] == 300
+    assert read_split(lowered.run_dir, "train")[0][0].startswith("sentence")
