@@ -69,9 +69,11 @@ class TranslationGraph(tf.Module):
         # An empty batch has zero columns, and a Keras RNN fails on zero steps.
         return tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
 
-    def _search(self, sentences, config: DecodeConfig | None = None):
+    def _search(self, sentences, config: DecodeConfig | None = None, source_ids=None, with_attention=False):
         config = config or self.decode_config
-        return beam_search(self.models, self.source_ids(sentences), config, config.beam_size, config.alpha)
+        if source_ids is None:
+            source_ids = self.source_ids(sentences)
+        return beam_search(self.models, source_ids, config, config.beam_size, config.alpha, with_attention)
 
     def _detokenize(self, ids, lengths):
         """``[batch, K, T]`` ids -> ``[batch, K]`` strings."""
@@ -94,8 +96,7 @@ class TranslationGraph(tf.Module):
 
     def _align(self, sentences):
         source_ids = self.source_ids(sentences)
-        config = self.decode_config
-        result = beam_search(self.models, source_ids, config, config.beam_size, config.alpha, with_attention=True)
+        result = self._search(sentences, source_ids=source_ids, with_attention=True)
         target_ids, length = result.ids[:, 0], result.lengths[:, 0]
         target_mask = tf.sequence_mask(length, tf.shape(target_ids)[1])
         return {

@@ -37,6 +37,21 @@ def max_output_lengths(source_lengths: tf.Tensor, decode: DecodeConfig) -> tf.Te
     return tf.minimum(grown + decode.max_length_offset, decode.max_length_cap)
 
 
+def _length_limits(source_ids: tf.Tensor, decode: DecodeConfig) -> tuple[tf.Tensor, tf.Tensor]:
+    """Each sentence's output limit ``[batch]`` and the longest of them (0 for an empty batch)."""
+    source_lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1)
+    limits = max_output_lengths(source_lengths, decode)
+    return limits, tf.reduce_max(tf.concat([limits, [0]], axis=0))
+
+
+def _encode(models: Seq2Seq, source_ids: tf.Tensor):
+    """Encoder outputs for a search: memory, keys, source mask and the list of initial states."""
+    memory, keys, source_mask, *states = models.encoder(source_ids, training=False)
+    # Fresh tensors drop the Keras masks that ``memory`` and ``keys`` carry;
+    # the step model takes the mask explicitly as ``source_mask``.
+    return tf.identity(memory), tf.identity(keys), source_mask, states
+
+
 def greedy_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig) -> SearchResult:
     """Greedy decoding: the most likely next piece at every step.
 
@@ -47,14 +62,8 @@ def greedy_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig) 
         source_ids: ``int32 [batch, src_len]``, 0-padded, each row ending in EOS.
     """
     batch = tf.shape(source_ids)[0]
-    source_lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1)
-    limits = max_output_lengths(source_lengths, decode)
-    max_steps = tf.reduce_max(tf.concat([limits, [0]], axis=0))
-
-    memory, keys, source_mask, *states = models.encoder(source_ids, training=False)
-    # Fresh tensors drop the Keras masks that ``memory`` and ``keys`` carry;
-    # the step model takes the mask explicitly as ``source_mask``.
-    memory, keys = tf.identity(memory), tf.identity(keys)
+    limits, max_steps = _length_limits(source_ids, decode)
+    memory, keys, source_mask, states = _encode(models, source_ids)
 
     def body(t, prev, states, finished, lengths, scores, ids_ta, attention_ta):
         logits, weights, *new_states = models.step([prev[:, None], memory, keys, source_mask, *states], training=False)
@@ -153,11 +162,8 @@ def beam_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig, be
     k, vocab = beam_size, models.tgt_vocab_size
     batch = tf.shape(source_ids)[0]
     src_len = tf.shape(source_ids)[1]
-    source_lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1)
-    limits = max_output_lengths(source_lengths, decode)
-    max_steps = tf.reduce_max(tf.concat([limits, [0]], axis=0))
-
-    memory, keys, source_mask, *states = models.encoder(source_ids, training=False)
+    limits, max_steps = _length_limits(source_ids, decode)
+    memory, keys, source_mask, states = _encode(models, source_ids)
     # Row b * K + j holds beam j of sentence b.
     memory, keys, source_mask = (tf.repeat(x, k, axis=0) for x in (memory, keys, source_mask))
     states = [tf.repeat(s, k, axis=0) for s in states]
