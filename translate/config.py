@@ -21,6 +21,12 @@ import yaml
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 CELLS = ("gru", "lstm", "simple_rnn")
+# See translate.attention: where each one sits and which paper it comes from.
+ATTENTIONS = ("bahdanau", "additive", "luong_dot", "luong_general", "none")
+OPTIMIZERS = ("adam", "adamw")
+LR_SCHEDULES = ("constant", "inverse_sqrt", "plateau")
+PRECISIONS = ("float32", "mixed_bfloat16")
+STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
 @dataclass
@@ -59,10 +65,30 @@ class ModelConfig:
 
     cell: str = "gru"
     embedding_dim: int = 128
-    # Units per direction of the bidirectional encoder.
+    # Units per direction of a bidirectional encoder layer.
     encoder_units: int = 256
+    encoder_layers: int = 1
+    # Which encoder layers read both ways: "first" (GNMT's choice) or "all".
+    bidirectional: str = "first"
     decoder_units: int = 256
+    decoder_layers: int = 1
+    # x + f(x) between stacked layers of equal size (from the second layer on).
+    residual: bool = False
+    # bahdanau: additive score inside the recurrence, on s_{t-1}, context fed to
+    # the cell; additive / luong_dot / luong_general: after a whole-sequence
+    # decoder RNN, on s_t; none: a plain encoder-decoder.
+    attention: str = "bahdanau"
+    # Only for attention after the RNN: feed the previous attentional vector
+    # back into the RNN (Luong et al. 2015, sec. 3.3); the RNN then runs step
+    # by step instead of as one fused kernel.
+    input_feeding: bool = False
     attention_units: int = 256
+    # Size of the layer before the softmax; null: decoder_units.
+    output_dim: int | None = None
+    # Share the target embedding matrix with the output layer (Press and Wolf
+    # 2017); needs output_dim == embedding_dim.
+    tie_embeddings: bool = False
+    # On embeddings, between stacked layers and before the output layer.
     dropout: float = 0.1
 
 
@@ -75,8 +101,31 @@ class TrainConfig:
     # None: one pass over the training split per epoch.
     steps_per_epoch: int | None = None
     learning_rate: float = 0.001
+    optimizer: str = "adam"
+    # Decoupled weight decay, adamw only (Loshchilov and Hutter 2019).
+    weight_decay: float = 0.01
+    # constant; inverse_sqrt: linear warm-up to learning_rate over warmup_steps,
+    # then learning_rate * sqrt(warmup_steps / step) (Vaswani et al. 2017);
+    # plateau: multiply by plateau_factor after plateau_patience epochs without
+    # a lower dev loss.
+    lr_schedule: str = "constant"
+    warmup_steps: int = 1000
+    plateau_factor: float = 0.5
+    plateau_patience: int = 1
+    min_learning_rate: float = 1e-5
     # Clip gradients by their global norm (Pascanu et al. 2013); 0 turns it off.
     clip_norm: float = 1.0
+    # Spread this much probability mass over the vocabulary (Szegedy et al. 2016).
+    label_smoothing: float = 0.0
+    # mixed_bfloat16: bfloat16 compute, float32 weights (fast on CPUs with AMX and on GPUs).
+    precision: str = "float32"
+    # Stop after this many epochs without a better dev BLEU; null: never.
+    early_stopping_patience: int | None = None
+    # TensorBoard logs under run_dir/logs.
+    tensorboard: bool = True
+    # default: one device; mirrored: all local GPUs (or CPUs); multi_worker:
+    # machines listed in the TF_CONFIG environment variable.
+    strategy: str = "default"
     # Training stops cleanly after this many minutes, keeping the best model.
     max_minutes: float = 60.0
     # Dev BLEU is computed each epoch on this many dev sentences (greedy).
@@ -154,15 +203,67 @@ class Config:
             (self.decode.beam_size >= 1, f"decode.beam_size must be at least 1, got {self.decode.beam_size}"),
             (self.decode.alpha >= 0, f"decode.alpha must be >= 0, got {self.decode.alpha}"),
         ]
-        for units in ("embedding_dim", "encoder_units", "decoder_units", "attention_units"):
+        for units in ("embedding_dim", "encoder_units", "encoder_layers", "decoder_units", "decoder_layers",
+                      "attention_units"):
             checks.append((getattr(self.model, units) >= 1, f"model.{units} must be at least 1"))
-        for ok, message in checks:
+        for ok, message in checks + self._model_checks() + self._train_checks():
             if not ok:
                 raise ValueError(message)
         return self
 
+    def _model_checks(self) -> list[tuple[bool, str]]:
+        """Combinations of model options that cannot be built."""
+        m = self.model
+        memory_dim = memory_size(m)
+        return [
+            (m.attention in ATTENTIONS, f"model.attention must be one of {', '.join(ATTENTIONS)}, got {m.attention!r}"),
+            (m.bidirectional in ("first", "all"), f"model.bidirectional must be first or all, got {m.bidirectional!r}"),
+            (m.output_dim is None or m.output_dim >= 1, "model.output_dim must be at least 1 or null"),
+            (not (m.input_feeding and m.attention == "none"),
+             "model.input_feeding needs attention, but model.attention is none"),
+            (not (m.input_feeding and m.attention == "bahdanau"),
+             "model.input_feeding is for attention after the decoder RNN (additive, luong_dot, luong_general); "
+             "bahdanau attention feeds its context into the recurrence already"),
+            (m.attention != "luong_dot" or m.decoder_units == memory_dim,
+             f"model.attention=luong_dot needs model.decoder_units == the encoder output size "
+             f"({memory_dim} = {'2 * ' if memory_dim != m.encoder_units else ''}model.encoder_units), "
+             f"got {m.decoder_units}; use luong_general for different sizes"),
+            (not m.tie_embeddings or output_size(m) == m.embedding_dim,
+             f"model.tie_embeddings needs model.output_dim == model.embedding_dim, got {output_size(m)} "
+             f"(output_dim{' = decoder_units' if m.output_dim is None else ''}) and {m.embedding_dim}"),
+        ]
+
+    def _train_checks(self) -> list[tuple[bool, str]]:
+        t = self.train
+        return [
+            (t.optimizer in OPTIMIZERS, f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {t.optimizer!r}"),
+            (t.weight_decay >= 0, "train.weight_decay must be >= 0"),
+            (t.lr_schedule in LR_SCHEDULES,
+             f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {t.lr_schedule!r}"),
+            (t.warmup_steps >= 1, "train.warmup_steps must be at least 1"),
+            (0 < t.plateau_factor < 1, "train.plateau_factor must be in (0, 1)"),
+            (t.plateau_patience >= 0, "train.plateau_patience must be >= 0"),
+            (t.min_learning_rate >= 0, "train.min_learning_rate must be >= 0"),
+            (0 <= t.label_smoothing < 1, "train.label_smoothing must be in [0, 1)"),
+            (t.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}"),
+            (t.early_stopping_patience is None or t.early_stopping_patience >= 1,
+             "train.early_stopping_patience must be at least 1 or null"),
+            (t.strategy in STRATEGIES, f"train.strategy must be one of {', '.join(STRATEGIES)}, got {t.strategy!r}"),
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def memory_size(model: ModelConfig) -> int:
+    """Size of an encoder output h_j: the top encoder layer's, both directions if it reads both ways."""
+    top_is_bidirectional = model.bidirectional == "all" or model.encoder_layers == 1
+    return model.encoder_units * (2 if top_is_bidirectional else 1)
+
+
+def output_size(model: ModelConfig) -> int:
+    """Size of the layer before the softmax."""
+    return model.output_dim if model.output_dim is not None else model.decoder_units
 
 
 def _check_type(value: Any, annotation: Any, key: str) -> Any:

@@ -145,8 +145,13 @@ class Seq2Seq:
     tgt_vocab_size: int
 
 
-def build_models(config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
+def build_models(config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int,
+                 training_class: type[keras.Model] = keras.Model) -> Seq2Seq:
     """Builds the training, encoder and step models.
+
+    ``training_class`` is the class of the training model (a ``keras.Model``
+    subclass with its own ``train_step``, e.g. to log the gradient norm); it is
+    called functional-style as ``training_class(inputs, outputs, name=...)``.
 
     Returns:
         ``training``: ``[source_ids [b, s], target_in [b, t]]`` -> logits ``[b, t, tgt_vocab]``.
@@ -198,7 +203,7 @@ def build_models(config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) 
     target_in = keras.Input(shape=(None,), dtype="int32", name="target_in")
     enc_memory, enc_keys, enc_mask, *enc_states = encoder(train_source)
     logits, weights, _ = decode(target_in, enc_memory, enc_keys, enc_mask, enc_states)
-    training = keras.Model([train_source, target_in], logits, name="seq2seq")
+    training = training_class([train_source, target_in], logits, name="seq2seq")
     attention = keras.Model([train_source, target_in], weights, name="seq2seq_attention")
 
     # One inference step: the same layers on a target of length 1.
