@@ -38,11 +38,34 @@ def test_overrides_come_last_and_are_typed(tmp_path):
         ("data.corpus=5", "config key 'data.corpus' must be str"),
         ("train=5", "config section 'train' must be a mapping"),
         ("data.src_vocab_size=100", "data.src_vocab_size must be at least 300"),
+        ("model.attention=luong", "model.attention must be one of bahdanau, additive"),
+        ("model.tie_embeddings=true", "model.tie_embeddings needs model.output_dim == model.embedding_dim"),
+        ("model.input_feeding=true", "model.input_feeding is for attention after the decoder RNN"),
+        ("model.attention=luong_dot", "model.attention=luong_dot needs model.decoder_units == the encoder output"),
+        ("model.bidirectional=none", "model.bidirectional must be first or all"),
+        ("model.decoder_layers=0", "model.decoder_layers must be at least 1"),
+        ("train.optimizer=sgd", "train.optimizer must be one of adam, adamw"),
+        ("train.lr_schedule=cosine", "train.lr_schedule must be one of constant, inverse_sqrt, plateau"),
+        ("train.label_smoothing=1.0", r"train.label_smoothing must be in \[0, 1\)"),
+        ("train.precision=float16", "train.precision must be one of float32, mixed_bfloat16"),
+        ("train.strategy=tpu", "train.strategy must be one of default, mirrored, multi_worker"),
     ],
 )
 def test_bad_values_are_refused_by_name(override, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         load_config("quick", overrides=[override])
+
+
+def test_input_feeding_without_attention_is_refused_by_name():
+    with pytest.raises(ValueError, match="model.input_feeding needs attention, but model.attention is none"):
+        load_config("quick", overrides=["model.attention=none", "model.input_feeding=true"])
+
+
+def test_possible_combinations_are_accepted():
+    config = load_config("quick", overrides=["model.attention=luong_general", "model.input_feeding=true",
+                                             "model.tie_embeddings=true", "model.output_dim=96",
+                                             "model.encoder_layers=2", "model.bidirectional=all"])
+    assert config.model.tie_embeddings and config.model.input_feeding
 
 
 def test_bad_yaml_is_refused(tmp_path):

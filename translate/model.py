@@ -1,15 +1,31 @@
 """The recurrent encoder-decoder with attention, in the Keras functional API.
 
-    source ids ─ Embedding(mask_zero) ─ Bidirectional(RNN) ─> memory h_j
-                                                   └ final states ─ Dense(tanh) ─> s_0   (the bridge)
-    target_in ─ Embedding ─ AttentionDecoder(cell + Bahdanau attention) ─> s_t, c_t
-    [s_t; c_t; y_{t-1}] ─ Dense(tanh) ─ Dense(vocab) ─> logits
+    source ids ─ Embedding(mask_zero) ─ Dropout ─ N x RNN ─────────────────────────> memory h_j
+                 (first layer or all bidirectional; dropout and optional residuals between layers)
+                 top layer's final states ─ Dense(tanh), one per decoder state ──> s_0 (the bridge)
+    target_in ─ Embedding ─ Dropout ─ Decoder (N cells + attention) ──> attentional vector h~_t
+    h~_t ─ Dropout ─ Dense(vocab), or the target embedding transposed (tied) ──> logits
 
 Three models are built from the *same* layer objects (no weight copying):
 
 * ``training``: ``(source_ids, target_in)`` -> logits, for teacher forcing;
-* ``encoder``: ``source_ids`` -> memory, attention keys, source mask, s_0;
+* ``encoder``: ``source_ids`` -> memory, attention keys, source mask, initial decoder states;
 * ``step``: one decoder step, used by :mod:`translate.search`.
+
+Where attention sits (``model.attention``):
+
+* ``bahdanau``: inside the recurrence. The previous top state ``s_{t-1}`` is the
+  query, the context ``c_t`` joins the first cell's input, and
+  ``h~_t = tanh(W [s_t; c_t; y_{t-1}])`` (Bahdanau et al. 2015, eq. 4-6 and
+  appendix A.2.2, with tanh in place of maxout). The cells run step by step.
+* ``additive``, ``luong_dot``, ``luong_general``: after the RNN. The RNN runs
+  over the whole target as Keras's own layers (fused kernels), the current top
+  state ``s_t`` is the query, and ``h~_t = tanh(W_c [c_t; s_t])`` (Luong et
+  al. 2015, eq. 5). ``additive`` is the placement of the TensorFlow tutorial.
+  With ``input_feeding``, ``h~_{t-1}`` joins the first cell's input (Luong et
+  al. 2015, sec. 3.3), so the cells run step by step again.
+* ``none``: ``h~_t = tanh(W [s_t; y_{t-1}])``, a plain encoder-decoder
+  (Sutskever et al. 2014; Cho et al. 2014) whose only view of the source is ``s_0``.
 """
 
 from __future__ import annotations
@@ -19,122 +35,232 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
-from translate.attention import BahdanauAttention
-from translate.config import ModelConfig
+from translate.attention import make_attention
+from translate.config import ModelConfig, memory_size, output_size
 
-_CELLS = {
-    "gru": (keras.layers.GRU, keras.layers.GRUCell, 1),
-    "lstm": (keras.layers.LSTM, keras.layers.LSTMCell, 2),
-    "simple_rnn": (keras.layers.SimpleRNN, keras.layers.SimpleRNNCell, 1),
+_RNNS = {
+    "gru": (keras.layers.GRU, 1),
+    "lstm": (keras.layers.LSTM, 2),
+    "simple_rnn": (keras.layers.SimpleRNN, 1),
 }
 
 
 def num_states(cell: str) -> int:
     """How many state tensors a cell carries (LSTM: h and c)."""
-    return _CELLS[cell][2]
+    return _RNNS[cell][1]
 
 
-class AttentionDecoder(keras.layers.Layer):
-    """A recurrent decoder with Bahdanau attention inside the recurrence.
+def decoder_state_sizes(config: ModelConfig) -> list[int]:
+    """Sizes of the decoder's state tensors, in the order the step model takes them:
+    each layer's states (bottom first), then ``h~_{t-1}`` when input feeding."""
+    sizes = [config.decoder_units] * (config.decoder_layers * num_states(config.cell))
+    return sizes + ([output_size(config)] if config.input_feeding else [])
 
-    At step t: ``c_t = attend(s_{t-1})``, ``s_t = cell([y_{t-1}; c_t], s_{t-1})``
-    (Bahdanau et al. 2015, eq. 4-6). The context enters the recurrence, so the
-    cell runs step by step (``tf.scan``), not as one fused RNN kernel.
+
+class Decoder(keras.layers.Layer):
+    """Stacked recurrent cells with attention; see the module docstring for the placements.
 
     Encoder memory, keys and mask are call arguments (Keras 3's ``RNN`` has no
-    ``constants=``), so the state of a call is all in its arguments.
+    ``constants=``), and all recurrent state is a flat list of tensors, so the
+    state of a call is all in its arguments.
+
+    Args:
+        config: the model config (cell, sizes, layers, attention, dropout).
+        memory_dim: size of an encoder output ``h_j``.
     """
 
-    def __init__(self, cell: str, units: int, attention_units: int, input_dim: int, memory_dim: int, **kwargs):
+    def __init__(self, config: ModelConfig, memory_dim: int, **kwargs):
         super().__init__(**kwargs)
-        self.cell_type = cell
-        self.units = units
-        self.input_dim = input_dim
+        rnn_class, self.n_states = _RNNS[config.cell]
+        self.units = config.decoder_units
+        self.embedding_dim = config.embedding_dim
         self.memory_dim = memory_dim
-        self.cell = _CELLS[cell][1](units, name=f"{cell}_cell")
-        self.attention = BahdanauAttention(attention_units, query_dim=units, memory_dim=memory_dim, name="attention")
-        # Padding in the target needs no mask here: the loss ignores pad ids,
-        # and pads only ever follow the real tokens.
+        self.output_dim = output_size(config)
+        self.kind = config.attention
+        self.input_feeding = config.input_feeding
+        self.residual = config.residual
+        self.dropout = config.dropout
+        # Inside the recurrence, or fed back: the cells must run one step at a time.
+        self.stepwise = self.kind == "bahdanau" or self.input_feeding
+        self.rnns = [
+            rnn_class(self.units, return_sequences=True, return_state=True, name=f"{config.cell}_{i}")
+            for i in range(config.decoder_layers)
+        ]
+        self.attention = make_attention(self.kind, config.attention_units, self.units, memory_dim)
+        self.attentional = keras.layers.Dense(self.output_dim, activation="tanh", name="attentional")
+        self.layer_dropout = keras.layers.Dropout(self.dropout, name="layer_dropout")
         self.supports_masking = True
 
     def compute_mask(self, *args, **kwargs):
+        # Padding in the target needs no mask: the loss ignores pad ids, and
+        # pads only ever follow the real tokens.
         return None
 
+    def _first_input_dim(self) -> int:
+        extra = self.memory_dim if self.kind == "bahdanau" else self.output_dim if self.input_feeding else 0
+        return self.embedding_dim + extra
+
+    def _feature_dim(self) -> int:
+        if self.kind == "none":
+            return self.units + self.embedding_dim
+        if self.kind == "bahdanau":
+            return self.units + self.memory_dim + self.embedding_dim
+        return self.units + self.memory_dim
+
     def build(self, *args, **kwargs):
-        # Variables must exist before the tf.scan loop runs the cell.
-        if not self.cell.built:
-            self.cell.build((None, self.input_dim + self.memory_dim))
-        if not self.attention.built:
+        # Variables must exist before a tf.scan loop runs the cells.
+        for i, rnn in enumerate(self.rnns):
+            if not rnn.built:
+                rnn.build((None, None, self._first_input_dim() if i == 0 else self.units))
+        if self.attention is not None and not self.attention.built:
             self.attention.build()
+        if not self.attentional.built:
+            self.attentional.build((None, self._feature_dim()))
         self.built = True
 
-    def step(self, inputs, states, memory, keys, source_mask, training=None):
-        """One step.
+    def _split(self, states):
+        """Flat states -> per-layer lists, and ``h~_{t-1}`` (None without input feeding)."""
+        n = self.n_states
+        layers = [list(states[i * n:(i + 1) * n]) for i in range(len(self.rnns))]
+        return layers, (states[-1] if self.input_feeding else None)
+
+    def _dropout_masks(self, inputs, training):
+        """One mask per sequence between stacked layers (Gal and Ghahramani 2016), the
+        same in the step-by-step and the fused paths; None when there is no dropout."""
+        if not training or self.dropout == 0 or len(self.rnns) == 1:
+            return None
+        ones = tf.ones([tf.shape(inputs)[0], self.units], inputs.dtype)
+        return [self.layer_dropout(ones, training=True) for _ in self.rnns[1:]]
+
+    def _output(self, s, y, memory, keys, source_mask, context=None):
+        """``h~`` and the attention weights, from the top RNN output ``s`` (one step or all)."""
+        if self.attention is None:
+            length = tf.shape(memory)[1]
+            weights = tf.zeros(tf.concat([tf.shape(s)[:-1], [length]], axis=0), s.dtype)
+            return self.attentional(tf.concat([s, y], axis=-1)), weights
+        if self.kind == "bahdanau":
+            return self.attentional(tf.concat([s, context, y], axis=-1)), None
+        context, weights = self.attention(s, memory, keys, source_mask)
+        return self.attentional(tf.concat([context, s], axis=-1)), weights
+
+    def step(self, y, states, memory, keys, source_mask, masks=None, training=None):
+        """One decoder step.
 
         Args:
-            inputs: ``[batch, input_dim]``, the embedding of ``y_{t-1}``.
-            states: list of ``[batch, units]`` (two for LSTM: h, c).
+            y: ``[batch, embedding_dim]``, the embedding of ``y_{t-1}``.
+            states: flat list, see :func:`decoder_state_sizes`.
+            memory: ``[batch, src_len, memory_dim]``; keys: ``[batch, src_len, key_dim]``;
+            source_mask: ``bool [batch, src_len]``.
+            masks: dropout masks ``[batch, units]`` between layers, or None.
         Returns:
-            output ``s_t [batch, units]``, new states, context ``[batch, memory_dim]``,
-            attention weights ``[batch, src_len]``.
+            ``h~_t [batch, output_dim]``, weights ``[batch, src_len]``, new states (flat list).
         """
-        context, weights = self.attention(states[0], memory, keys, source_mask)
-        output, new_states = self.cell(tf.concat([inputs, context], axis=-1), states, training=training)
-        if not isinstance(new_states, (list, tuple)):
-            new_states = [new_states]
-        return output, list(new_states), context, weights
+        layer_states, feed = self._split(states)
+        context = weights = None
+        if self.kind == "bahdanau":
+            context, weights = self.attention(layer_states[-1][0], memory, keys, source_mask)
+            x = tf.concat([y, context], axis=-1)
+        elif self.input_feeding:
+            x = tf.concat([y, feed], axis=-1)
+        else:
+            x = y
+        new_states = []
+        for i, rnn in enumerate(self.rnns):
+            layer_input = x if i == 0 or masks is None else x * masks[i - 1]
+            x_next, cell_states = rnn.cell(layer_input, layer_states[i], training=training)
+            if self.residual and i > 0:
+                x_next = x_next + x
+            new_states += list(cell_states) if isinstance(cell_states, (list, tuple)) else [cell_states]
+            x = x_next
+        attentional, output_weights = self._output(x, y, memory, keys, source_mask, context)
+        weights = output_weights if weights is None else weights
+        return attentional, weights, new_states + ([attentional] if self.input_feeding else [])
 
     def call(self, inputs, memory, keys, source_mask, initial_state, training=None):
-        """Runs the decoder over a whole target prefix.
+        """Runs the decoder over a whole target prefix (teacher forcing) or one step.
 
         Args:
-            inputs: ``[batch, tgt_len, input_dim]`` target embeddings (teacher forcing).
+            inputs: ``[batch, tgt_len, embedding_dim]`` target embeddings.
             memory: ``[batch, src_len, memory_dim]``.
-            keys: ``[batch, src_len, attention_units]``.
+            keys: ``[batch, src_len, key_dim]``.
             source_mask: ``bool [batch, src_len]``.
-            initial_state: list of ``[batch, units]``.
+            initial_state: flat list, see :func:`decoder_state_sizes`.
         Returns:
-            outputs ``[batch, tgt_len, units]``, contexts ``[batch, tgt_len, memory_dim]``,
-            attention ``[batch, tgt_len, src_len]``, and the final states (a list).
+            ``h~ [batch, tgt_len, output_dim]``, attention ``[batch, tgt_len, src_len]``
+            (zeros for ``none``) and the final states (a flat list).
         """
+        inputs = tf.identity(inputs)  # drops the Keras mask: see compute_mask
         states = list(initial_state)
+        masks = self._dropout_masks(inputs, training)
         if inputs.shape[1] == 1:
             # One step (the inference step model): no loop needed.
-            output, states, context, weights = self.step(inputs[:, 0], states, memory, keys, source_mask, training)
-            return output[:, None], context[:, None], weights[:, None], states
+            attentional, weights, states = self.step(inputs[:, 0], states, memory, keys, source_mask, masks, training)
+            return attentional[:, None], weights[:, None], states
+        if self.stepwise:
+            return self._scan(inputs, states, memory, keys, source_mask, masks, training)
+        return self._fused(inputs, states, memory, keys, source_mask, masks, training)
 
-        def scan_step(carry, x):
-            prev_states = list(carry[3:])
-            output, new_states, context, weights = self.step(x, prev_states, memory, keys, source_mask, training)
-            return (output, context, weights, *new_states)
+    def _scan(self, inputs, states, memory, keys, source_mask, masks, training):
+        def scan_step(carry, y):
+            attentional, weights, new_states = self.step(y, list(carry[2:]), memory, keys, source_mask, masks,
+                                                         training)
+            return (attentional, weights, *new_states)
 
         batch = tf.shape(inputs)[0]
         init = (
-            tf.zeros([batch, self.units], inputs.dtype),
-            tf.zeros([batch, self.memory_dim], inputs.dtype),
+            tf.zeros([batch, self.output_dim], inputs.dtype),
             tf.zeros([batch, tf.shape(memory)[1]], inputs.dtype),
             *states,
         )
-        time_major = tf.transpose(inputs, [1, 0, 2])
-        outputs, contexts, weights, *all_states = tf.scan(scan_step, time_major, initializer=init)
-        to_batch_major = lambda t: tf.transpose(t, [1, 0, 2])  # noqa: E731
-        final_states = [s[-1] for s in all_states]
-        return to_batch_major(outputs), to_batch_major(contexts), to_batch_major(weights), final_states
+        attentional, weights, *all_states = tf.scan(scan_step, tf.transpose(inputs, [1, 0, 2]), initializer=init)
+        return (tf.transpose(attentional, [1, 0, 2]), tf.transpose(weights, [1, 0, 2]),
+                [s[-1] for s in all_states])
+
+    def _fused(self, inputs, states, memory, keys, source_mask, masks, training):
+        layer_states, _ = self._split(states)
+        x, final_states = inputs, []
+        for i, rnn in enumerate(self.rnns):
+            layer_input = x if i == 0 or masks is None else x * masks[i - 1][:, None, :]
+            x_next, *layer_final = rnn(layer_input, initial_state=layer_states[i], training=training)
+            x = x_next + x if self.residual and i > 0 else x_next
+            final_states += layer_final
+        attentional, weights = self._output(x, inputs, memory, keys, source_mask)
+        return attentional, weights, final_states
 
     def compute_output_spec(self, inputs, memory, keys, source_mask, initial_state, training=None):
         batch, tgt_len = inputs.shape[0], inputs.shape[1]
         dtype = inputs.dtype
         return (
-            keras.KerasTensor((batch, tgt_len, self.units), dtype),
-            keras.KerasTensor((batch, tgt_len, self.memory_dim), dtype),
+            keras.KerasTensor((batch, tgt_len, self.output_dim), dtype),
             keras.KerasTensor((batch, tgt_len, memory.shape[1]), dtype),
-            [keras.KerasTensor((batch, self.units), dtype) for _ in initial_state],
+            [keras.KerasTensor((batch, s.shape[-1]), dtype) for s in initial_state],
         )
+
+
+class TiedOutput(keras.layers.Layer):
+    """Logits from the target embedding matrix: ``x E^T + b`` (Press and Wolf 2017).
+
+    Args:
+        embedding: the target ``keras.layers.Embedding``; its matrix ``E [vocab, dim]`` is shared.
+    Call: ``[..., dim]`` -> ``[..., vocab]``.
+    """
+
+    def __init__(self, embedding: keras.layers.Embedding, **kwargs):
+        super().__init__(**kwargs)
+        self.embedding = embedding
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(shape=(self.embedding.input_dim,), initializer="zeros", name="bias")
+        self.built = True
+
+    def call(self, x):
+        matrix = tf.cast(self.embedding.embeddings, x.dtype)
+        return tf.einsum("...d,vd->...v", x, matrix) + tf.cast(self.bias, x.dtype)
 
 
 @dataclass
 class Seq2Seq:
-    """The three models that share one set of layers."""
+    """The models that share one set of layers."""
 
     training: keras.Model
     encoder: keras.Model
@@ -143,6 +269,30 @@ class Seq2Seq:
     config: ModelConfig
     src_vocab_size: int
     tgt_vocab_size: int
+
+
+def _encoder_stack(config: ModelConfig, embedded):
+    """The encoder RNNs over ``embedded [batch, src_len, embedding_dim]``.
+
+    Returns:
+        memory ``[batch, src_len, memory_dim]`` and the top layer's final states,
+        both directions joined: a list of ``[batch, memory_dim]`` (two for LSTM).
+    """
+    rnn_class, n_states = _RNNS[config.cell]
+    x, finals = embedded, []
+    for i in range(config.encoder_layers):
+        both_ways = i == 0 or config.bidirectional == "all"
+        rnn = rnn_class(config.encoder_units, return_sequences=True, return_state=True, name=f"encoder_{config.cell}_{i}")
+        layer = keras.layers.Bidirectional(rnn, name=f"encoder_{i}") if both_ways else rnn
+        layer_input = keras.layers.Dropout(config.dropout, name=f"encoder_dropout_{i}")(x) if i > 0 else x
+        output, *finals = layer(layer_input)
+        if config.residual and i > 0 and output.shape[-1] == x.shape[-1]:
+            output = keras.layers.Add(name=f"encoder_residual_{i}")([output, x])
+        x = output
+        if both_ways:
+            forward, backward = finals[:n_states], finals[n_states:]
+            finals = [keras.layers.Concatenate()([f, b]) for f, b in zip(forward, backward)]
+    return x, finals
 
 
 def build_models(config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int,
@@ -154,49 +304,44 @@ def build_models(config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int,
     called functional-style as ``training_class(inputs, outputs, name=...)``.
 
     Returns:
-        ``training``: ``[source_ids [b, s], target_in [b, t]]`` -> logits ``[b, t, tgt_vocab]``.
+        ``training``: ``[source_ids [b, s], target_in [b, t]]`` -> logits ``[b, t, tgt_vocab]`` (float32).
         ``attention``: same inputs -> attention weights ``[b, t, s]`` (for tests and plots).
-        ``encoder``: ``source_ids`` -> ``[memory [b, s, 2*enc], keys [b, s, att], mask [b, s], *s_0]``.
+        ``encoder``: ``source_ids`` -> ``[memory [b, s, m], keys [b, s, k], mask [b, s], *states]``.
         ``step``: ``[prev_ids [b, 1], memory, keys, mask, *states]`` ->
-        ``[logits [b, tgt_vocab], weights [b, s], *new_states]``.
+        ``[logits [b, tgt_vocab], weights [b, s], *new_states]``; states as :func:`decoder_state_sizes`.
     """
-    rnn_class = _CELLS[config.cell][0]
-    n_states = num_states(config.cell)
-    memory_dim = 2 * config.encoder_units
-
+    memory_dim = memory_size(config)
     src_embedding = keras.layers.Embedding(src_vocab_size, config.embedding_dim, mask_zero=True, name="src_embedding")
     tgt_embedding = keras.layers.Embedding(tgt_vocab_size, config.embedding_dim, mask_zero=True, name="tgt_embedding")
     src_dropout = keras.layers.Dropout(config.dropout, name="src_dropout")
     tgt_dropout = keras.layers.Dropout(config.dropout, name="tgt_dropout")
-    encoder_rnn = keras.layers.Bidirectional(
-        rnn_class(config.encoder_units, return_sequences=True, return_state=True), name="encoder"
-    )
-    bridges = [keras.layers.Dense(config.decoder_units, activation="tanh", name=f"bridge_{i}") for i in range(n_states)]
-    decoder = AttentionDecoder(
-        config.cell, config.decoder_units, config.attention_units, config.embedding_dim, memory_dim, name="decoder"
-    )
+    decoder = Decoder(config, memory_dim, name="decoder")
+    bridges = [keras.layers.Dense(size, activation="tanh", name=f"bridge_{i}")
+               for i, size in enumerate(decoder_state_sizes(config))]
     out_dropout = keras.layers.Dropout(config.dropout, name="output_dropout")
-    pre_output = keras.layers.Dense(config.decoder_units, activation="tanh", name="pre_output")
-    output_layer = keras.layers.Dense(tgt_vocab_size, name="logits")
+    # float32 logits under mixed precision too: a bfloat16 softmax over the vocabulary loses the tail.
+    if config.tie_embeddings:
+        output_layer = TiedOutput(tgt_embedding, dtype="float32", name="logits")
+    else:
+        output_layer = keras.layers.Dense(tgt_vocab_size, dtype="float32", name="logits")
 
     # Encoder: source ids -> memory, keys, mask, initial decoder states.
     source_ids = keras.Input(shape=(None,), dtype="int32", name="source_ids")
-    embedded = src_dropout(src_embedding(source_ids))
-    memory, *final = encoder_rnn(embedded)
-    forward, backward = final[:n_states], final[n_states:]
-    initial_states = [
-        bridge(keras.layers.Concatenate()([f, b])) for bridge, f, b in zip(bridges, forward, backward)
-    ]
-    keys = decoder.attention.key_layer(memory)
+    memory, finals = _encoder_stack(config, src_dropout(src_embedding(source_ids)))
+    # Each decoder state starts from the encoder's final state of the same kind (h from h, c from c).
+    n_states = num_states(config.cell)
+    initial_states = [bridge(finals[i % n_states]) for i, bridge in enumerate(bridges)]
+    if decoder.attention is not None:
+        keys = decoder.attention.precompute_keys(memory)
+    else:
+        keys = keras.layers.Identity(name="no_keys")(memory)
     source_mask = keras.ops.not_equal(source_ids, 0)
     encoder = keras.Model(source_ids, [memory, keys, source_mask, *initial_states], name="encoder")
 
     def decode(target_ids, memory, keys, source_mask, states):
         y = tgt_dropout(tgt_embedding(target_ids))
-        outputs, contexts, weights, new_states = decoder(y, memory, keys, source_mask, states)
-        features = keras.layers.Concatenate()([outputs, contexts, y])
-        logits = output_layer(pre_output(out_dropout(features)))
-        return logits, weights, new_states
+        attentional, weights, new_states = decoder(y, memory, keys, source_mask, states)
+        return output_layer(out_dropout(attentional)), weights, new_states
 
     # Training: teacher forcing over the whole shifted target.
     train_source = keras.Input(shape=(None,), dtype="int32", name="source_ids")
@@ -209,9 +354,9 @@ def build_models(config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int,
     # One inference step: the same layers on a target of length 1.
     prev_ids = keras.Input(shape=(1,), dtype="int32", name="prev_ids")
     step_memory = keras.Input(shape=(None, memory_dim), name="memory")
-    step_keys = keras.Input(shape=(None, config.attention_units), name="keys")
+    step_keys = keras.Input(shape=(None, keys.shape[-1]), name="keys")
     step_mask = keras.Input(shape=(None,), dtype="bool", name="source_mask")
-    step_states = [keras.Input(shape=(config.decoder_units,), name=f"state_{i}") for i in range(n_states)]
+    step_states = [keras.Input(shape=(size,), name=f"state_{i}") for i, size in enumerate(decoder_state_sizes(config))]
     step_logits, step_weights, new_states = decode(prev_ids, step_memory, step_keys, step_mask, step_states)
     step = keras.Model(
         [prev_ids, step_memory, step_keys, step_mask, *step_states],
