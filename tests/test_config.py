@@ -28,6 +28,13 @@ def test_overrides_come_last_and_are_typed(tmp_path):
     assert config.train.steps_per_epoch is None
 
 
+def test_exponent_notation_is_a_number():
+    # YAML 1.1 reads "1e-4" as a string.
+    assert load_config("quick", overrides=["train.min_learning_rate=1e-4"]).train.min_learning_rate == 1e-4
+    with pytest.raises(ValueError, match="config key 'train.learning_rate' must be float"):
+        load_config("quick", overrides=["train.learning_rate=fast"])
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

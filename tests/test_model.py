@@ -94,3 +94,12 @@ def test_dropout_between_decoder_layers_is_active_only_in_training():
     np.testing.assert_allclose(inference[0], inference[1])
     training = [models.training([SOURCE, TARGET_IN], training=True).numpy() for _ in range(2)]
     assert not np.allclose(training[0], training[1])
+
+
+def test_every_preset_builds():
+    from translate.config import CONFIGS_DIR, load_config
+
+    for path in CONFIGS_DIR.glob("*.yaml"):
+        config = load_config(path.stem)
+        models = build_models(config.model, config.data.src_vocab_size, config.data.tgt_vocab_size)
+        assert models.training.count_params() > 0, path.stem

@@ -45,20 +45,49 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(train)
     train.add_argument("--on-error", choices=("raise", "skip"), help="as for prepare")
     train.add_argument("--no-export", action="store_true", help="skip the export after training")
+    train.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"),
+                       help="one device; all local GPUs (or CPUs); or the machines in TF_CONFIG (train.strategy). "
+                            "train.batch_size is the global batch, split over all replicas")
 
     export = commands.add_parser("export", help="export a trained run folder as a new SavedModel version")
-    export.add_argument("--run", required=True, help="run folder written by train (holds config.yaml)")
+    export.add_argument("--model", "--run", dest="run", required=True, metavar="RUN",
+                        help="run folder written by train (holds config.yaml); --run is the same")
+    export.add_argument("--weights", help="a checkpoint (.weights.h5) of that run to export "
+                        "(default: the run's best.weights.h5)")
     export.add_argument("--models-dir", help="where model folders live (default: the run's export.models_dir)")
     export.add_argument("--name", help="model name (default: the run's export.name)")
     export.add_argument("--beam", type=int, help="beam width K, fixed in the export (default: the run's decode.beam_size)")
     export.add_argument("--alpha", type=float, help="GNMT length penalty, fixed in the export (default: decode.alpha)")
 
-    translate = commands.add_parser("translate", help="translate sentences with an exported model")
-    translate.add_argument("--model", required=True, help="model folder (newest version) or a version folder")
+    translate = commands.add_parser("translate", help="translate sentences with an exported model or a model server")
+    source = translate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="model folder (newest version) or a version folder")
+    source.add_argument("--server", metavar="HOST:PORT",
+                        help="a TensorFlow Serving server: REST (e.g. localhost:8501) or, with --grpc, gRPC (:8500)")
+    translate.add_argument("--model-name", default="translator", help="the model's name on the server")
+    translate.add_argument("--grpc", action="store_true", help="talk gRPC to --server instead of REST")
+    translate.add_argument("--timeout", type=float, default=30.0, help="seconds per request to --server")
     translate.add_argument("sentences", nargs="*", help="sentences; read from stdin, one per line, when none")
     translate.add_argument("--scores", action="store_true", help="print the score before each line")
     translate.add_argument("--nbest", type=int, help="print the N best translations of each sentence: "
                            "SENTENCE_INDEX<TAB>RANK<TAB>SCORE<TAB>TRANSLATION")
+
+    serving = commands.add_parser("serving-config", help="write models.config, batching_parameters.txt and "
+                                  "monitoring.config for TensorFlow Serving")
+    serving.add_argument("--models-dir", default="saved_models", help="the folder of model folders (default: %(default)s)")
+    serving.add_argument("--out", help="where to write the files (default: the models dir)")
+    serving.add_argument("--name", help="only this model (default: every model folder with versions)")
+    serving.add_argument("--policy", choices=("latest", "specific"),
+                         help="version policy (default: specific with --versions/--stable/--canary, else latest)")
+    serving.add_argument("--latest", type=int, default=1, metavar="N", help="with latest: serve the N newest versions")
+    serving.add_argument("--versions", type=int, nargs="+", metavar="V", help="with specific: the versions to serve")
+    serving.add_argument("--stable", type=int, metavar="V", help="label version V 'stable'")
+    serving.add_argument("--canary", type=int, metavar="V", help="label version V 'canary'")
+    serving.add_argument("--base-path", metavar="DIR",
+                         help="the models dir as the server sees it, e.g. /models in Docker (default: its absolute path)")
+    serving.add_argument("--max-batch-size", type=int, default=32, help="batching: most sentences per request")
+    serving.add_argument("--batch-timeout-micros", type=int, default=5000, help="batching: longest wait for a batch")
+    serving.add_argument("--batch-threads", type=int, default=0, help="batching: threads (default: this machine's cores)")
 
     evaluate = commands.add_parser("evaluate", help="BLEU, chrF and TER of a model on a test set")
     evaluate.add_argument("--model", required=True, help="model folder or version folder")
@@ -92,7 +121,13 @@ def _config(args):
     overrides = list(args.overrides)
     if getattr(args, "on_error", None):
         overrides.append(f"data.on_error={args.on_error}")
+    if getattr(args, "strategy", None):
+        overrides.append(f"train.strategy={args.strategy}")
     config = load_config(args.preset, args.config, overrides)
+    if args.command == "train" and config.train.strategy == "multi_worker":
+        from translate.distribute import read_tf_config
+
+        read_tf_config()  # a missing or broken TF_CONFIG fails now, before TensorFlow loads
     if args.command == "prepare" or not (Path(config.run_dir) / "stats.json").is_file():
         from translate.corpora import read_pairs
 
@@ -122,6 +157,12 @@ def cmd_train(args) -> int:
     started = time.monotonic()
     run = train(config)
     print(f"trained in {(time.monotonic() - started) / 60:.1f} minutes; run folder: {run.run_dir}")
+    from translate.distribute import is_chief, worker_name
+
+    if not is_chief(config.train.strategy):
+        # Same weights as the chief's; scoring and exporting them again would only race on its files.
+        print(f"{worker_name(config.train.strategy)} done: the chief worker scores and exports the model")
+        return 0
     test_pairs = run.prepared.read("test")
     if not test_pairs:
         print("no test pairs: skipping the test scores")
@@ -149,16 +190,43 @@ def cmd_export(args) -> int:
     from translate.config import load_config
 
     load_config(config_file=Path(args.run) / "config.yaml", overrides=overrides)  # refuses bad values now
+    if args.weights and not Path(args.weights).is_file():
+        raise ValueError(f"checkpoint not found: {args.weights}")
     from translate.export import export
     from translate.training import load_run
 
     run = load_run(args.run, overrides)
+    if args.weights:
+        # The same layers as the best checkpoint: any epoch's weights of this run fit them.
+        run.models.training.load_weights(args.weights)
     path = export(run.graph, run.config, run.src_model, run.tgt_model, args.models_dir, args.name)
     print(path)
     return 0
 
 
+def _translate_on_server(args) -> int:
+    from translate.serving import Client, ServingError
+
+    sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]
+    try:
+        with Client(args.server, args.model_name, grpc=args.grpc, timeout=args.timeout) as client:
+            if args.nbest:
+                for index, row in enumerate(client.nbest(sentences, args.nbest)):
+                    for rank, (translation, score) in enumerate(row, start=1):
+                        print(f"{index}\t{rank}\t{score:.4f}\t{translation}")
+                return 0
+            translations, scores = client.translate_with_scores(sentences)
+    except (ServingError, ConnectionError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for translation, log_prob in zip(translations, scores):
+        print(f"{log_prob:.4f}\t{translation}" if args.scores else translation)
+    return 0
+
+
 def cmd_translate(args) -> int:
+    if args.server:
+        return _translate_on_server(args)
     resolve_version(args.model)  # a bad path fails here, before TensorFlow loads
     from translate.translator import load
 
@@ -197,7 +265,21 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "export": cmd_export, "translate": cmd_translate, "evaluate": cmd_evaluate}
+def cmd_serving_config(args) -> int:
+    from translate.serving_config import Batching, write_serving_config
+
+    written = write_serving_config(
+        args.models_dir, args.out, name=args.name, policy=args.policy, specific=args.versions,
+        num_latest=args.latest, stable=args.stable, canary=args.canary, base_path_prefix=args.base_path,
+        batching=Batching(max_batch_size=args.max_batch_size, batch_timeout_micros=args.batch_timeout_micros,
+                          num_batch_threads=args.batch_threads))
+    for path in written.values():
+        print(path)
+    return 0
+
+
+COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "export": cmd_export, "translate": cmd_translate,
+            "evaluate": cmd_evaluate, "serving-config": cmd_serving_config}
 
 
 def main(argv: list[str] | None = None) -> int:

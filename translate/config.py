@@ -276,6 +276,12 @@ def _check_type(value: Any, annotation: Any, key: str) -> Any:
         return _check_type(value, inner[0], key)
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if annotation is float and isinstance(value, str):
+        # YAML 1.1 reads 1e-4 (no dot) as a string; Python reads it as the number it means.
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if annotation in (int, float) and isinstance(value, bool):
         raise ValueError(f"config key {key!r} must be {annotation.__name__}, got {value!r}")
     if not isinstance(value, annotation):

@@ -21,6 +21,22 @@ from translate.text import PAD_ID, decode, encode, make_tokenizer
 SENTENCES = tf.TensorSpec([None], tf.string, name="sentences")
 
 
+class _Float32Outputs:
+    """Calls a Keras model and casts its floating-point outputs to float32.
+
+    The model itself casts float32 inputs to its compute dtype, so the search
+    can feed the states back unchanged. A no-op for float32 models.
+    """
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, inputs, training=False):
+        outputs = self.model(inputs, training=training)
+        cast = lambda t: tf.cast(t, tf.float32) if t.dtype.is_floating and t.dtype != tf.float32 else t  # noqa: E731
+        return [cast(t) for t in outputs] if isinstance(outputs, (list, tuple)) else cast(outputs)
+
+
 class TranslationGraph(tf.Module):
     """Tokenize -> encode -> search -> detokenize, all in the graph.
 
@@ -49,6 +65,10 @@ class TranslationGraph(tf.Module):
         self.encoder = models.encoder
         self.step = models.step
         self.models = models
+        # The search keeps scores, states and attention in float32; a model built
+        # under a mixed precision policy (train.precision) computes in bfloat16.
+        self._search_models = dataclasses.replace(
+            models, encoder=_Float32Outputs(models.encoder), step=_Float32Outputs(models.step))
         self.src_tokenizer = make_tokenizer(src_model)
         self.tgt_tokenizer = make_tokenizer(tgt_model)
         self.decode_config = decode_config
@@ -73,7 +93,7 @@ class TranslationGraph(tf.Module):
         config = config or self.decode_config
         if source_ids is None:
             source_ids = self.source_ids(sentences)
-        return beam_search(self.models, source_ids, config, config.beam_size, config.alpha, with_attention)
+        return beam_search(self._search_models, source_ids, config, config.beam_size, config.alpha, with_attention)
 
     def _detokenize(self, ids, lengths):
         """``[batch, K, T]`` ids -> ``[batch, K]`` strings."""

@@ -80,4 +80,10 @@ def make_dataset(
         padding_values=(0, 0, 0),
     )
     dataset = dataset.map(lambda s, ti, to: ((s, ti), to), num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    # Under a multi-worker strategy every worker builds this same pipeline (same
+    # files, same shuffle seed) and keeps every N-th piece of each global
+    # batch. FILE sharding cannot work here: a split is one file per language,
+    # read in lockstep, and files would be split by worker before batching.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

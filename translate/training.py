@@ -6,32 +6,43 @@ A run folder holds everything a run makes:
     data/, stats.json    the prepared corpus (see translate.prepare)
     src.model tgt.model  SentencePiece models
     best.weights.h5      weights of the epoch with the best dev BLEU
-    history.csv          loss, dev loss and dev BLEU per epoch
+    history.csv          one row per epoch: loss, accuracy, perplexity, grad_norm,
+                         learning_rate, their dev (val_) values and dev BLEU
+    logs/                TensorBoard event files (train.tensorboard)
+    backup/              the state of an unfinished run, to resume it (see
+                         translate.callbacks.ResumableBackup); gone once it finishes
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import logging
 import math
-import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
+from translate.callbacks import DevBleu, ResumableBackup, StopOnNaN, TimeBudget, TrainingLogs, trim_history
 from translate.config import Config, load_config, save_config
+from translate.distribute import load_prepared_for_workers, make_strategy, output_dir, worker_backup_dir
 from translate.evaluation import score, translate_in_batches
 from translate.inference import TranslationGraph
+from translate.losses import MaskedAccuracy, SmoothedCrossEntropy
 from translate.model import Seq2Seq, build_models
 from translate.pipeline import make_dataset, pairs_from_files, pairs_from_memory
 from translate.prepare import Prepared, prepare_or_load
+from translate.schedules import InverseSqrt
 from translate.text import vocab_size_of
+from translate.trainer import GradNormModel
 
 log = logging.getLogger(__name__)
 
 BEST_WEIGHTS = "best.weights.h5"
+HISTORY = "history.csv"
+BACKUP_DIR = "backup"
 
 
 @dataclass
@@ -47,63 +58,12 @@ class Run:
     prepared: Prepared | None = None
 
 
-class DevBleu(keras.callbacks.Callback):
-    """After each epoch: greedy-decode dev sentences, log BLEU, keep the best weights.
-
-    The weights are written to a temporary file and renamed, so a crash never
-    leaves a half-written best checkpoint.
-    """
-
-    def __init__(self, graph: TranslationGraph, pairs: list[tuple[str, str]], best_path: Path, batch_size: int):
-        super().__init__()
-        self.graph = graph
-        self.sources = [s for s, _ in pairs]
-        self.references = [t for _, t in pairs]
-        self.best_path = best_path
-        self.batch_size = batch_size
-        self.best = -math.inf
-
-    def on_epoch_end(self, epoch, logs=None):
-        greedy = lambda sentences: self.graph(sentences, greedy=True)  # noqa: E731
-        hypotheses = translate_in_batches(greedy, self.sources, self.batch_size, progress=False)
-        bleu = score(hypotheses, self.references).bleu
-        if logs is not None:
-            logs["dev_bleu"] = bleu
-        log.info("epoch %d: dev BLEU %.2f (best so far %.2f)", epoch + 1, bleu, max(self.best, bleu))
-        if bleu > self.best:
-            self.best = bleu
-            tmp = self.best_path.with_name(f".tmp-{self.best_path.name}")
-            self.model.save_weights(tmp)
-            os.replace(tmp, self.best_path)
-
-
-class TimeBudget(keras.callbacks.Callback):
-    """Stops training cleanly once ``max_minutes`` have passed since it began.
-
-    The epoch in progress ends early, so the end-of-epoch callbacks (dev BLEU,
-    best checkpoint) still run on it.
-    """
-
-    def __init__(self, max_minutes: float):
-        super().__init__()
-        self.max_seconds = max_minutes * 60
-        self.start = 0.0
-        self.stopped_early = False
-
-    def on_train_begin(self, logs=None):
-        self.start = time.monotonic()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if time.monotonic() - self.start >= self.max_seconds:
-            if not self.stopped_early:
-                log.info("time budget of %.1f minutes reached: stopping", self.max_seconds / 60)
-            self.stopped_early = True
-            self.model.stop_training = True
-
-
-def build_run(config: Config, run_dir: Path, src_model: bytes, tgt_model: bytes) -> Run:
-    """Models and the translation graph for a config and two SentencePiece models."""
-    models = build_models(config.model, vocab_size_of(src_model), vocab_size_of(tgt_model))
+def build_run(config: Config, run_dir: Path, src_model: bytes, tgt_model: bytes,
+              training_class: type[keras.Model] = keras.Model) -> Run:
+    """Models and the translation graph for a config and two SentencePiece models
+    (``training_class``: see :func:`translate.model.build_models`)."""
+    models = build_models(config.model, vocab_size_of(src_model), vocab_size_of(tgt_model),
+                          training_class=training_class)
     graph = TranslationGraph(models, src_model, tgt_model, config.decode)
     return Run(config, run_dir, models, src_model, tgt_model, graph)
 
@@ -123,34 +83,125 @@ def load_run(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     return run
 
 
+def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
+    """Adam or AdamW, with the learning-rate schedule and global-norm clipping of ``config.train``."""
+    t = config.train
+    if t.lr_schedule == "inverse_sqrt":
+        learning_rate = InverseSqrt(t.learning_rate, t.warmup_steps)
+    elif t.lr_schedule in ("constant", "plateau"):
+        # plateau: a plain rate, which ReduceLROnPlateau lowers between epochs.
+        learning_rate = t.learning_rate
+    else:
+        raise ValueError(f"train.lr_schedule must be constant, inverse_sqrt or plateau, got {t.lr_schedule!r}")
+    clip = t.clip_norm if t.clip_norm > 0 else None
+    if t.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=learning_rate, global_clipnorm=clip)
+    if t.optimizer == "adamw":
+        # Decoupled weight decay (Loshchilov and Hutter 2019).
+        return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=t.weight_decay, global_clipnorm=clip)
+    raise ValueError(f"train.optimizer must be adam or adamw, got {t.optimizer!r}")
+
+
 def compile_for_training(run: Run, config: Config) -> None:
-    """Adam with global-norm clipping and the per-token masked loss."""
-    optimizer = keras.optimizers.Adam(
-        learning_rate=config.train.learning_rate,
-        global_clipnorm=config.train.clip_norm if config.train.clip_norm > 0 else None,
-    )
-    # ignore_class=0: padding adds nothing to the loss, and Keras averages over
-    # real tokens only (the loss is never pre-averaged per sentence).
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
-    run.models.training.compile(optimizer=optimizer, loss=loss, jit_compile=False)
+    """The optimizer, the per-token masked (optionally label-smoothed) loss and a masked accuracy."""
+    # Padding adds nothing to the loss, which is the mean over real tokens
+    # (never pre-averaged per sentence); see translate.losses.
+    loss = SmoothedCrossEntropy(config.train.label_smoothing)
+    run.models.training.compile(optimizer=make_optimizer(config), loss=loss, metrics=[MaskedAccuracy()],
+                                jit_compile=False)
+
+
+def make_callbacks(run: Run, config: Config, dev_pairs: list[tuple[str, str]]) -> list[keras.callbacks.Callback]:
+    """The callbacks of ``fit``, in the order they must run (see :mod:`translate.callbacks`).
+
+    When the run folder holds a backup of an unfinished run, history.csv keeps
+    the rows of the epochs that backup has done and is appended to.
+    """
+    t, run_dir = config.train, run.run_dir
+    # Each worker of a cluster keeps its own backup, never in a temporary folder: all must resume alike.
+    backup_dir = worker_backup_dir(Path(config.run_dir), BACKUP_DIR, t.strategy)
+    epochs_done = ResumableBackup.committed_epoch(backup_dir)
+    if epochs_done:
+        trim_history(run_dir / HISTORY, epochs_done)
+    dev_bleu = DevBleu(run.graph, dev_pairs, run_dir / BEST_WEIGHTS, t.batch_size)
+    callbacks: list[keras.callbacks.Callback] = [TimeBudget(t.max_minutes), StopOnNaN(dev_bleu), dev_bleu]
+    states = {"dev_bleu": (dev_bleu, ("best", "best_epoch"))}
+    if t.early_stopping_patience is not None:
+        early = keras.callbacks.EarlyStopping(monitor="dev_bleu", mode="max", patience=t.early_stopping_patience)
+        callbacks.append(early)
+        states["early_stopping"] = (early, ("wait", "best", "best_epoch", "stopped_epoch"))
+    # Before ReduceLROnPlateau, so that learning_rate is the rate this epoch trained with.
+    callbacks.append(TrainingLogs())
+    if t.lr_schedule == "plateau":
+        plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", mode="min", factor=t.plateau_factor,
+                                                    patience=t.plateau_patience, min_lr=t.min_learning_rate)
+        callbacks.append(plateau)
+        states["plateau"] = (plateau, ("wait", "best", "cooldown_counter"))
+    if t.tensorboard and not _tensorboard_installed():
+        log.warning("train.tensorboard is on but the tensorboard package is not installed "
+                    "(pip install -r requirements.txt): no TensorBoard logs for this run")
+    elif t.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False,
+                                                     update_freq="epoch", profile_batch=0))
+    callbacks.append(keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=epochs_done > 0))
+    callbacks.append(ResumableBackup(backup_dir, states))
+    return callbacks
+
+
+def _tensorboard_installed() -> bool:
+    # tf.summary writes nothing without it and raises at the first scalar.
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+@contextlib.contextmanager
+def precision_policy(precision: str):
+    """Sets Keras's global dtype policy (``float32`` or ``mixed_bfloat16``) for the
+    models built inside, and restores the previous one afterwards, also on errors.
+
+    Models keep the policy they were built with, so a run trained in
+    mixed_bfloat16 still translates after the policy is back to float32.
+    """
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def train(config: Config, verbose: int | str = "auto", prepared: Prepared | None = None) -> Run:
     """Trains a model as ``config`` says and returns the run with its best weights.
 
     The run folder's prepared data is reused when it matches ``config.data``;
-    otherwise the corpus is prepared first (:mod:`translate.prepare`).
+    otherwise the corpus is prepared first (:mod:`translate.prepare`). A run
+    folder with a backup of an unfinished run (killed, say) resumes it after
+    its last finished epoch.
 
     Args:
         verbose: Keras ``fit`` verbosity (the progress bar); 0 also hides prepare's progress.
+
+    Raises:
+        ValueError: bad config or data, or the loss became NaN before any epoch finished.
     """
-    run_dir = Path(config.run_dir)
+    with precision_policy(config.train.precision):
+        return _train(config, verbose, prepared)
+
+
+def _train(config: Config, verbose: int | str, prepared: Prepared | None) -> Run:
+    if prepared is None and config.train.strategy == "multi_worker":
+        # Every worker needs the same SentencePiece models and splits; none may prepare its own.
+        prepared = load_prepared_for_workers(config)
+    # First: a multi-worker strategy must configure TensorFlow before it runs anything.
+    strategy = make_strategy(config.train.strategy)
+    # A non-chief worker writes its copies of the outputs to a temporary folder.
+    run_dir = output_dir(Path(config.run_dir), config.train.strategy)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
     keras.utils.set_random_seed(config.train.seed)
     if prepared is None:
         prepared = prepare_or_load(config, progress=verbose != 0)
-    run = build_run(config, run_dir, prepared.src_model, prepared.tgt_model)
+    with strategy.scope():
+        run = build_run(config, run_dir, prepared.src_model, prepared.tgt_model, training_class=GradNormModel)
     run.prepared = prepared
 
     train_cfg = config.train
@@ -166,15 +217,11 @@ def train(config: Config, verbose: int | str = "auto", prepared: Prepared | None
     if dev_steps == 0:
         raise ValueError(f"no dev pair has at most data.max_pieces={config.data.max_pieces} pieces")
 
-    compile_for_training(run, config)
+    with strategy.scope():
+        compile_for_training(run, config)
 
     dev_sample = dev_pairs[: train_cfg.dev_sentences]
-    callbacks = [
-        DevBleu(run.graph, dev_sample, run_dir / BEST_WEIGHTS, train_cfg.batch_size),
-        TimeBudget(train_cfg.max_minutes),
-        keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
-    ]
+    callbacks = make_callbacks(run, config, dev_sample)
     run.models.training.fit(
         train_data.repeat(),
         epochs=train_cfg.epochs,
@@ -185,6 +232,14 @@ def train(config: Config, verbose: int | str = "auto", prepared: Prepared | None
         verbose=verbose,
         shuffle=False,  # the dataset shuffles itself
     )
+    by_name = {type(c).__name__: c for c in callbacks}
+    early = by_name.get("EarlyStopping")
+    if early is not None and early.stopped_epoch:
+        log.info("early stopping after epoch %d: no better dev BLEU for %d epochs",
+                 early.stopped_epoch + 1, train_cfg.early_stopping_patience)
+    if by_name["StopOnNaN"].stopped and not by_name["DevBleu"].best_epoch:
+        raise ValueError("training diverged: the loss became NaN before the first epoch finished, so there is "
+                         "no checkpoint; lower train.learning_rate or set train.clip_norm")
     best = run_dir / BEST_WEIGHTS
     if best.is_file():
         run.models.training.load_weights(best)

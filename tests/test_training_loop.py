@@ -1,0 +1,363 @@
+"""The training loop: loss, schedules, gradient norm, precision, callbacks, NaN and resuming after a kill."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import re
+import signal
+import subprocess
+import sys
+import types
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO, tiny_config
+from translate import training
+from translate.callbacks import ResumableBackup, TrainingLogs, trim_history
+from translate.losses import MaskedAccuracy, SmoothedCrossEntropy
+from translate.schedules import InverseSqrt
+from translate.trainer import GradNormModel
+
+# A short run: a few steps per epoch, a few dev sentences for BLEU.
+SHORT = ["train.steps_per_epoch=3", "train.dev_sentences=6", "train.tensorboard=false"]
+
+
+def _history(run_dir):
+    with (run_dir / training.HISTORY).open(encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+# Loss and metric.
+
+def _logits_and_labels(seed=0):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(3, 5, 11)).astype("float32") * 3
+    labels = rng.integers(1, 11, size=(3, 5)).astype("int32")
+    labels[0, 3:] = 0
+    labels[2, 1:] = 0
+    return logits, labels
+
+
+def test_unsmoothed_loss_equals_keras_sparse_crossentropy_with_ignore_class():
+    logits, labels = _logits_and_labels()
+    ours = float(SmoothedCrossEntropy(0.0)(labels, logits))
+    keras_loss = float(keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)(labels, logits))
+    assert ours == pytest.approx(keras_loss, rel=1e-6)
+
+
+def test_smoothed_loss_is_the_crossentropy_with_the_smoothed_target_over_real_tokens():
+    logits, labels = _logits_and_labels(1)
+    eps, vocab = 0.1, logits.shape[-1]
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    target = np.full(logits.shape, eps / vocab) + (1 - eps) * np.eye(vocab)[labels]
+    per_token = -(target * log_p).sum(-1)
+    real = labels != 0
+    expected = per_token[real].mean()
+    assert float(SmoothedCrossEntropy(eps)(labels, logits)) == pytest.approx(expected, rel=1e-5)
+    # What the model predicts at padded positions changes nothing.
+    changed = logits.copy()
+    changed[~real] = 100.0
+    assert float(SmoothedCrossEntropy(eps)(labels, changed)) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        SmoothedCrossEntropy(1.0)
+
+
+def test_masked_accuracy_counts_real_tokens_only():
+    labels = np.array([[5, 6, 0, 0], [7, 0, 0, 0]])
+    predicted = np.array([[5, 1, 0, 0], [7, 0, 0, 0]])  # 2 of 3 real tokens right; the pads "match" too
+    metric = MaskedAccuracy()
+    metric.update_state(labels, np.eye(8)[predicted])
+    assert float(metric.result()) == pytest.approx(2 / 3)
+
+
+# Learning-rate schedule and optimizer.
+
+def test_inverse_sqrt_warms_up_linearly_then_decays_and_serializes():
+    schedule = InverseSqrt(0.002, warmup_steps=100)
+    rate = lambda iteration: float(schedule(iteration))  # noqa: E731
+    assert rate(0) == pytest.approx(0.002 / 100)  # the first update: step 1
+    assert rate(49) == pytest.approx(0.001)
+    assert rate(99) == pytest.approx(0.002)  # the peak, at step == warmup_steps
+    assert rate(399) == pytest.approx(0.001)  # lr * sqrt(100 / 400)
+    assert rate(200) < rate(150) < rate(99)
+    optimizer = keras.optimizers.Adam(learning_rate=schedule)
+    restored = keras.optimizers.Adam.from_config(optimizer.get_config())
+    assert isinstance(restored._learning_rate, InverseSqrt)
+    assert float(restored._learning_rate(399)) == pytest.approx(0.001)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        InverseSqrt(0.001, 0)
+
+
+def test_optimizer_follows_the_config(tmp_path):
+    adamw = training.make_optimizer(tiny_config(tmp_path, "train.optimizer=adamw", "train.weight_decay=0.05",
+                                               "train.lr_schedule=inverse_sqrt", "train.clip_norm=0"))
+    assert isinstance(adamw, keras.optimizers.AdamW)
+    assert adamw.weight_decay == pytest.approx(0.05)
+    assert adamw.global_clipnorm is None
+    assert isinstance(adamw._learning_rate, InverseSqrt)
+    adam = training.make_optimizer(tiny_config(tmp_path, "train.lr_schedule=plateau", "train.clip_norm=2"))
+    assert type(adam) is keras.optimizers.Adam
+    assert adam.global_clipnorm == 2.0
+    assert float(adam.learning_rate) == pytest.approx(0.01)
+
+
+# The gradient norm.
+
+def _toy_rnn(steps_ahead: int, seed: int):
+    """A SimpleRNN reading 150 steps whose target depends on the first 10: a long-range dependency."""
+    keras.utils.set_random_seed(seed)
+    length = 150
+    inputs = keras.Input((length, 1))
+    model = GradNormModel(inputs, keras.layers.Dense(1)(keras.layers.SimpleRNN(16)(inputs)))
+    x = np.random.default_rng(seed).normal(size=(steps_ahead * 16, length, 1)).astype("float32")
+    return model, x, x[:, :10, 0].sum(-1, keepdims=True)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_without_clipping_the_gradient_norm_explodes(seed):
+    # Plain SGD with a large rate: an update is rate * gradient, so one large
+    # gradient throws the weights where the gradients are larger still, unless
+    # it is clipped. (Adam divides by the gradient's own scale, which hides this.)
+    norms = {}
+    for clip in (None, 1.0):
+        model, x, y = _toy_rnn(10, seed)
+        model.compile(keras.optimizers.SGD(0.5, global_clipnorm=clip), "mse")
+        history = model.fit(x, y, batch_size=16, epochs=1, verbose=0).history
+        norms[clip] = history["grad_norm"][0]
+    assert math.isfinite(norms[None]) and math.isfinite(norms[1.0])
+    assert norms[None] > 1000 * norms[1.0], norms
+
+
+def test_grad_norm_is_measured_before_clipping():
+    model, x, y = _toy_rnn(1, seed=3)
+    model.compile(keras.optimizers.SGD(0.01, global_clipnorm=1e-3), "mse")
+    with tf.GradientTape() as tape:
+        loss = keras.losses.MeanSquaredError()(y, model(x))
+    expected = float(tf.linalg.global_norm(tape.gradient(loss, model.trainable_weights)))
+    logs = model.fit(x, y, batch_size=16, epochs=1, verbose=0).history
+    assert expected > 0.1
+    assert logs["grad_norm"][0] == pytest.approx(expected, rel=1e-4)
+    # Evaluation has no gradient to report.
+    assert "grad_norm" not in model.evaluate(x, y, verbose=0, return_dict=True)
+
+
+# Callbacks.
+
+def test_callbacks_run_in_the_order_their_logs_need(tmp_path):
+    config = tiny_config(tmp_path, "train.early_stopping_patience=2", "train.lr_schedule=plateau",
+                         "train.plateau_factor=0.3", "train.plateau_patience=4", "train.min_learning_rate=0.0001")
+    run = types.SimpleNamespace(run_dir=tmp_path, graph=None)
+    names = [type(c).__name__ for c in training.make_callbacks(run, config, [])]
+    assert names.index("DevBleu") < names.index("EarlyStopping")
+    assert names.index("TrainingLogs") < names.index("ReduceLROnPlateau")
+    assert names.index("TrainingLogs") < names.index("TensorBoard") < names.index("CSVLogger")
+    assert names[-1] == "ResumableBackup"
+    callbacks = {type(c).__name__: c for c in training.make_callbacks(run, config, [])}
+    early, plateau = callbacks["EarlyStopping"], callbacks["ReduceLROnPlateau"]
+    assert (early.monitor, early.mode, early.patience) == ("dev_bleu", "max", 2)
+    assert (plateau.monitor, plateau.factor, plateau.patience, plateau.min_lr) == ("val_loss", 0.3, 4, 1e-4)
+    config.train.tensorboard = False
+    config.train.early_stopping_patience = None
+    names = [type(c).__name__ for c in training.make_callbacks(run, config, [])]
+    assert "TensorBoard" not in names and "EarlyStopping" not in names
+
+
+def test_training_logs_add_learning_rate_and_perplexity():
+    callback = TrainingLogs()
+    callback.set_model(types.SimpleNamespace(optimizer=keras.optimizers.Adam(0.003)))
+    logs = {"loss": 2.0, "val_loss": 1.0}
+    callback.on_epoch_end(0, logs)
+    assert logs["learning_rate"] == pytest.approx(0.003)
+    assert logs["perplexity"] == pytest.approx(math.exp(2.0))
+    assert logs["val_perplexity"] == pytest.approx(math.e)
+
+
+def test_a_run_with_adamw_warmup_smoothing_and_tensorboard_logs_every_scalar(tmp_path):
+    config = tiny_config(tmp_path, *SHORT, "train.optimizer=adamw", "train.lr_schedule=inverse_sqrt",
+                         "train.warmup_steps=4", "train.label_smoothing=0.1", "train.tensorboard=true",
+                         "train.early_stopping_patience=5")
+    run = training.train(config, verbose=0)
+    rows = _history(run.run_dir)
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    for key in ("loss", "accuracy", "perplexity", "grad_norm", "learning_rate", "dev_bleu",
+                "val_loss", "val_accuracy", "val_perplexity"):
+        assert all(math.isfinite(float(r[key])) for r in rows), key
+    assert "val_grad_norm" not in rows[0]
+    # The rate after 3 and 6 updates (iterations 3 and 6 are steps 4 and 7 of the schedule).
+    schedule = InverseSqrt(0.01, 4)
+    assert [float(r["learning_rate"]) for r in rows] == pytest.approx([float(schedule(3)), float(schedule(6))])
+    assert float(rows[0]["perplexity"]) == pytest.approx(math.exp(float(rows[0]["loss"])), rel=1e-5)
+    events = list((run.run_dir / "logs" / "train").glob("events.out.tfevents.*"))
+    assert events and not (run.run_dir / training.BACKUP_DIR).exists()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run.run_dir / "logs" / "train"))
+    accumulator.Reload()
+    tags = set(accumulator.Tags()["tensors"])
+    assert {"epoch_loss", "epoch_grad_norm", "epoch_learning_rate", "epoch_perplexity", "epoch_dev_bleu",
+            "epoch_accuracy"} <= tags
+
+
+def test_mixed_bfloat16_trains_translates_and_restores_float32(tmp_path, monkeypatch):
+    config = tiny_config(tmp_path, *SHORT, "train.epochs=1", "train.precision=mixed_bfloat16")
+    run = training.train(config, verbose=0)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    decoder_policies = {layer.dtype_policy.name for layer in run.models.training.layers if layer.weights}
+    assert "mixed_bfloat16" in decoder_policies
+    assert run.models.training.output.dtype == "float32"  # logits for the loss and the softmax
+    assert math.isfinite(float(_history(run.run_dir)[0]["loss"]))
+    translations = run.graph(["Good morning.", "Thank you."])
+    assert len(translations) == 2 and all(isinstance(t, str) for t in translations)
+
+    # Restored when training fails, too.
+    def fail(*args, **kwargs):
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        raise ValueError("no data")
+
+    monkeypatch.setattr(training, "_train", fail)
+    with pytest.raises(ValueError, match="no data"):
+        training.train(config, verbose=0)
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+class _PoisonWeights(keras.callbacks.Callback):
+    """Turns a weight into NaN at the second batch of the second epoch."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.epoch == 1 and batch == 1:
+            weight = self.model.trainable_weights[0]
+            weight.assign(np.full(weight.shape, np.nan, weight.dtype))
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, caplog):
+    make_callbacks = training.make_callbacks
+    monkeypatch.setattr(training, "make_callbacks", lambda *a, **k: make_callbacks(*a, **k) + [_PoisonWeights()])
+    config = tiny_config(tmp_path, *SHORT, "train.epochs=4")
+    with caplog.at_level(logging.INFO, logger="translate"):
+        run = training.train(config, verbose=0)
+    stop = [r.getMessage() for r in caplog.records if "training stopped" in r.getMessage()]
+    assert len(stop) == 1
+    assert "nan loss at epoch 2, batch 2" in stop[0]
+    assert f"keeping {run.run_dir / training.BEST_WEIGHTS} from epoch 1" in stop[0]
+    rows = _history(run.run_dir)
+    assert [int(r["epoch"]) for r in rows] == [0, 1]  # no third epoch
+    assert math.isnan(float(rows[1]["loss"]))
+    # The returned model holds the epoch-1 weights, which translate.
+    assert all(np.isfinite(w).all() for w in run.models.training.get_weights())
+    assert all(isinstance(t, str) for t in run.graph(["Good morning."]))
+
+
+# Resuming.
+
+def test_backups_are_atomic_and_carry_callback_state(tmp_path):
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    model.compile(keras.optimizers.Adam(), "mse")
+    model.fit(np.ones((4, 3)), np.ones((4, 2)), verbose=0)
+    dev = types.SimpleNamespace(best=12.5, best_epoch=1)
+    backup = ResumableBackup(tmp_path / "backup", {"dev_bleu": (dev, ("best", "best_epoch"))})
+    backup.set_model(model)
+    backup.on_epoch_end(0, {"loss": 1.0})
+    committed = [w.copy() for w in model.get_weights()]
+    assert ResumableBackup.committed_epoch(tmp_path / "backup") == 1
+
+    # A kill while the next backup is written: the half-written file never becomes current.
+    model.layers[-1].kernel.assign(np.zeros((3, 2)))
+    dev.best, dev.best_epoch = 20.0, 2
+
+    def killed(path, overwrite=True):
+        with open(path, "wb") as f:
+            f.write(b"\x89HDF half")
+        raise KeyboardInterrupt
+
+    model.save_weights = killed
+    with pytest.raises(KeyboardInterrupt):
+        backup.on_epoch_end(1, {"loss": 0.5})
+    del model.save_weights
+    # A diverged epoch is not backed up either.
+    backup.on_epoch_end(1, {"loss": float("nan")})
+    assert ResumableBackup.committed_epoch(tmp_path / "backup") == 1
+
+    restored_dev = types.SimpleNamespace(best=-math.inf, best_epoch=0)
+    resume = ResumableBackup(tmp_path / "backup", {"dev_bleu": (restored_dev, ("best", "best_epoch"))})
+    resume.set_model(model)
+    resume.on_train_begin()
+    assert model._initial_epoch == 1
+    assert (restored_dev.best, restored_dev.best_epoch) == (12.5, 1)
+    for got, want in zip(model.get_weights(), committed):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_trim_history_drops_rows_of_epochs_trained_again(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss\n0,3.0\n1,2.0\n2,1.0\n", encoding="utf-8")
+    trim_history(path, 2)
+    assert path.read_text(encoding="utf-8").splitlines() == ["epoch,loss", "0,3.0", "1,2.0"]
+
+
+_TRAIN_SCRIPT = """
+import logging, os, signal, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+import keras
+from conftest import tiny_config
+from translate import training
+
+class KillMidEpoch2(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 1 and batch == 2:
+            print("KILLING", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+if sys.argv[2] == "kill":
+    make_callbacks = training.make_callbacks
+    training.make_callbacks = lambda *a, **k: make_callbacks(*a, **k) + [KillMidEpoch2()]
+training.train(tiny_config(Path(sys.argv[1]), *sys.argv[3:]), verbose=0)
+"""
+
+
+@pytest.mark.timeout(240)
+def test_a_run_killed_mid_epoch_resumes_after_its_last_epoch(tmp_path):
+    script = _TRAIN_SCRIPT.format(tests=str(REPO / "tests"))
+    args = [str(tmp_path), *SHORT, "train.steps_per_epoch=5", "train.epochs=3", "train.tensorboard=true"]
+
+    def train_process(mode):
+        return subprocess.run([sys.executable, "-c", script, args[0], mode, *args[1:]], cwd=REPO,
+                              capture_output=True, text=True, timeout=110)
+
+    killed = train_process("kill")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert "KILLING" in killed.stdout
+    run_dir = tmp_path / "run"
+    assert [int(r["epoch"]) for r in _history(run_dir)] == [0]
+    metadata = json.loads((run_dir / "backup" / ResumableBackup.METADATA).read_text(encoding="utf-8"))
+    assert metadata["epoch"] == 1
+    assert not list((run_dir / "backup").glob(".tmp-*"))
+    first_bleu = float(re.search(r"epoch 1: dev BLEU ([\d.]+)", killed.stderr).group(1))
+    assert metadata["states"]["dev_bleu"]["best"] == pytest.approx(first_bleu, abs=0.01)
+
+    resumed = train_process("resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    log = resumed.stderr
+    assert "resuming from the backup" in log and "1 epoch(s) done, continuing with epoch 2" in log
+    # Epoch 1 is not trained again, and the best BLEU so far starts from epoch 1's, not from -inf.
+    assert "epoch 1: dev BLEU" not in log
+    assert f"dev_bleu.best={first_bleu:.2f}" in log and "dev_bleu.best_epoch=1" in log
+    bests = [float(b) for b in re.findall(r"epoch [23]: dev BLEU [\d.]+ \(best so far ([\d.]+)\)", log)]
+    assert len(bests) == 2 and all(b >= first_bleu - 0.01 for b in bests)
+    rows = _history(run_dir)
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert not (run_dir / "backup").exists()
+    assert (run_dir / training.BEST_WEIGHTS).is_file()

@@ -1,0 +1,296 @@
+"""Training callbacks: dev BLEU and the best checkpoint, the time budget, NaN, logs, resuming.
+
+Keras's own callbacks are used where they exist (EarlyStopping,
+ReduceLROnPlateau, TensorBoard, CSVLogger, TerminateOnNaN, BackupAndRestore);
+the classes here add what this project needs on top of them. The order of the
+list that :func:`translate.training.train` builds matters, because callbacks
+run in list order at every hook:
+
+* ``DevBleu`` before ``EarlyStopping`` (which reads ``dev_bleu`` from the logs);
+* ``TrainingLogs`` before ``TensorBoard`` and ``CSVLogger`` (which write the logs);
+* ``ResumableBackup`` last: at the end of an epoch it commits the state the
+  others have just written, and at the start of training it restores their
+  state after their own ``on_train_begin`` has reset it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from translate.evaluation import score, translate_in_batches
+from translate.inference import TranslationGraph
+
+log = logging.getLogger(__name__)
+
+
+def _finite_loss(logs: dict | None) -> bool:
+    """False when the logs hold a NaN or infinite training loss."""
+    loss = (logs or {}).get("loss")
+    return loss is None or math.isfinite(float(loss))
+
+
+class DevBleu(keras.callbacks.Callback):
+    """After each epoch: greedy-decode dev sentences, log BLEU, keep the best weights.
+
+    The weights are written to a temporary file and renamed, so a crash never
+    leaves a half-written best checkpoint. An epoch whose training loss is not
+    finite is neither scored nor saved: its weights have diverged, and the
+    checkpoint of the last good epoch must survive. ``best`` and
+    ``best_epoch`` are restored by :class:`ResumableBackup` when a run resumes,
+    so a resumed run never overwrites a better checkpoint.
+    """
+
+    def __init__(self, graph: TranslationGraph, pairs: list[tuple[str, str]], best_path: Path, batch_size: int):
+        super().__init__()
+        self.graph = graph
+        self.sources = [s for s, _ in pairs]
+        self.references = [t for _, t in pairs]
+        self.best_path = Path(best_path)
+        self.batch_size = batch_size
+        self.best = -math.inf
+        # 1-based number of the epoch whose weights best_path holds; 0: none yet.
+        self.best_epoch = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not _finite_loss(logs):
+            log.warning("epoch %d: training loss is not finite; dev BLEU not computed, %s left as it is",
+                        epoch + 1, self.best_path.name)
+            return
+        greedy = lambda sentences: self.graph(sentences, greedy=True)  # noqa: E731
+        hypotheses = translate_in_batches(greedy, self.sources, self.batch_size, progress=False)
+        bleu = score(hypotheses, self.references).bleu
+        if logs is not None:
+            logs["dev_bleu"] = bleu
+        log.info("epoch %d: dev BLEU %.2f (best so far %.2f)", epoch + 1, bleu, max(self.best, bleu))
+        if bleu > self.best:
+            self.best = bleu
+            self.best_epoch = epoch + 1
+            tmp = self.best_path.with_name(f".tmp-{self.best_path.name}")
+            self.model.save_weights(tmp)
+            os.replace(tmp, self.best_path)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training cleanly once ``max_minutes`` have passed since it began.
+
+    The epoch in progress ends early, so the end-of-epoch callbacks (dev BLEU,
+    best checkpoint) still run on it. The budget counts from the start of this
+    ``fit`` call: a resumed run gets the whole budget again.
+    """
+
+    def __init__(self, max_minutes: float):
+        super().__init__()
+        self.max_seconds = max_minutes * 60
+        self.start = 0.0
+        self.stopped_early = False
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.monotonic() - self.start >= self.max_seconds:
+            if not self.stopped_early:
+                log.info("time budget of %.1f minutes reached: stopping after this epoch's evaluation",
+                         self.max_seconds / 60)
+            self.stopped_early = True
+            self.model.stop_training = True
+
+
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """Keras's TerminateOnNaN (stop after the batch whose loss is NaN or infinite),
+    with a logged message that says which checkpoint is kept."""
+
+    def __init__(self, dev_bleu: DevBleu):
+        super().__init__(raise_error=False)
+        self.dev_bleu = dev_bleu
+        self.epoch = 0
+        self.stopped = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(float(loss)) or self.stopped:
+            return
+        self.stopped = True
+        self.model.stop_training = True
+        best = self.dev_bleu
+        if best.best_epoch:
+            kept = (f"keeping {best.best_path} from epoch {best.best_epoch} (dev BLEU {best.best:.2f}), "
+                    f"the best of the epochs before the loss diverged")
+        else:
+            kept = "no checkpoint is kept: no epoch had finished with a finite loss"
+        log.error("training stopped on a %s loss at epoch %d, batch %d; %s. A lower train.learning_rate "
+                  "or train.clip_norm may help.", loss, self.epoch + 1, batch + 1, kept)
+
+
+class TrainingLogs(keras.callbacks.Callback):
+    """Adds ``learning_rate``, ``perplexity`` and ``val_perplexity`` to the epoch logs.
+
+    Perplexity is ``exp(loss)``: the exponent of the mean per-token
+    cross-entropy (of the label-smoothed one when ``train.label_smoothing`` >
+    0, which makes it an upper bound of the true perplexity).
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        for key in ("loss", "val_loss"):
+            if key in logs:
+                # Capped so that a diverged epoch logs inf instead of raising OverflowError.
+                value = float(logs[key])
+                logs[key.replace("loss", "perplexity")] = math.exp(value) if value < 700 else math.inf
+
+
+class ResumableBackup(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore with atomic writes and the callbacks' state included.
+
+    Keras 3.15 writes ``latest.weights.h5`` in place and then
+    ``training_metadata.json``: a kill during the first leaves a truncated
+    weights file, and a kill between the two pairs new weights with the old
+    epoch number. Here each backup is a new weights file written under a
+    temporary name and renamed, and the metadata, which names that file, is
+    then replaced the same way: the rename of the metadata is the single
+    moment a backup becomes current, so the folder always holds one complete,
+    consistent state. Older weights files are deleted afterwards.
+
+    ``states`` maps a name to ``(object, attribute names)``; those attributes
+    (numbers or None, e.g. DevBleu's best BLEU, EarlyStopping's wait count) are
+    saved with each backup and set again on resume, after the objects' own
+    ``on_train_begin`` has reset them; this callback must come last in the list.
+    """
+
+    METADATA = "training_metadata.json"
+
+    def __init__(self, backup_dir: str | Path, states: dict[str, tuple[Any, tuple[str, ...]]] | None = None):
+        super().__init__(str(backup_dir), save_freq="epoch", double_checkpoint=False, delete_checkpoint=True)
+        self.states = states or {}
+        self.resumed_epoch = 0
+
+    @classmethod
+    def committed_epoch(cls, backup_dir: str | Path) -> int:
+        """How many epochs the backup in ``backup_dir`` has finished (0: no backup)."""
+        metadata = _read_json(Path(backup_dir) / cls.METADATA)
+        return int(metadata["epoch"]) if metadata else 0
+
+    def on_train_begin(self, logs=None):
+        self._load_model()
+
+    def _load_model(self):
+        metadata = _read_json(Path(self._training_metadata_path))
+        if metadata is None:
+            return
+        weights = os.path.join(self.backup_dir, metadata["weights"])
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            # The backup holds the optimizer's variables too (Adam's moments, the step count).
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(weights)
+        # How Keras's own BackupAndRestore tells fit where to start.
+        self.model._initial_epoch = self.resumed_epoch = int(metadata["epoch"])
+        restored = []
+        for name, (obj, attributes) in self.states.items():
+            saved = metadata.get("states", {}).get(name, {})
+            for attribute in attributes:
+                if attribute in saved:
+                    setattr(obj, attribute, saved[attribute])
+                    value = saved[attribute]
+                    restored.append(f"{name}.{attribute}={value:.2f}" if isinstance(value, float)
+                                    else f"{name}.{attribute}={value}")
+        log.info("resuming from the backup in %s: %d epoch(s) done, continuing with epoch %d; restored %s",
+                 self.backup_dir, self.resumed_epoch, self.resumed_epoch + 1, ", ".join(restored) or "nothing")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not _finite_loss(logs):
+            # Diverged weights are no state to resume from; the last backup stays current.
+            self._current_epoch = epoch + 1
+            return
+        super().on_epoch_end(epoch, logs)
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        name = f"epoch-{self._current_epoch:04d}.weights.h5"
+        final = os.path.join(self.backup_dir, name)
+        tmp = os.path.join(self.backup_dir, f".tmp-{name}")
+        self.model.save_weights(tmp, overwrite=True)
+        _fsync(tmp)
+        os.replace(tmp, final)
+        metadata = {
+            "epoch": self._current_epoch,
+            "batch": self._last_batch_seen,
+            "weights": name,
+            "states": {
+                name_: {attribute: _plain(getattr(obj, attribute)) for attribute in attributes}
+                for name_, (obj, attributes) in self.states.items()
+            },
+        }
+        _write_atomic(Path(self._training_metadata_path), json.dumps(metadata, indent=1))
+        for old in os.listdir(self.backup_dir):
+            if old.endswith(".weights.h5") and old != name:
+                os.remove(os.path.join(self.backup_dir, old))
+
+
+def trim_history(path: Path, epochs: int) -> None:
+    """Keeps the header and the rows of ``history.csv`` for epochs ``0 .. epochs - 1``.
+
+    A run killed after CSVLogger wrote an epoch's row but before that epoch's
+    backup was committed trains the epoch again; without this it would have two
+    rows.
+    """
+    if not path.is_file():
+        return
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]] + [row for row in rows[1:] if row and row[0].isdigit() and int(row[0]) < epochs]
+    if len(kept) != len(rows):
+        log.info("history.csv: dropping %d row(s) of epochs that are trained again", len(rows) - len(kept))
+        tmp = path.with_name(f".tmp-{path.name}")
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows(kept)
+        os.replace(tmp, path)
+
+
+def _plain(value: Any) -> Any:
+    """A number (numpy scalars included) or None as a JSON value."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"cannot back up a callback attribute of type {type(value).__name__}") from None
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
