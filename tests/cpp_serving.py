@@ -196,8 +196,6 @@ def run_signature(
     Args:
         op_libraries: loaded first; defaults to ``text_op_libraries()``.
     """
-    from tensorflow.core.framework import types_pb2
-
     for s in sentences:
         if not isinstance(s, bytes):
             raise TypeError(f"sentences must be bytes, got {type(s).__name__}")
@@ -206,7 +204,6 @@ def run_signature(
     if op_libraries is None:
         op_libraries = text_op_libraries()
     dtypes = signature_output_dtypes(export_dir, signature)
-    float_types = {types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE}
     cmd = [str(binary), str(export_dir), signature, *map(str, op_libraries)]
     stdin = b"".join(s + b"\n" for s in sentences)
     proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout)
@@ -222,25 +219,61 @@ def run_signature(
             f"expected {len(sentences)} rows, got {len(lines)} (an output containing a newline?)\n"
             f"stdout: {proc.stdout[:2000]!r}\nstderr: {stderr[-5000:]}"
         )
-    rows: list[list[str | float]] = []
-    for line in lines:
-        fields = line.split(b"\t")
-        if len(fields) != len(dtypes):
-            raise RuntimeError(
-                f"expected {len(dtypes)} fields {[k for k, _, _ in dtypes]}, got {len(fields)} "
-                f"(an output containing a TAB?): {line!r}"
-            )
-        def value(raw: bytes, dtype: int):
-            return float(raw) if dtype in float_types else raw.decode("utf-8", "surrogateescape")
+    return [_parse_row(line, dtypes) for line in lines]
 
-        # Outputs of rank > 1 come as all of a sentence's values, 0x1F-separated, flattened.
-        rows.append(
-            [
-                value(field, dtype) if rank <= 1 else [value(v, dtype) for v in field.split(b"\x1f")]
-                for field, (_, dtype, rank) in zip(fields, dtypes)
-            ]
+
+def _parse_row(line: bytes, dtypes: list[tuple[str, int, int]]) -> list:
+    """One output line of the binary -> its values (see :func:`run_signature`)."""
+    from tensorflow.core.framework import types_pb2
+
+    float_types = {types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE}
+    fields = line.split(b"\t")
+    if len(fields) != len(dtypes):
+        raise RuntimeError(
+            f"expected {len(dtypes)} fields {[k for k, _, _ in dtypes]}, got {len(fields)} "
+            f"(an output containing a TAB?): {line!r}"
         )
-    return rows
+
+    def value(raw: bytes, dtype: int):
+        return float(raw) if dtype in float_types else raw.decode("utf-8", "surrogateescape")
+
+    # Outputs of rank > 1 come as all of a sentence's values, 0x1F-separated, flattened.
+    return [
+        value(field, dtype) if rank <= 1 else [value(v, dtype) for v in field.split(b"\x1f")]
+        for field, (_, dtype, rank) in zip(fields, dtypes)
+    ]
+
+
+def run_warmup(binary: Path, export_dir: Path, op_libraries: list[Path] | None = None,
+               timeout: float = 300.0) -> list[dict]:
+    """Replays ``assets.extra/tf_serving_warmup_requests`` of the export in C++ (``--warmup``).
+
+    Returns one dict per record: ``index``, ``signature``, ``batch`` and
+    ``rows`` (as :func:`run_signature` gives them). Raises ``RuntimeError``
+    with the program's stderr if a record fails to parse or to run.
+    """
+    if op_libraries is None:
+        op_libraries = text_op_libraries()
+    cmd = [str(binary), str(export_dir), "--warmup", *map(str, op_libraries)]
+    proc = subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    stderr = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed with exit {proc.returncode}:\n{stderr[-20000:]}")
+    records: list[dict] = []
+    for line in proc.stdout.split(b"\n")[:-1]:
+        if line.startswith(b"#record\t"):
+            _, index, signature, batch = line.decode().split("\t")
+            records.append({"index": int(index), "signature": signature, "batch": int(batch), "rows": [],
+                            "dtypes": signature_output_dtypes(export_dir, signature)})
+        elif records:
+            records[-1]["rows"].append(_parse_row(line, records[-1]["dtypes"]))
+        else:
+            raise RuntimeError(f"output before the first record header: {line[:200]!r}")
+    for record in records:
+        if len(record["rows"]) != record["batch"]:
+            raise RuntimeError(f"record {record['index']}: {len(record['rows'])} rows for a batch of {record['batch']}")
+        del record["dtypes"]
+    return records
 
 
 if __name__ == "__main__":  # Manual use: python tests/cpp_serving.py EXPORT_DIR [SIGNATURE] < sentences

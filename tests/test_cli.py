@@ -25,6 +25,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         (["train", "--config", "no/such.yaml"], "config file not found: no/such.yaml"),
         (["train", "--preset", "quick", "train.epochs"], "must look like key=value"),
         (["evaluate", "--model", "no/such/model", "--src", "a", "--ref", "b"], "model path does not exist"),
+        (["export", "--model", "no/such/run"], "not a run folder (no config.yaml): no/such/run"),
+        (["serving-config", "--models-dir", "no/such/dir"], "models dir does not exist: no/such/dir"),
         (["prepare", "--preset", "quick", "data.corpus=csv:x.csv"], "unknown corpus format 'csv'"),
         (["prepare", "--preset", "quick", "data.corpus=tsv:no/such.tsv"], "no/such.tsv"),
         (["prepare", "--preset", "quick", "data.corpus=tsv:tests"], "tests"),
@@ -41,6 +43,6 @@ def test_bad_input_exits_2_with_one_line(args, message):
 
 
 def test_every_command_has_help():
-    for command in ("prepare", "train", "export", "translate", "evaluate"):
+    for command in ("prepare", "train", "export", "translate", "evaluate", "serving-config"):
         result = run_cli(command, "--help")
         assert result.returncode == 0 and "usage:" in result.stdout

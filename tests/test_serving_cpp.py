@@ -49,3 +49,46 @@ def test_cpp_runs_the_nbest_and_align_signatures_like_python(tiny_export):
     assert [p for p in source_pieces if p] == alignment["source_pieces"]
     assert [p for p in target_pieces if p] == alignment["target_pieces"]
     assert len(attention) == len(target_pieces) * len(source_pieces)
+
+
+def test_cpp_replays_every_warmup_record_like_tf_serving(tiny_export):
+    """TF Serving runs each warm-up record through Session::Run before a version is AVAILABLE."""
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    import translate
+    from cpp_serving import run_warmup
+
+    path = tiny_export / "assets.extra" / "tf_serving_warmup_requests"
+    logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path))]
+    records = run_warmup(build_serving_binary(), tiny_export)
+    assert [(r["index"], r["signature"]) for r in records] == [
+        (i, log.predict_log.request.model_spec.signature_name) for i, log in enumerate(logs)]
+    assert {r["signature"] for r in records} == {"serving_default", "nbest", "align"}
+    translator = translate.load(tiny_export)
+    for record, log in zip(records, logs):
+        sentences = [s.decode("utf-8") for s in log.predict_log.request.inputs["sentences"].string_val]
+        assert record["batch"] == len(sentences)
+        if record["signature"] == "serving_default":
+            translations, scores = translator.translate_with_scores(sentences)
+            assert [row[1] for row in record["rows"]] == translations
+            np.testing.assert_allclose([row[0] for row in record["rows"]], scores, atol=1e-4)
+        elif record["signature"] == "nbest":
+            expected = translator.nbest_with_scores(sentences)
+            assert [row[1] for row in record["rows"]] == [[t for t, _ in row] for row in expected]
+
+
+def test_cpp_warmup_refuses_a_corrupted_record(tiny_export, tmp_path):
+    import shutil as sh
+
+    from cpp_serving import run_warmup
+
+    copy = tmp_path / "1"
+    sh.copytree(tiny_export, copy)
+    warmup = copy / "assets.extra" / "tf_serving_warmup_requests"
+    data = bytearray(warmup.read_bytes())
+    data[20] ^= 0xFF  # inside the first record's data: its CRC no longer matches
+    warmup.write_bytes(bytes(data))
+    with pytest.raises(RuntimeError, match="CRC mismatch"):
+        run_warmup(build_serving_binary(), copy)
