@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from translate.config import DecodeConfig, ModelConfig
 from translate.model import build_models
-from translate.search import beam_search, greedy_search
+from translate.search import beam_search, best_extensions, greedy_search
 from translate.text import EOS_ID
 
 VOCAB = 8  # ids 0-2 (pad, unk, BOS) are never produced: 5 real choices, EOS included
@@ -123,3 +123,17 @@ def test_attention_is_kept_only_when_asked():
     assert without.attention.shape[2] == 0
     assert with_it.attention.shape[:3] == with_it.ids.shape
     np.testing.assert_array_equal(without.ids.numpy(), with_it.ids.numpy())
+
+
+@pytest.mark.parametrize("vocab, k, count", [(2000, 5, 10), (997, 3, 6), (7, 2, 4), (5, 5, 10), (10, 4, 40)])
+def test_best_extensions_equal_a_top_k_over_every_extension(vocab, k, count):
+    rng = np.random.default_rng(vocab)
+    logits = tf.constant(rng.normal(size=(3 * k, vocab)) * 3, tf.float32)
+    beam_logp = rng.normal(size=(3, k)).astype("float32")
+    beam_logp[:, 1:] = -np.inf if k > 1 else beam_logp[:, 1:]  # as at the first step: one live beam
+    every = tf.reshape(beam_logp[:, :, None] + tf.reshape(tf.nn.log_softmax(logits), [3, k, vocab]), [3, -1])
+    expected_logp, expected_index = tf.math.top_k(every, k=count)
+    logp, beam, piece = best_extensions(logits, tf.constant(beam_logp), count)
+    np.testing.assert_allclose(logp.numpy(), expected_logp.numpy(), atol=1e-4)
+    finite = np.isfinite(expected_logp.numpy())
+    np.testing.assert_array_equal((beam * vocab + piece).numpy()[finite], expected_index.numpy()[finite])

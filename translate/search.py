@@ -108,6 +108,53 @@ def length_penalty(lengths: tf.Tensor, alpha: float) -> tf.Tensor:
     return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
 
 
+def _block_size(vocab: int) -> int:
+    """A divisor of ``vocab`` near its square root (no padding needed), or 64 when there is none close."""
+    root = max(1, round(vocab ** 0.5))
+    for size in range(root, max(1, root // 2) - 1, -1):
+        if vocab % size == 0:
+            return size
+    return 64
+
+
+def best_extensions(logits: tf.Tensor, beam_logp: tf.Tensor, count: int):
+    """The ``count`` best one-piece extensions of each sentence's beams, exactly.
+
+    The same as ``top_k`` over ``beam_logp[b, j] + log_softmax(logits)[b*K + j, v]``
+    for all ``K * vocab`` pairs ``(j, v)``, without sorting them all: the
+    vocabulary is cut into blocks, the ``count`` blocks with the highest
+    maxima are the only ones that can hold a winner (a block whose maximum is
+    below the ``count``-th best value holds no winner), and only their pieces
+    are ranked. On CPU a ``top_k`` over ``K * vocab`` values per sentence cost
+    more than the rest of the step's bookkeeping together.
+
+    Args:
+        logits: ``[batch * K, vocab]``, row ``b * K + j`` extends beam j of sentence b.
+        beam_logp: ``[batch, K]``, each beam's log-probability so far.
+        count: how many extensions to keep per sentence (at most ``K * vocab``).
+    Returns:
+        log-probabilities ``[batch, count]`` (descending), beam ``[batch, count]``
+        and piece ``[batch, count]`` of each.
+    """
+    sentences, k = tf.shape(beam_logp)[0], beam_logp.shape[1]
+    vocab = logits.shape[-1]
+    size = _block_size(vocab)
+    pad = -vocab % size
+    # log_softmax(x)_v = x_v - logsumexp(x): one offset per row, added to whole blocks at once.
+    offsets = tf.reshape(beam_logp, [-1]) - tf.reduce_logsumexp(logits, axis=-1)
+    if pad:
+        logits = tf.pad(logits, [[0, 0], [0, pad]], constant_values=-float("inf"))
+    n_blocks = (vocab + pad) // size
+    blocks = tf.reshape(logits, [sentences, k * n_blocks, size])
+    block_offsets = tf.repeat(tf.reshape(offsets, [sentences, k]), n_blocks, axis=1)
+    block_best = tf.reduce_max(blocks, axis=-1) + block_offsets
+    _, chosen = tf.math.top_k(block_best, k=min(count, k * n_blocks))
+    values = tf.gather(blocks, chosen, batch_dims=1) + tf.gather(block_offsets, chosen, batch_dims=1)[:, :, None]
+    logp, index = tf.math.top_k(tf.reshape(values, [sentences, -1]), k=count)
+    block = tf.gather(chosen, index // size, batch_dims=1)
+    return logp, block // n_blocks, (block % n_blocks) * size + index % size
+
+
 @dataclass
 class BeamResult:
     """Output of a beam search, best hypothesis first.
@@ -134,7 +181,9 @@ def beam_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig, be
     the sentence's K best finished hypotheses, scored with
     :func:`length_penalty`; the K best open ones are the next beams. A
     sentence is done once K hypotheses have finished (as in fairseq), or when
-    it reaches its max length; the loop ends when all are done. Waiting
+    it reaches its max length. A done sentence leaves the batch (its results
+    go to the outputs, its rows to no further step), so the cost of a step
+    follows the sentences still open; the loop ends when none is. Waiting
     instead until no open beam could beat the worst finished one (whose
     bound, with alpha > 0, is the penalty at the max length) made beam
     search up to 2.2 times slower on the quick model for at most +0.2 test
@@ -164,33 +213,33 @@ def beam_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig, be
     src_len = tf.shape(source_ids)[1]
     limits, max_steps = _length_limits(source_ids, decode)
     memory, keys, source_mask, states = _encode(models, source_ids)
-    # Row b * K + j holds beam j of sentence b.
+    # Row b * K + j holds beam j of the b-th sentence still decoding.
     memory, keys, source_mask = (tf.repeat(x, k, axis=0) for x in (memory, keys, source_mask))
     states = [tf.repeat(s, k, axis=0) for s in states]
     minus_inf = tf.constant(-float("inf"))
-    row_offsets = (tf.range(batch) * k)[:, None]
 
     def gather_beams(x, index):
-        """x ``[batch, beams, ...]``, index ``[batch, n]`` -> ``[batch, n, ...]``."""
+        """x ``[sentences, beams, ...]``, index ``[sentences, n]`` -> ``[sentences, n, ...]``."""
         return tf.gather(x, index, batch_dims=1)
 
-    def body(t, last, states, alive_seq, alive_attn, alive_logp, fin_seq, fin_attn, fin_len, fin_scores, done):
+    def rows_of(sentences):
+        """Positions ``[n]`` in the open batch -> their ``n * K`` beam rows."""
+        return tf.reshape(sentences[:, None] * k + tf.range(k)[None, :], [-1])
+
+    def body(t, active, limits, last, memory, keys, source_mask, states, alive_seq, alive_attn, alive_logp,
+             fin_seq, fin_attn, fin_len, fin_scores, out_seq, out_attn, out_len, out_scores):
+        open_count = tf.shape(active)[0]
         logits, weights, *new_states = models.step([last[:, None], memory, keys, source_mask, *states],
                                                    training=False)
-        log_probs = tf.reshape(tf.nn.log_softmax(logits, axis=-1), [batch, k, vocab])
-        candidates = tf.reshape(alive_logp[:, :, None] + log_probs, [batch, k * vocab])
-        cand_logp, cand_index = tf.math.top_k(candidates, k=2 * k)
-        cand_beam, cand_token = cand_index // vocab, cand_index % vocab
+        cand_logp, cand_beam, cand_token = best_extensions(logits, alive_logp, 2 * k)
         cand_seq = tf.concat([gather_beams(alive_seq, cand_beam), cand_token[:, :, None]], axis=2)
         if with_attention:
-            step_weights = gather_beams(tf.reshape(weights, [batch, k, src_len]), cand_beam)
+            step_weights = gather_beams(tf.reshape(weights, [open_count, k, src_len]), cand_beam)
             cand_attn = tf.concat([gather_beams(alive_attn, cand_beam), step_weights[:, :, None]], axis=2)
-        cand_rows = tf.reshape(cand_beam + row_offsets, [-1])
-        cand_states = [tf.reshape(tf.gather(s, cand_rows), [batch, 2 * k, s.shape[-1]]) for s in new_states]
 
         is_eos = tf.equal(cand_token, EOS_ID)
         at_limit = (t + 1 >= limits)[:, None]
-        ends = (is_eos | at_limit) & ~done[:, None]
+        ends = is_eos | at_limit
         cand_len = tf.where(is_eos, t, t + 1)
         cand_scores = tf.where(ends, cand_logp / length_penalty(t + 1, alpha), minus_inf)
 
@@ -198,58 +247,100 @@ def beam_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig, be
         padded_seq = tf.pad(fin_seq, [[0, 0], [0, 0], [0, 1]])
         ended_seq = tf.where(is_eos[:, :, None], tf.concat([cand_seq[:, :, :-1], tf.zeros_like(cand_seq[:, :, :1])],
                                                             axis=2), cand_seq)
-        all_scores = tf.concat([fin_scores, cand_scores], axis=1)
-        fin_scores, best = tf.math.top_k(all_scores, k=k)
+        fin_scores, best = tf.math.top_k(tf.concat([fin_scores, cand_scores], axis=1), k=k)
         fin_seq = gather_beams(tf.concat([padded_seq, ended_seq], axis=1), best)
         if with_attention:
             padded_attn = tf.pad(fin_attn, [[0, 0], [0, 0], [0, 1], [0, 0]])
             fin_attn = gather_beams(tf.concat([padded_attn, cand_attn], axis=1), best)
         fin_len = gather_beams(tf.concat([fin_len, cand_len], axis=1), best)
 
-        # The K best extensions that go on.
+        # The K best extensions that go on, and the states of the beams they extend.
         alive_logp, keep = tf.math.top_k(tf.where(is_eos, minus_inf, cand_logp), k=k)
         alive_seq = gather_beams(cand_seq, keep)
         if with_attention:
             alive_attn = gather_beams(cand_attn, keep)
         last = tf.reshape(gather_beams(cand_token, keep), [-1])
-        states = [tf.reshape(gather_beams(s, keep), [batch * k, s.shape[-1]]) for s in cand_states]
+        parent_rows = tf.reshape(gather_beams(cand_beam, keep) + (tf.range(open_count) * k)[:, None], [-1])
+        states = [tf.gather(s, parent_rows) for s in new_states]
 
-        k_finished = fin_scores[:, -1] > minus_inf
-        done = done | at_limit[:, 0] | k_finished
-        return t + 1, last, states, alive_seq, alive_attn, alive_logp, fin_seq, fin_attn, fin_len, fin_scores, done
+        done = at_limit[:, 0] | (fin_scores[:, -1] > minus_inf)
+        loop_state = (active, limits, last, memory, keys, source_mask, states, alive_seq, alive_attn, alive_logp,
+                      fin_seq, fin_attn, fin_len, fin_scores, out_seq, out_attn, out_len, out_scores)
 
-    def cond(t, *args):
-        done = args[-1]
-        return tf.equal(t, 0) | ((t < max_steps) & ~tf.reduce_all(done))
+        def retire_done():
+            """Done sentences leave the batch, as in fairseq's generator: their
+            results go to the outputs, and later steps compute only the others."""
+            finished = tf.cast(tf.where(done)[:, 0], tf.int32)
+            where_out = tf.gather(active, finished)[:, None]
+            pad = max_steps - tf.shape(fin_seq)[2]
+            new_out_seq = tf.tensor_scatter_nd_update(
+                out_seq, where_out, tf.pad(tf.gather(fin_seq, finished), [[0, 0], [0, 0], [0, pad]]))
+            new_out_attn = out_attn
+            if with_attention:
+                new_out_attn = tf.tensor_scatter_nd_update(
+                    out_attn, where_out, tf.pad(tf.gather(fin_attn, finished), [[0, 0], [0, 0], [0, pad], [0, 0]]))
+            new_out_len = tf.tensor_scatter_nd_update(out_len, where_out, tf.gather(fin_len, finished))
+            new_out_scores = tf.tensor_scatter_nd_update(out_scores, where_out, tf.gather(fin_scores, finished))
+            going_on = tf.cast(tf.where(~done)[:, 0], tf.int32)
+            rows = rows_of(going_on)
+            by_sentence = [tf.gather(x, going_on) for x in (active, limits)]
+            by_row = [tf.gather(x, rows) for x in (last, memory, keys, source_mask)]
+            beams = [tf.gather(x, going_on) for x in (alive_seq, alive_attn, alive_logp,
+                                                       fin_seq, fin_attn, fin_len, fin_scores)]
+            return (*by_sentence, *by_row, [tf.gather(s, rows) for s in states], *beams,
+                    new_out_seq, new_out_attn, new_out_len, new_out_scores)
 
-    first_beam_only = tf.concat([tf.zeros([batch, 1]), tf.fill([batch, k - 1], minus_inf)], axis=1)
+        return (t + 1, *tf.cond(tf.reduce_any(done), retire_done, lambda: loop_state))
+
+    def cond(t, active, *_):
+        return tf.equal(t, 0) | ((t < max_steps) & (tf.size(active) > 0))
+
+    attention_steps = max_steps if with_attention else 0
     loop_vars = (
         tf.constant(0),
+        tf.range(batch),
+        limits,
         tf.fill([batch * k], BOS_ID),
+        memory,
+        keys,
+        source_mask,
         states,
         tf.zeros([batch, k, 0], tf.int32),
         tf.zeros([batch, k, 0, src_len]),
-        first_beam_only,
+        tf.concat([tf.zeros([batch, 1]), tf.fill([batch, k - 1], minus_inf)], axis=1),  # one beam at first
         tf.zeros([batch, k, 0], tf.int32),
         tf.zeros([batch, k, 0, src_len]),
         tf.zeros([batch, k], tf.int32),
         tf.fill([batch, k], minus_inf),
-        tf.zeros([batch], tf.bool),
+        tf.zeros([batch, k, max_steps], tf.int32),
+        tf.zeros([batch, k, attention_steps, src_len]),
+        tf.zeros([batch, k], tf.int32),
+        tf.fill([batch, k], minus_inf),
     )
+    sentences, beams, steps = tf.TensorShape([None]), tf.TensorShape([None, k]), tf.TensorShape([None, k, None])
     invariants = (
         tf.TensorShape([]),
+        sentences,
+        sentences,
         tf.TensorShape([None]),
+        tf.TensorShape([None, None, memory.shape[-1]]),
+        tf.TensorShape([None, None, keys.shape[-1]]),
+        tf.TensorShape([None, None]),
         [tf.TensorShape([None, s.shape[-1]]) for s in states],
-        tf.TensorShape([None, k, None]),
+        steps,
         tf.TensorShape([None, k, None, None]),
-        tf.TensorShape([None, k]),
-        tf.TensorShape([None, k, None]),
+        beams,
+        steps,
         tf.TensorShape([None, k, None, None]),
-        tf.TensorShape([None, k]),
-        tf.TensorShape([None, k]),
-        tf.TensorShape([None]),
+        beams,
+        beams,
+        steps,
+        tf.TensorShape([None, k, None, None]),
+        beams,
+        beams,
     )
-    *_, fin_seq, fin_attn, fin_len, fin_scores, _ = tf.while_loop(
+    t, *_, out_seq, out_attn, out_len, out_scores = tf.while_loop(
         cond, body, loop_vars, shape_invariants=invariants, maximum_iterations=decode.max_length_cap
     )
-    return BeamResult(ids=fin_seq, lengths=fin_len, scores=fin_scores, attention=fin_attn)
+    return BeamResult(ids=out_seq[:, :, :t], lengths=out_len, scores=out_scores,
+                      attention=out_attn[:, :, :t] if with_attention else out_attn)
