@@ -80,6 +80,17 @@ def dtype_string(dtype: int) -> str:
     return types_pb2.DataType.Name(dtype)[3:].lower()
 
 
+def _model_spec(name: str, version: str | None, label: str | None):
+    """The ``ModelSpec`` that a REST path names (``/versions/N`` or ``/labels/L`` optional)."""
+    spec = predict_pb2.PredictRequest().model_spec
+    spec.name = name
+    if version:
+        spec.version.value = int(version)
+    if label:
+        spec.version_label = label
+    return spec
+
+
 def invalid(message: str) -> ServingStatus:
     return ServingStatus("INVALID_ARGUMENT", message)
 
@@ -645,12 +656,7 @@ def _rest_handler(server: StandIn):
                 name, version, label, metadata = match.groups()
                 if not name:
                     raise invalid("Missing model name in request.")
-                spec = predict_pb2.PredictRequest().model_spec
-                spec.name = name
-                if version:
-                    spec.version.value = int(version)
-                if label:
-                    spec.version_label = label
+                spec = _model_spec(name, version, label)
                 if metadata:
                     response, signature_map = server.metadata(get_model_metadata_pb2.GetModelMetadataRequest(
                         model_spec=spec, metadata_field=["signature_def"]))
@@ -679,12 +685,7 @@ def _rest_handler(server: StandIn):
                 if method.lower() != "predict":
                     raise ServingStatus("UNIMPLEMENTED", f"{method} is not served by this model "
                                                          "(it has only predict signatures)")
-                spec = predict_pb2.PredictRequest().model_spec
-                spec.name = name
-                if version:
-                    spec.version.value = int(version)
-                if label:
-                    spec.version_label = label
+                spec = _model_spec(name, version, label)
                 model, served = server._resolve(spec)
                 request, fmt = predict_request_from_json(body, served.signature_defs, name)
                 request.model_spec.MergeFrom(spec)

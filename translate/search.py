@@ -208,7 +208,7 @@ def beam_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig, be
         greedy = greedy_search(models, source_ids, decode)  # its attention costs little: one row a step
         return BeamResult(greedy.ids[:, None], greedy.lengths[:, None], greedy.scores[:, None],
                           greedy.attention[:, None])
-    k, vocab = beam_size, models.tgt_vocab_size
+    k = beam_size
     batch = tf.shape(source_ids)[0]
     src_len = tf.shape(source_ids)[1]
     limits, max_steps = _length_limits(source_ids, decode)

@@ -468,51 +468,9 @@ int main(int argc, char** argv) {
     return Fail("expected " + std::to_string(output_keys.size()) +
                 " outputs, got " + std::to_string(outputs.size()));
   }
-  for (size_t k = 0; k < outputs.size(); ++k) {
-    const tensorflow::Tensor& t = outputs[k];
-    if (t.dims() < 1 || t.dim_size(0) != batch) {
-      return Fail("output '" + output_keys[k] + "' has shape " +
-                  t.shape().DebugString() + ", expected [" +
-                  std::to_string(batch) + ", ...]");
-    }
-    const tensorflow::DataType dt = t.dtype();
-    if (dt != tensorflow::DT_STRING && dt != tensorflow::DT_FLOAT &&
-        dt != tensorflow::DT_DOUBLE) {
-      return Fail("output '" + output_keys[k] + "' has unsupported dtype " +
-                  tensorflow::DataType_Name(dt) +
-                  " (supported: DT_STRING, DT_FLOAT, DT_DOUBLE)");
-    }
-  }
-
   // 6. Rows.
-  for (int64_t i = 0; i < batch; ++i) {
-    for (size_t k = 0; k < outputs.size(); ++k) {
-      if (k > 0) std::fputc('\t', stdout);
-      const tensorflow::Tensor& t = outputs[k];
-      const int64_t row = t.NumElements() / batch;
-      for (int64_t j = 0; j < row; ++j) {
-        if (j > 0) std::fputc(0x1f, stdout);
-        const int64_t at = i * row + j;
-        switch (t.dtype()) {
-          case tensorflow::DT_STRING: {
-            const tensorflow::tstring& s = t.flat<tensorflow::tstring>()(at);
-            std::fwrite(s.data(), 1, s.size(), stdout);
-            break;
-          }
-          case tensorflow::DT_FLOAT:
-            std::fprintf(stdout, "%.6f",
-                         static_cast<double>(t.flat<float>()(at)));
-            break;
-          case tensorflow::DT_DOUBLE:
-            std::fprintf(stdout, "%.6f", t.flat<double>()(at));
-            break;
-          default:
-            return Fail("unreachable dtype");
-        }
-      }
-    }
-    std::fputc('\n', stdout);
-  }
+  const std::string print_error = PrintRows(outputs, output_keys, batch);
+  if (!print_error.empty()) return Fail(print_error);
   if (std::fflush(stdout) != 0) return Fail("could not flush stdout");
   return 0;
 }
