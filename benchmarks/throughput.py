@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from report import emit, machine
+from timing import peak_rss_mb, time_decoding
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -65,20 +64,7 @@ def measure_training(config, prepared, warmup: int, steps: int) -> dict:
 def measure_decoding(model_path: Path, sentences: list[str], repeats: int) -> dict:
     import translate
 
-    translator = translate.load(model_path)
-    results = {}
-    for batch_size in (1, 64):
-        count = 64 if batch_size == 1 else min(len(sentences), 64 * 4)
-        chunk = sentences[:count]
-        translator(chunk[:batch_size])  # warm-up: first call traces nothing, but allocates
-        rates = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            for start in range(0, len(chunk), batch_size):
-                translator(chunk[start : start + batch_size])
-            rates.append(len(chunk) / (time.perf_counter() - started))
-        results[f"decode_sentences_per_s_batch_{batch_size}"] = round(statistics.median(rates), 2)
-    return results
+    return time_decoding(translate.load(model_path), sentences, (1, 64), repeats)
 
 
 def main() -> None:
@@ -117,7 +103,7 @@ def main() -> None:
             report["decode_model"] = "untrained (every output runs to the max length)"
         # Sentences in corpus order, not sorted: batches mix lengths as real traffic does.
         report.update(measure_decoding(model_path, [s for s, _ in prepared.read("test")], args.repeats))
-    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    report["peak_rss_mb"] = peak_rss_mb()
     emit(report, args.out)
 
 
