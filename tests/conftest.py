@@ -29,6 +29,8 @@ TINY_OVERRIDES = [
     "train.epochs=2",
     "train.steps_per_epoch=15",
     "train.learning_rate=0.01",
+    # Tracing the align search costs seconds per run; tests/test_plotting.py runs the callback itself.
+    "train.attention_images=0",
     "decode.max_length_cap=40",
     "decode.max_source_pieces=60",
 ]

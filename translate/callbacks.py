@@ -8,6 +8,7 @@ run in list order at every hook:
 
 * ``DevBleu`` before ``EarlyStopping`` (which reads ``dev_bleu`` from the logs);
 * ``TrainingLogs`` before ``TensorBoard`` and ``CSVLogger`` (which write the logs);
+* ``AttentionImages`` (heatmaps in TensorBoard) anywhere before ``ResumableBackup``;
 * ``ResumableBackup`` last: at the end of an epoch it commits the state the
   others have just written, and at the start of training it restores their
   state after their own ``on_train_begin`` has reset it.
@@ -77,6 +78,55 @@ class DevBleu(keras.callbacks.Callback):
             tmp = self.best_path.with_name(f".tmp-{self.best_path.name}")
             self.model.save_weights(tmp)
             os.replace(tmp, self.best_path)
+
+
+class AttentionImages(keras.callbacks.Callback):
+    """After each epoch: attention heatmaps of a few dev sentences as TensorBoard images.
+
+    Written with ``tf.summary.image`` to their own log folder (TensorBoard
+    lists it as a run named after it, beside Keras's ``train`` and
+    ``validation``), one tag per sentence and the epoch as the step, so the
+    slider shows attention sharpening as training goes. The heatmaps come
+    from the translation graph's ``align`` function, the one the export
+    serves. Drawing never stops training: a failure is logged and the
+    images are skipped.
+    """
+
+    def __init__(self, graph: TranslationGraph, sentences: list[str], log_dir: str | Path):
+        super().__init__()
+        self.graph = graph
+        self.sentences = list(sentences)
+        self.log_dir = Path(log_dir)
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.sentences or not _finite_loss(logs):
+            return
+        import tensorflow as tf
+
+        try:
+            from translate.plotting import figure_to_rgb, plot_attention
+        except ImportError as err:  # matplotlib missing: the run matters more than its pictures
+            log.warning("no attention images in TensorBoard: %s (pip install -r requirements.txt)", err)
+            self.sentences = []
+            return
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(str(self.log_dir))
+        with self._writer.as_default():
+            for index, sentence in enumerate(self.sentences):
+                try:
+                    image = figure_to_rgb(plot_attention(self.graph, sentence))
+                except ValueError as err:
+                    log.warning("attention image %d of epoch %d skipped: %s", index + 1, epoch + 1, err)
+                    continue
+                tf.summary.image(f"attention/dev_{index + 1}", image[None], step=epoch,
+                                 description=sentence[:200])
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 class TimeBudget(keras.callbacks.Callback):

@@ -89,24 +89,46 @@ def build_parser() -> argparse.ArgumentParser:
     serving.add_argument("--batch-timeout-micros", type=int, default=5000, help="batching: longest wait for a batch")
     serving.add_argument("--batch-threads", type=int, default=0, help="batching: threads (default: this machine's cores)")
 
-    evaluate = commands.add_parser("evaluate", help="BLEU, chrF and TER of a model on a test set")
-    evaluate.add_argument("--model", required=True, help="model folder or version folder")
-    evaluate.add_argument("--src", required=True, help="source sentences, one per line")
-    evaluate.add_argument("--ref", required=True, help="reference translations, one per line")
-    evaluate.add_argument("--output", help="write the translations here")
+    evaluate = commands.add_parser(
+        "evaluate", help="BLEU, chrF and TER (sacrebleu) of a model or a file of translations",
+        description="Scores with sacrebleu's BLEU, chrF and TER and prints their signatures. Several --ref files "
+                    "score against several references; --compare adds systems tested against the first with "
+                    "paired bootstrap resampling.")
+    system = evaluate.add_mutually_exclusive_group(required=True)
+    system.add_argument("--model", help="model folder (newest version) or version folder: translates the sources")
+    system.add_argument("--hyp", metavar="FILE", help="translations already made, one per line (instead of --model)")
+    evaluate.add_argument("--src", help="source sentences, one per line")
+    evaluate.add_argument("--ref", action="append", metavar="FILE",
+                          help="reference translations, one per line; repeat for several references per sentence")
+    evaluate.add_argument("--builtin", metavar="bible:SRC-TGT",
+                          help="sources and references from the built-in Bible corpus (instead of --src/--ref): "
+                               "every public-domain version of the target language is a reference "
+                               "(English: World English Bible, King James, Bible in Basic English)")
+    evaluate.add_argument("--split", choices=("train", "dev", "test"),
+                          help="with --builtin: which split (default: test = Romans; dev = James)")
+    evaluate.add_argument("--compare", action="append", metavar="MODEL_OR_FILE",
+                          help="another system, a model folder or a file of translations; repeatable. Each is "
+                               "tested against the first system with paired bootstrap resampling")
+    evaluate.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                          help="bootstrap samples of the paired test (default: %(default)s)")
+    evaluate.add_argument("--sentences", metavar="FILE.tsv",
+                          help="write per-sentence BLEU and chrF with source, hypothesis and references, worst first")
+    evaluate.add_argument("--output", help="write the first system's translations here")
     evaluate.add_argument("--json", action="store_true", help="print the scores as JSON")
     evaluate.add_argument("--batch-size", type=int, default=64)
+
+    plot = commands.add_parser("plot", help="PNG pictures: attention heatmaps, learning curves")
+    kinds = plot.add_subparsers(dest="kind", required=True, metavar="KIND")
+    attention = kinds.add_parser("attention", help="attention heatmap of one sentence: source x target pieces")
+    where = attention.add_mutually_exclusive_group(required=True)
+    where.add_argument("--model", help="model folder or version folder (its align signature)")
+    where.add_argument("--run", help="run folder: its best weights, in process")
+    attention.add_argument("sentence", help="the source sentence")
+    attention.add_argument("--out", required=True, metavar="FILE.png", help="the PNG to write")
+    curves = kinds.add_parser("curves", help="learning curves: loss, dev BLEU, learning rate, gradient norm")
+    curves.add_argument("--run", required=True, help="run folder (holds history.csv), or a history.csv")
+    curves.add_argument("--out", required=True, metavar="FILE.png", help="the PNG to write")
     return parser
-
-
-def _read_lines(path: str) -> list[str]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return [line.rstrip("\n").rstrip("\r") for line in handle]
-    except FileNotFoundError:
-        raise ValueError(f"file not found: {path}") from None
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path} is not valid UTF-8 ({err.reason} at byte {err.start})") from None
 
 
 def _print_scores(title: str, scores) -> None:
@@ -245,23 +267,172 @@ def cmd_translate(args) -> int:
     return 0
 
 
-def cmd_evaluate(args) -> int:
-    # Every check that needs no model runs before TensorFlow loads.
-    resolve_version(args.model)
-    sources, references = _read_lines(args.src), _read_lines(args.ref)
-    if len(sources) != len(references):
-        raise ValueError(f"{args.src} has {len(sources)} lines but {args.ref} has {len(references)}")
-    from translate.evaluation import score, translate_in_batches
+def _model_version(path: str, flag: str = "--model") -> Path:
+    """The version folder of a model path, refused before TensorFlow loads if it holds no SavedModel."""
+    version = resolve_version(path)
+    if not (version / "saved_model.pb").is_file():
+        raise ValueError(f"{flag} {path}: not a SavedModel (no saved_model.pb in {version})")
+    return version
+
+
+def _load_translator(version: Path):
     from translate.translator import load
-    translator = load(args.model)
-    hypotheses = translate_in_batches(translator, sources, args.batch_size)
-    scores = score(hypotheses, references)
-    if args.output:
-        Path(args.output).write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
-    if args.json:
-        print(json.dumps(scores.to_dict(), indent=2))
+
+    try:
+        return load(version)
+    except ValueError:
+        raise
+    except Exception as err:  # noqa: BLE001 -- TensorFlow raises many types for a broken SavedModel
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"cannot load the SavedModel in {version}: {first_line[:300]}") from None
+
+
+def _trained_corpus(version: Path) -> str | None:
+    """The data.corpus an export was trained on, from its config asset (None if unreadable)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((version / "assets" / "config.yaml").read_text(encoding="utf-8"))
+        return config["data"]["corpus"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+
+
+def cmd_evaluate(args) -> int:
+    from translate.evaluation import (check_counts, compare, per_reference_scores, read_lines, score,
+                                      sentence_scores, translate_in_batches, write_sentence_scores)
+
+    # Every check that needs no model runs before TensorFlow loads.
+    systems: list[tuple[str, Path | list[str]]] = []  # (name, model version folder or hypotheses)
+    if args.model:
+        systems.append((args.model, _model_version(args.model)))
     else:
-        _print_scores(f"{args.src} ({len(sources)} sentences):", scores)
+        systems.append((args.hyp, read_lines(args.hyp, "hypothesis file")))
+    for other in args.compare or ():
+        if Path(other).is_file():
+            systems.append((other, read_lines(other, "hypothesis file")))
+        elif Path(other).exists():
+            systems.append((other, _model_version(other, "--compare")))
+        else:
+            raise ValueError(f"--compare {other}: no such model folder or file of translations")
+    if len({name for name, _ in systems}) != len(systems):
+        raise ValueError("the same system is given twice: each --model/--hyp/--compare must differ")
+    if args.bootstrap < 1:
+        raise ValueError(f"--bootstrap must be at least 1, got {args.bootstrap}")
+    if args.sentences and Path(args.sentences).is_dir():
+        raise ValueError(f"--sentences {args.sentences} is a folder: give a file name such as sentences.tsv")
+
+    needs_sources = any(isinstance(system, Path) for _, system in systems)
+    if args.builtin:
+        if args.src or args.ref:
+            raise ValueError("--builtin brings its own sources and references: leave out --src and --ref")
+        if not args.builtin.startswith("bible:"):
+            raise ValueError(f"--builtin takes bible:SRC-TGT (e.g. bible:es-en), got {args.builtin!r}")
+        from translate.bible import read_references
+
+        split = args.split or "test"
+        builtin = read_references(args.builtin.removeprefix("bible:"), split)
+        sources, references, reference_names = builtin.sources, builtin.references, builtin.names
+        title = f"{args.builtin} {split}"
+        named = [(f"{args.builtin} {split}", sources)]
+    else:
+        if args.split:
+            raise ValueError("--split goes with --builtin")
+        if not args.ref:
+            raise ValueError("give --ref FILE (one or more) or --builtin bible:SRC-TGT")
+        if needs_sources and not args.src:
+            raise ValueError("--src is needed to translate with a model")
+        sources = read_lines(args.src, "source file") if args.src else None
+        references = [read_lines(path, "reference file") for path in args.ref]
+        reference_names = list(args.ref)
+        title = args.src or args.ref[0]
+        named = [(f"source file {args.src}", sources)] if sources is not None else []
+        named += [(f"reference file {path}", lines) for path, lines in zip(args.ref, references)]
+    named += [(f"hypothesis file {name}", system) for name, system in systems if isinstance(system, list)]
+    check_counts(named)
+
+    if args.builtin:
+        pair = args.builtin.removeprefix("bible:")
+        for name, system in systems:
+            trained = _trained_corpus(system) if isinstance(system, Path) else None
+            if trained and trained.startswith("bible:") and trained.removeprefix("bible:") != pair:
+                print(f"warning: {name} was trained on {trained}, not {args.builtin}", file=sys.stderr)
+
+    hypotheses: list[tuple[str, list[str]]] = []
+    for name, system in systems:
+        if isinstance(system, Path):
+            translator = _load_translator(system)
+            system = translate_in_batches(translator, sources, args.batch_size)
+        hypotheses.append((name, system))
+
+    first_name, first = hypotheses[0]
+    scores = score(first, *references)
+    result = scores.to_dict()
+    per_reference = {}
+    if len(references) > 1:
+        per_reference = per_reference_scores(first, references, reference_names)
+        result["per_reference"] = {name: s.to_dict() for name, s in per_reference.items()}
+    comparison = None
+    if len(hypotheses) > 1:
+        comparison = compare(hypotheses, *references, samples=args.bootstrap)
+        result["comparison"] = comparison.to_dict()
+    if args.sentences:
+        rows = sentence_scores(sources, first, *references)
+        result["sentences_file"] = str(write_sentence_scores(args.sentences, rows))
+    if args.output:
+        try:
+            Path(args.output).write_text("".join(h + "\n" for h in first), encoding="utf-8")
+        except OSError as err:
+            raise ValueError(f"cannot write --output {args.output}: {err.strerror or err}") from None
+
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return 0
+    refs = (f"{len(references)} references: {', '.join(reference_names)}" if len(references) > 1
+            else f"reference {reference_names[0]}")
+    _print_scores(f"{first_name} on {title} ({scores.sentences} sentences, {refs}):", scores)
+    for name, single in per_reference.items():
+        print(f"  only {name} ({single.sentences} sentences): BLEU = {single.bleu:.2f}, chrF = {single.chrf:.2f}, "
+              f"TER = {single.ter:.2f}")
+    if comparison is not None:
+        print("paired bootstrap resampling against the first system:")
+        for line in comparison.lines():
+            print("  " + line)
+    if args.sentences:
+        print(f"per-sentence scores, worst first: {args.sentences}")
+    return 0
+
+
+def _png_path(out: str) -> Path:
+    path = Path(out)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"--out must name a .png file, got {out}")
+    if path.is_dir():
+        raise ValueError(f"--out {out} is a folder")
+    return path
+
+
+def cmd_plot(args) -> int:
+    out = _png_path(args.out)
+    if args.kind == "curves":
+        from translate.plotting import plot_learning_curves, save_png
+
+        print(save_png(plot_learning_curves(args.run), out))
+        return 0
+    if not args.sentence.strip():
+        raise ValueError("the sentence to plot is empty")
+    version = _model_version(args.model) if args.model else None
+    if args.run and not (Path(args.run) / "config.yaml").is_file():
+        raise ValueError(f"not a run folder (no config.yaml): {args.run}")
+    from translate.plotting import plot_attention, save_png
+
+    if version is not None:
+        model = _load_translator(version)
+    else:
+        from translate.training import load_run
+
+        model = load_run(args.run)
+    print(save_png(plot_attention(model, args.sentence), out))
     return 0
 
 
@@ -279,7 +450,7 @@ def cmd_serving_config(args) -> int:
 
 
 COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "export": cmd_export, "translate": cmd_translate,
-            "evaluate": cmd_evaluate, "serving-config": cmd_serving_config}
+            "evaluate": cmd_evaluate, "plot": cmd_plot, "serving-config": cmd_serving_config}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if not args.verbose:
+        # sacrebleu logs each step of a paired test at INFO: noise around the table it feeds.
+        logging.getLogger("sacrebleu").setLevel(logging.WARNING)
     try:
         return COMMANDS[args.command](args)
     except ValueError as err:

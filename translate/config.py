@@ -123,6 +123,9 @@ class TrainConfig:
     early_stopping_patience: int | None = None
     # TensorBoard logs under run_dir/logs.
     tensorboard: bool = True
+    # With tensorboard: attention heatmaps of this many dev sentences as
+    # TensorBoard images each epoch (logs/attention); 0: none.
+    attention_images: int = 3
     # default: one device; mirrored: all local GPUs (or CPUs); multi_worker:
     # machines listed in the TF_CONFIG environment variable.
     strategy: str = "default"
@@ -248,6 +251,7 @@ class Config:
             (t.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}"),
             (t.early_stopping_patience is None or t.early_stopping_patience >= 1,
              "train.early_stopping_patience must be at least 1 or null"),
+            (t.attention_images >= 0, "train.attention_images must be >= 0 (0: none)"),
             (t.strategy in STRATEGIES, f"train.strategy must be one of {', '.join(STRATEGIES)}, got {t.strategy!r}"),
         ]
 

@@ -2,18 +2,68 @@
 
 Scores are computed on detokenized text against raw references, as sacrebleu
 intends, so they are comparable with published numbers for the same test set.
+Besides corpus scores: several references per sentence (:func:`score` takes
+one stream per reference translation), per-sentence scores sorted worst
+first (:func:`sentence_scores`), and sacrebleu's paired bootstrap resampling
+test between systems (:func:`compare`, Koehn 2004).
+
+Nothing here imports TensorFlow, so the command line can read and check
+every file before a model loads.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from sacrebleu.metrics import BLEU, CHRF, TER
 from tqdm import tqdm
 
 log = logging.getLogger(__name__)
+
+# One reference translation per sentence; None where this reference has no
+# text for a sentence (sacrebleu then uses the other references there).
+ReferenceStream = Sequence[str | None]
+
+
+def read_lines(path: str | Path, what: str = "file") -> list[str]:
+    """The lines of a UTF-8 text file, without line ends.
+
+    Raises:
+        ValueError: naming ``what`` and the path, when the file is missing,
+            unreadable (a folder, no permission) or not UTF-8.
+    """
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            # newline="" keeps a lone "\r" inside a line; only line ends are cut.
+            return [line.rstrip("\n").rstrip("\r") for line in handle]
+    except FileNotFoundError:
+        raise ValueError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise ValueError(f"{what} is a folder, not a text file: {path}") from None
+    except OSError as err:
+        raise ValueError(f"cannot read {what} {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{what} {path} is not valid UTF-8 ({err.reason} at byte {err.start})") from None
+
+
+def check_counts(named: Sequence[tuple[str, Sequence]]) -> None:
+    """Refuses parallel inputs of different lengths, naming every count.
+
+    ``named`` holds ``(description, lines)`` pairs such as
+    ``("source test.es", [...])``; an empty input is refused too, since
+    scores of nothing would be meaningless.
+    """
+    counts = [(name, len(lines)) for name, lines in named]
+    for name, count in counts:
+        if count == 0:
+            raise ValueError(f"{name} is empty: nothing to score")
+    if len({count for _, count in counts}) > 1:
+        listed = ", ".join(f"{name} has {count} line{'' if count == 1 else 's'}" for name, count in counts)
+        raise ValueError(f"line counts differ: {listed}; they must be equal")
 
 
 @dataclass
@@ -27,6 +77,7 @@ class Scores:
     chrf_signature: str
     ter_signature: str
     sentences: int
+    references: int = 1  # reference translations per sentence (at most)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -40,15 +91,42 @@ class Scores:
         ]
 
 
-def score(hypotheses: Sequence[str], references: Sequence[str]) -> Scores:
-    """Corpus BLEU, chrF and TER of ``hypotheses`` against one reference each."""
-    if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references: counts must match")
+def _metrics() -> dict[str, BLEU | CHRF | TER]:
+    # sacrebleu's defaults, so that the signatures match published ones.
+    return {"bleu": BLEU(), "chrf": CHRF(), "ter": TER()}
+
+
+def _check_references(hypotheses: Sequence[str], references: Sequence[ReferenceStream]) -> list[list[str | None]]:
+    if not references:
+        raise ValueError("no references: give at least one reference stream")
     if not hypotheses:
         raise ValueError("nothing to score: no sentences")
-    hypotheses, references = list(hypotheses), [list(references)]
-    metrics = {"bleu": BLEU(), "chrf": CHRF(), "ter": TER()}
-    results = {name: metric.corpus_score(hypotheses, references) for name, metric in metrics.items()}
+    if any(isinstance(stream, str) for stream in references):
+        raise ValueError("each reference stream must be a list of strings, not one string")
+    streams = [list(stream) for stream in references]
+    for i, stream in enumerate(streams, start=1):
+        if len(stream) != len(hypotheses):
+            which = "references" if len(streams) == 1 else f"references in stream {i}"
+            raise ValueError(f"{len(hypotheses)} hypotheses but {len(stream)} {which}: counts must match")
+    for j in range(len(hypotheses)):
+        if all(stream[j] is None for stream in streams):
+            raise ValueError(f"sentence {j + 1} has no reference in any stream")
+    return streams
+
+
+def score(hypotheses: Sequence[str], *references: ReferenceStream) -> Scores:
+    """Corpus BLEU, chrF and TER of ``hypotheses`` against one or more reference streams.
+
+    ``score(hyps, refs)`` scores against one reference per sentence;
+    ``score(hyps, web, kjv, bbe)`` against three (multi-reference BLEU counts
+    an n-gram if any reference has it, and takes the closest reference
+    length for the brevity penalty). A stream may hold None for a sentence
+    that this reference lacks.
+    """
+    streams = _check_references(hypotheses, references)
+    hypotheses = list(hypotheses)
+    metrics = _metrics()
+    results = {name: metric.corpus_score(hypotheses, streams) for name, metric in metrics.items()}
     return Scores(
         bleu=results["bleu"].score,
         chrf=results["chrf"].score,
@@ -57,7 +135,200 @@ def score(hypotheses: Sequence[str], references: Sequence[str]) -> Scores:
         chrf_signature=str(metrics["chrf"].get_signature()),
         ter_signature=str(metrics["ter"].get_signature()),
         sentences=len(hypotheses),
+        references=len(streams),
     )
+
+
+def per_reference_scores(hypotheses: Sequence[str], references: Sequence[ReferenceStream],
+                         names: Sequence[str]) -> dict[str, Scores]:
+    """Single-reference scores against each reference stream on its own, keyed by ``names``.
+
+    A sentence that a reference lacks (None) is left out of that
+    reference's scores; their ``sentences`` count says how many remained.
+    Multi-reference scores are higher than any single-reference one, so
+    papers report both.
+    """
+    if len(names) != len(references):
+        raise ValueError(f"{len(names)} names for {len(references)} reference streams")
+    result = {}
+    for name, stream in zip(names, references):
+        kept = [j for j, ref in enumerate(stream) if ref is not None]
+        if len(stream) != len(hypotheses):
+            raise ValueError(f"{len(hypotheses)} hypotheses but {len(stream)} references in {name}: counts must match")
+        result[name] = score([hypotheses[j] for j in kept], [stream[j] for j in kept])
+    return result
+
+
+@dataclass
+class SentenceScore:
+    """One sentence's scores, for finding what a system gets wrong."""
+
+    line: int  # 1-based line number in the input
+    bleu: float
+    chrf: float
+    source: str
+    hypothesis: str
+    references: list[str]
+
+
+def sentence_scores(sources: Sequence[str] | None, hypotheses: Sequence[str],
+                    *references: ReferenceStream) -> list[SentenceScore]:
+    """Sentence BLEU and chrF of every hypothesis, worst first.
+
+    Sentence BLEU uses sacrebleu's effective order (n-gram orders a short
+    sentence cannot have are left out), as sacrebleu recommends for single
+    sentences; otherwise any sentence without a matching 4-gram would score
+    about 0 and the ranking would say little. Ties are broken by chrF,
+    then by line number. ``sources`` may be None (hypotheses from a file,
+    no source given).
+    """
+    streams = _check_references(hypotheses, references)
+    if sources is not None and len(sources) != len(hypotheses):
+        raise ValueError(f"{len(sources)} sources but {len(hypotheses)} hypotheses: counts must match")
+    bleu, chrf = BLEU(effective_order=True), CHRF()
+    rows = []
+    for j, hypothesis in enumerate(hypotheses):
+        refs = [stream[j] for stream in streams if stream[j] is not None]
+        rows.append(SentenceScore(
+            line=j + 1,
+            bleu=bleu.sentence_score(hypothesis, refs).score,
+            chrf=chrf.sentence_score(hypothesis, refs).score,
+            source=sources[j] if sources is not None else "",
+            hypothesis=hypothesis,
+            references=refs,
+        ))
+    rows.sort(key=lambda row: (row.bleu, row.chrf, row.line))
+    return rows
+
+
+def write_sentence_scores(path: str | Path, rows: Sequence[SentenceScore]) -> Path:
+    """Writes ``rows`` as a TSV with a header, in the given order (worst first from :func:`sentence_scores`).
+
+    Columns: line, sentence_bleu, sentence_chrf, source, hypothesis,
+    reference, then reference_2, ... when there are several. Fields that
+    hold a tab or a quote are quoted as the csv module does, so
+    spreadsheet programs and ``csv.reader(..., dialect="excel-tab")`` read
+    them back unchanged.
+    """
+    path = Path(path)
+    width = max((len(row.references) for row in rows), default=1)
+    header = ["line", "sentence_bleu", "sentence_chrf", "source", "hypothesis", "reference"]
+    header += [f"reference_{i}" for i in range(2, width + 1)]
+    try:
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, dialect="excel-tab", lineterminator="\n")
+            writer.writerow(header)
+            for row in rows:
+                refs = row.references + [""] * (width - len(row.references))
+                writer.writerow([row.line, f"{row.bleu:.2f}", f"{row.chrf:.2f}", row.source, row.hypothesis, *refs])
+    except OSError as err:
+        raise ValueError(f"cannot write {path}: {err.strerror or err}") from None
+    return path
+
+
+@dataclass
+class SystemResult:
+    """One system in a paired test: its scores, bootstrap means, 95% CIs and p-values against the baseline."""
+
+    name: str
+    scores: dict[str, float]
+    means: dict[str, float]
+    ci: dict[str, float]
+    p_values: dict[str, float | None]  # None for the baseline itself
+
+
+@dataclass
+class Comparison:
+    """sacrebleu's paired bootstrap resampling test of systems against the first one (the baseline).
+
+    The p-value of a metric is the probability of a difference at least as
+    large as the observed one if the two systems were equally good
+    (Koehn 2004, as sacrebleu and Moses implement it): below 0.05 the
+    difference is conventionally called significant.
+    """
+
+    systems: list[SystemResult]
+    signatures: dict[str, str]
+    samples: int
+    metrics: tuple[str, ...] = ("BLEU", "chrF", "TER")
+    significance: float = 0.05
+
+    def to_dict(self) -> dict:
+        return {"test": "paired bootstrap resampling", "samples": self.samples,
+                "baseline": self.systems[0].name, "signatures": self.signatures,
+                "systems": [asdict(system) for system in self.systems]}
+
+    def lines(self) -> list[str]:
+        """A table like sacrebleu's: score (bootstrap mean ± 95% CI) and p-value per metric and system."""
+        labels = [f"{s.name} (baseline)" if i == 0 else s.name for i, s in enumerate(self.systems)]
+        name_width = max(len(label) for label in labels) + 2
+        block = 36  # "100.00 (100.00 ± 10.00)  p=0.0010*" and a gap
+        out = ["system".ljust(name_width) + "".join(m.ljust(block) for m in self.metrics).rstrip()]
+        for label, system in zip(labels, self.systems):
+            cells = []
+            for metric in self.metrics:
+                cell = f"{system.scores[metric]:6.2f} ({system.means[metric]:6.2f} ± {system.ci[metric]:5.2f})"
+                p = system.p_values[metric]
+                if p is not None:
+                    cell += f"  p={p:.4f}{'*' if p < self.significance else ''}"
+                cells.append(cell.ljust(block))
+            out.append((label.ljust(name_width) + "".join(cells)).rstrip())
+        out.append(f"score (bootstrap mean ± 95% CI); p: paired bootstrap resampling, {self.samples} samples; "
+                   f"* p < {self.significance}")
+        out += [f"{metric}: {self.signatures[metric]}" for metric in self.metrics]
+        return out
+
+
+def compare(systems: Sequence[tuple[str, Sequence[str]]], *references: ReferenceStream,
+            samples: int = 1000) -> Comparison:
+    """Paired bootstrap resampling of each system against ``systems[0]`` on BLEU, chrF and TER.
+
+    Uses sacrebleu's own implementation (``sacrebleu.significance.PairedTest``,
+    what ``sacrebleu --paired-bs`` runs), so the p-values and signatures match
+    the sacrebleu command line on the same files. The random seed is
+    sacrebleu's (environment variable ``SACREBLEU_SEED``, 12345 by default),
+    recorded in the signatures.
+    """
+    from sacrebleu.significance import PairedTest
+
+    if len(systems) < 2:
+        raise ValueError("a comparison needs at least two systems")
+    if samples < 1:
+        raise ValueError(f"bootstrap samples must be positive, got {samples}")
+    names = [name for name, _ in systems]
+    if len(set(names)) != len(names):
+        raise ValueError(f"system names must differ: {names}")
+    streams = None
+    for name, hypotheses in systems:
+        if not hypotheses:
+            raise ValueError(f"system {name} has no hypotheses")
+        streams = _check_references(hypotheses, references)
+    metrics = {"BLEU": BLEU(), "chrF": CHRF(), "TER": TER()}
+    test = PairedTest([(name, list(hyps)) for name, hyps in systems], metrics, references=streams,
+                      test_type="bs", n_samples=samples)
+    signatures, table = test()
+    # sacrebleu keys results by each score's own name ("chrF2" for chrF with beta 2).
+    keys = dict(zip(metrics, [key for key in table if key != "System"]))
+    results = []
+    for i, name in enumerate(table["System"]):
+        result = {metric: table[keys[metric]][i] for metric in metrics}
+        results.append(SystemResult(
+            name=name,
+            scores={m: float(r.score) for m, r in result.items()},
+            means={m: float(r.mean) for m, r in result.items()},
+            ci={m: float(r.ci) for m, r in result.items()},
+            p_values={m: None if r.p_value is None else float(r.p_value) for m, r in result.items()},
+        ))
+    baseline = results[0]
+    for system in results[1:]:
+        for metric, p_value in system.p_values.items():
+            if p_value is not None and system.scores[metric] == baseline.scores[metric]:
+                # No observed difference, nothing to test. sacrebleu counts resamples whose
+                # centred difference is *strictly* above the observed one, so when every
+                # resample ties (identical per-sentence statistics) it returns 1/(N+1), which
+                # would read as "significant"; the honest p-value of a zero difference is 1.
+                system.p_values[metric] = 1.0
+    return Comparison(results, {m: str(signatures[keys[m]]) for m in metrics}, test.n_samples)
 
 
 def translate_in_batches(

@@ -8,7 +8,7 @@ A run folder holds everything a run makes:
     best.weights.h5      weights of the epoch with the best dev BLEU
     history.csv          one row per epoch: loss, accuracy, perplexity, grad_norm,
                          learning_rate, their dev (val_) values and dev BLEU
-    logs/                TensorBoard event files (train.tensorboard)
+    logs/                TensorBoard event files (train.tensorboard), attention images in logs/attention
     backup/              the state of an unfinished run, to resume it (see
                          translate.callbacks.ResumableBackup); gone once it finishes
 """
@@ -25,7 +25,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from translate.callbacks import DevBleu, ResumableBackup, StopOnNaN, TimeBudget, TrainingLogs, trim_history
+from translate.callbacks import (AttentionImages, DevBleu, ResumableBackup, StopOnNaN, TimeBudget, TrainingLogs,
+                                 trim_history)
 from translate.config import Config, load_config, save_config
 from translate.distribute import load_prepared_for_workers, make_strategy, output_dir, worker_backup_dir
 from translate.evaluation import score, translate_in_batches
@@ -143,6 +144,9 @@ def make_callbacks(run: Run, config: Config, dev_pairs: list[tuple[str, str]]) -
     elif t.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False,
                                                      update_freq="epoch", profile_batch=0))
+        if t.attention_images > 0:
+            sentences = [source for source, _ in dev_pairs[: t.attention_images]]
+            callbacks.append(AttentionImages(run.graph, sentences, run_dir / "logs" / "attention"))
     callbacks.append(keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=epochs_done > 0))
     callbacks.append(ResumableBackup(backup_dir, states))
     return callbacks

@@ -49,11 +49,7 @@ class Translator:
 
     def align(self, sentence: str) -> dict:
         """Source pieces, target pieces and the attention weights ``[target, source]`` of one sentence."""
-        out = self._loaded.signatures["align"](sentences=self._batch([sentence]))
-        source = [p.decode("utf-8", errors="replace") for p in out["source_pieces"].numpy()[0] if p]
-        target = [p.decode("utf-8", errors="replace") for p in out["target_pieces"].numpy()[0] if p]
-        attention = out["attention"].numpy()[0][: len(target), : len(source)]
-        return {"source_pieces": source, "target_pieces": target, "attention": attention}
+        return alignment_from_outputs(self._loaded.signatures["align"](sentences=self._batch([sentence])))
 
     def __call__(self, sentences: str | list[str]):
         """A string -> its translation; a list -> a list. With ``nbest=K``: K translations each."""
@@ -64,6 +60,18 @@ class Translator:
         if isinstance(sentences, str):
             return self.translate_with_scores([sentences])[0][0]
         return self.translate_with_scores(list(sentences))[0]
+
+
+def alignment_from_outputs(out: dict) -> dict:
+    """The first sentence of an ``align`` signature's (or ``TranslationGraph.align``'s) outputs, padding cut.
+
+    Shared by the SavedModel and the in-process graph so that plots of
+    either read the same pieces and weights.
+    """
+    source = [p.decode("utf-8", errors="replace") for p in out["source_pieces"].numpy()[0] if p]
+    target = [p.decode("utf-8", errors="replace") for p in out["target_pieces"].numpy()[0] if p]
+    attention = out["attention"].numpy()[0][: len(target), : len(source)]
+    return {"source_pieces": source, "target_pieces": target, "attention": attention}
 
 
 def load(path: str | Path, nbest: int | None = None) -> Translator:
