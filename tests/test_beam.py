@@ -81,7 +81,7 @@ def test_nbest_lists_are_sorted_and_distinct():
 
 def test_beam_of_one_is_greedy():
     keras.utils.set_random_seed(0)  # fixed weights: no near-tie can flip between runs
-    models = build_models(ModelConfig(embedding_dim=8, encoder_units=8, decoder_units=8, attention_units=8), 20, 20)
+    models = build_models(ModelConfig(embedding_dim=8, encoder_units=4, decoder_units=8, attention_units=8), 20, 20)
     source = tf.constant([[5, 6, 7, 3], [9, 3, 0, 0]])
     greedy = greedy_search(models, source, DecodeConfig(max_length_cap=10))
     beam = beam_search(models, source, DecodeConfig(max_length_cap=10), beam_size=1)
@@ -90,7 +90,7 @@ def test_beam_of_one_is_greedy():
 
 def test_a_batch_gives_what_each_sentence_gives_alone():
     keras.utils.set_random_seed(0)  # fixed weights: no near-tie can flip between runs
-    models = build_models(ModelConfig(embedding_dim=8, encoder_units=8, decoder_units=8, attention_units=8), 20, 20)
+    models = build_models(ModelConfig(embedding_dim=8, encoder_units=4, decoder_units=8, attention_units=8), 20, 20)
     source = tf.constant([[5, 6, 7, 8, 9, 10, 3], [5, 3, 0, 0, 0, 0, 0], [11, 12, 3, 0, 0, 0, 0]])
     decode = DecodeConfig(max_length_cap=12)
     batched = beam_search(models, source, decode, beam_size=4, alpha=0.6, with_attention=True)

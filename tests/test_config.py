@@ -47,8 +47,7 @@ def test_exponent_notation_is_a_number():
         ("data.src_vocab_size=100", "data.src_vocab_size must be at least 300"),
         ("model.attention=luong", "model.attention must be one of bahdanau, additive"),
         ("model.tie_embeddings=true", "model.tie_embeddings needs model.output_dim == model.embedding_dim"),
-        ("model.input_feeding=true", "model.input_feeding is for attention after the decoder RNN"),
-        ("model.attention=luong_dot", "model.attention=luong_dot needs model.decoder_units == the encoder output"),
+        ("model.decoder_units=192", "model.attention=luong_dot needs model.decoder_units == the encoder output"),
         ("model.bidirectional=none", "model.bidirectional must be first or all"),
         ("model.decoder_layers=0", "model.decoder_layers must be at least 1"),
         ("train.optimizer=sgd", "train.optimizer must be one of adam, adamw"),
@@ -61,6 +60,11 @@ def test_exponent_notation_is_a_number():
 def test_bad_values_are_refused_by_name(override, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         load_config("quick", overrides=[override])
+
+
+def test_input_feeding_with_attention_in_the_recurrence_is_refused_by_name():
+    with pytest.raises(ValueError, match="model.input_feeding is for attention after the decoder RNN"):
+        load_config("quick", overrides=["model.attention=bahdanau", "model.input_feeding=true"])
 
 
 def test_input_feeding_without_attention_is_refused_by_name():

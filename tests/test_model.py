@@ -48,7 +48,7 @@ def test_step_by_step_decoding_equals_teacher_forcing(variant):
 
 
 def test_every_model_shares_the_training_models_variables():
-    models = build_models(ModelConfig(**SMALL, encoder_layers=2, decoder_layers=2), 30, 30)
+    models = build_models(ModelConfig(**SMALL, encoder_layers=2, decoder_layers=2, bidirectional="all"), 30, 30)
     training_vars = {id(v) for v in models.training.weights}
     assert {id(v) for v in models.step.weights} <= training_vars
     assert {id(v) for v in models.encoder.weights} <= training_vars
@@ -78,7 +78,7 @@ def test_without_attention_the_source_reaches_the_decoder_only_through_its_initi
 
 def test_more_layers_and_residuals_are_real_layers():
     one = build_models(ModelConfig(**SMALL), 30, 30).training.count_params()
-    deep = build_models(ModelConfig(**SMALL, encoder_layers=3, decoder_layers=2), 30, 30).training
+    deep = build_models(ModelConfig(**SMALL, encoder_layers=3, decoder_layers=2, bidirectional="all"), 30, 30).training
     assert deep.count_params() > one
     assert [layer.name for layer in deep.layers if layer.name.startswith("encoder_residual")] == []
     residual = build_models(ModelConfig(**SMALL, encoder_layers=3, decoder_layers=2, residual=True,

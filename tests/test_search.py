@@ -17,7 +17,7 @@ SOURCE = tf.constant([[5, 6, 7, 8, 9, 10, 3], [5, 3, 0, 0, 0, 0, 0], [3, 0, 0, 0
 def models_that_always_say(token: int):
     """A model whose output layer prefers ``token`` whatever the input."""
     keras.utils.set_random_seed(0)  # fixed weights: no near-tie can flip between runs
-    models = build_models(ModelConfig(embedding_dim=8, encoder_units=8, decoder_units=8, attention_units=8), 20, 20)
+    models = build_models(ModelConfig(embedding_dim=8, encoder_units=4, decoder_units=8, attention_units=8), 20, 20)
     layer = models.training.get_layer("logits")
     kernel, bias = layer.get_weights()
     bias[token] = 100.0
@@ -52,7 +52,7 @@ def test_a_model_that_ends_at_once_gives_empty_outputs_with_a_score():
 
 def test_batched_search_equals_one_sentence_at_a_time():
     keras.utils.set_random_seed(0)  # fixed weights: no near-tie can flip between runs
-    models = build_models(ModelConfig(embedding_dim=8, encoder_units=8, decoder_units=8, attention_units=8), 20, 20)
+    models = build_models(ModelConfig(embedding_dim=8, encoder_units=4, decoder_units=8, attention_units=8), 20, 20)
     decode = DecodeConfig(max_length_cap=12)
     batched = greedy_search(models, SOURCE, decode)
     for i in range(SOURCE.shape[0]):

@@ -66,7 +66,7 @@ class ModelConfig:
     cell: str = "gru"
     embedding_dim: int = 128
     # Units per direction of a bidirectional encoder layer.
-    encoder_units: int = 256
+    encoder_units: int = 128
     encoder_layers: int = 1
     # Which encoder layers read both ways: "first" (GNMT's choice) or "all".
     bidirectional: str = "first"
@@ -76,8 +76,10 @@ class ModelConfig:
     residual: bool = False
     # bahdanau: additive score inside the recurrence, on s_{t-1}, context fed to
     # the cell; additive / luong_dot / luong_general: after a whole-sequence
-    # decoder RNN, on s_t; none: a plain encoder-decoder.
-    attention: str = "bahdanau"
+    # decoder RNN, on s_t; none: a plain encoder-decoder. luong_dot learned the
+    # most in the same budget (README, "Choosing the model"); it needs
+    # decoder_units == the encoder output width (2 x encoder_units here).
+    attention: str = "luong_dot"
     # Only for attention after the RNN: feed the previous attentional vector
     # back into the RNN (Luong et al. 2015, sec. 3.3); the RNN then runs step
     # by step instead of as one fused kernel.
