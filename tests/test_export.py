@@ -50,7 +50,7 @@ def test_assets_hold_the_sentencepiece_models_and_the_config(tiny_run, tiny_expo
     assert (assets / "src.model").read_bytes() == tiny_run.src_model
     assert (assets / "tgt.model").read_bytes() == tiny_run.tgt_model
     config = (assets / "config.yaml").read_text(encoding="utf-8")
-    assert "max_length_cap" in config and "beam_size: 5" in config and "alpha: 1.0" in config
+    assert "max_length_cap" in config and "beam_size: 5" in config and "alpha: 0.6" in config
 
 
 def test_versions_are_consecutive_and_never_overwritten(tiny_run, tmp_path):

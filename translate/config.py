@@ -154,7 +154,7 @@ class DecodeConfig:
     # best test BLEU in benchmarks/beam.py among settings that decode at least
     # a third as fast as greedy (README, "Beam search").
     beam_size: int = 5
-    alpha: float = 1.0
+    alpha: float = 0.6
     max_length_ratio: float = 1.5
     max_length_offset: int = 10
     max_length_cap: int = 200
