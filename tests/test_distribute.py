@@ -180,6 +180,8 @@ def test_two_workers_train_to_the_end_and_only_the_chief_writes(tmp_path):
     for worker, (out, err) in zip(workers, outputs):
         assert worker.returncode == 0, f"{out}\n{err[-3000:]}"
     (chief_out, chief_err), (other_out, other_err) = outputs
+    # What each worker printed, for `pytest -s` readers.
+    print(f"--- worker 0 (chief) ---\n{chief_out}--- worker 1 ---\n{other_out}")
     run = tmp_path / "run"
     assert f"BACKUP TO {run / 'backup'}" in chief_err
     assert f"BACKUP TO {run / 'backup-worker-1'}" in other_err
