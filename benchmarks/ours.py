@@ -75,10 +75,9 @@ def main() -> None:
     from translate.evaluation import score
     from translate.export import export
     from translate.inference import TranslationGraph
-    from translate.pipeline import make_dataset, pairs_from_files
     from translate.prepare import load_prepared
     from translate.trainer import GradNormModel
-    from translate.training import build_run, compile_for_training, precision_policy
+    from translate.training import build_run, compile_for_training, precision_policy, training_dataset
 
     run_dir = Path(args.run_dir)
     config = config_for(run_dir, args.preset, args.set)
@@ -97,9 +96,7 @@ def main() -> None:
         # The training model class `translate train` uses (its step also tracks the gradient norm).
         run = build_run(config, run_dir, prepared.src_model, prepared.tgt_model, training_class=GradNormModel)
         compile_for_training(run, config)
-    data = make_dataset(pairs_from_files(*prepared.files("train")), run.graph.src_tokenizer,
-                        run.graph.tgt_tokenizer, t.batch_size, config.data.max_pieces,
-                        shuffle_buffer=t.shuffle_buffer, seed=t.seed, repeat=True)
+    data = training_dataset(run, config, prepared, repeat=True)
     report["setup_seconds"] = round(time.perf_counter() - started, 2)
 
     def step(inputs, target_out):

@@ -35,14 +35,12 @@ def measure_training(config, prepared, warmup: int, steps: int) -> dict:
     import keras
     import numpy as np
 
-    from translate.pipeline import make_dataset, pairs_from_files
-    from translate.training import build_run, compile_for_training
+    from translate.training import build_run, compile_for_training, training_dataset
 
     keras.utils.set_random_seed(config.train.seed)
     run = build_run(config, prepared.run_dir, prepared.src_model, prepared.tgt_model)
     compile_for_training(run, config)
-    data = make_dataset(pairs_from_files(*prepared.files("train")), run.graph.src_tokenizer, run.graph.tgt_tokenizer, config.train.batch_size,
-                        config.data.max_pieces, shuffle_buffer=config.train.shuffle_buffer, seed=config.train.seed)
+    data = training_dataset(run, config, prepared)
     batches = list(data.repeat().take(warmup + steps))
     for (source, target_in), target_out in batches[:warmup]:
         run.models.training.train_on_batch((source, target_in), target_out)

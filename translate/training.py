@@ -210,8 +210,7 @@ def _train(config: Config, verbose: int | str, prepared: Prepared | None) -> Run
 
     train_cfg = config.train
     src_tok, tgt_tok = run.graph.src_tokenizer, run.graph.tgt_tokenizer
-    train_data = make_dataset(pairs_from_files(*prepared.files("train")), src_tok, tgt_tok, train_cfg.batch_size,
-                              config.data.max_pieces, shuffle_buffer=train_cfg.shuffle_buffer, seed=train_cfg.seed)
+    train_data = training_dataset(run, config, prepared)
     # About one pass over the training split per epoch; counted by prepare, not by reading it again.
     steps = train_cfg.steps_per_epoch or math.ceil(prepared.pairs["train"] / train_cfg.batch_size)
     dev_pairs = prepared.read("dev")
@@ -248,6 +247,15 @@ def _train(config: Config, verbose: int | str, prepared: Prepared | None) -> Run
     if best.is_file():
         run.models.training.load_weights(best)
     return run
+
+
+def training_dataset(run: Run, config: Config, prepared: Prepared, repeat: bool = False) -> tf.data.Dataset:
+    """The shuffled, bucketed training split of ``prepared``, tokenized by ``run``'s in-graph tokenizers
+    (what ``train`` fits on; the benchmarks time the same batches)."""
+    t = config.train
+    return make_dataset(pairs_from_files(*prepared.files("train")), run.graph.src_tokenizer,
+                        run.graph.tgt_tokenizer, t.batch_size, config.data.max_pieces,
+                        shuffle_buffer=t.shuffle_buffer, seed=t.seed, repeat=repeat)
 
 
 def _count_batches(dataset: tf.data.Dataset) -> int:
