@@ -72,6 +72,13 @@ def test_input_feeding_without_attention_is_refused_by_name():
         load_config("quick", overrides=["model.attention=none", "model.input_feeding=true"])
 
 
+def test_xla_with_the_step_by_step_decoder_is_refused_by_name():
+    with pytest.raises(ValueError, match="train.jit_compile needs the fused decoder"):
+        load_config("quick", overrides=["model.attention=bahdanau", "model.decoder_units=192",
+                                        "train.jit_compile=true"])
+    load_config("quick", overrides=["train.jit_compile=true"])  # luong_dot after the fused RNN compiles
+
+
 def test_possible_combinations_are_accepted():
     config = load_config("quick", overrides=["model.attention=luong_general", "model.input_feeding=true",
                                              "model.tie_embeddings=true", "model.output_dim=96",

@@ -109,7 +109,7 @@ def compile_for_training(run: Run, config: Config) -> None:
     # (never pre-averaged per sentence); see translate.losses.
     loss = SmoothedCrossEntropy(config.train.label_smoothing)
     run.models.training.compile(optimizer=make_optimizer(config), loss=loss, metrics=[MaskedAccuracy()],
-                                jit_compile=False)
+                                jit_compile=config.train.jit_compile)
 
 
 def make_callbacks(run: Run, config: Config, dev_pairs: list[tuple[str, str]]) -> list[keras.callbacks.Callback]:
