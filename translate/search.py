@@ -56,47 +56,76 @@ def greedy_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig) 
     """Greedy decoding: the most likely next piece at every step.
 
     Each sentence stops at its EOS or at its own maximum length
-    (:func:`max_output_lengths`); the loop ends when all have stopped.
+    (:func:`max_output_lengths`); the loop ends when all have stopped. A
+    sentence that stops leaves the batch, as in beam search: later steps
+    compute only the rows still open (``active`` holds their positions in the
+    batch), and each step's outputs are scattered back to the full batch.
+    On Romans a batch of 64 runs to its longest translation, about twice the
+    median length, so most steps would otherwise mostly compute padding.
 
     Args:
         source_ids: ``int32 [batch, src_len]``, 0-padded, each row ending in EOS.
     """
     batch = tf.shape(source_ids)[0]
+    src_len = tf.shape(source_ids)[1]
     limits, max_steps = _length_limits(source_ids, decode)
     memory, keys, source_mask, states = _encode(models, source_ids)
 
-    def body(t, prev, states, finished, lengths, scores, ids_ta, attention_ta):
+    def body(t, active, prev, limits, memory, keys, source_mask, states, lengths, scores, ids_ta, attention_ta):
         logits, weights, *new_states = models.step([prev[:, None], memory, keys, source_mask, *states], training=False)
-        log_probs = tf.nn.log_softmax(logits, axis=-1)
-        token = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
-        token_log_prob = tf.gather(log_probs, token, axis=1, batch_dims=1)
-        # Finished rows keep their length and score and emit padding.
-        token = tf.where(finished, PAD_ID, token)
-        scores = scores + tf.where(finished, 0.0, token_log_prob)
+        token = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        # log softmax at the chosen piece only: logit - logsumexp over the vocabulary.
+        token_log_prob = tf.gather(logits, token, batch_dims=1) - tf.reduce_logsumexp(logits, axis=-1)
         is_eos = tf.equal(token, EOS_ID)
-        lengths = lengths + tf.cast(~finished & ~is_eos, tf.int32)
-        finished = finished | is_eos | (t + 1 >= limits)
-        ids_ta = ids_ta.write(t, tf.where(is_eos, PAD_ID, token))
-        attention_ta = attention_ta.write(t, weights)
-        return t + 1, token, new_states, finished, lengths, scores, ids_ta, attention_ta
+        where = active[:, None]
+        scores = tf.tensor_scatter_nd_add(scores, where, token_log_prob)
+        lengths = tf.tensor_scatter_nd_add(lengths, where, tf.cast(~is_eos, tf.int32))
+        # Rows no longer open get pad ids and zero attention.
+        ids_ta = ids_ta.write(t, tf.scatter_nd(where, tf.where(is_eos, PAD_ID, token), [batch]))
+        attention_ta = attention_ta.write(t, tf.scatter_nd(where, tf.cast(weights, tf.float32), [batch, src_len]))
+        done = is_eos | (t + 1 >= limits)
+        open_state = (active, token, limits, memory, keys, source_mask, new_states)
 
-    def cond(t, prev, states, finished, *_):
+        def retire_done():
+            going_on = tf.cast(tf.where(~done)[:, 0], tf.int32)
+            return tuple(tf.gather(x, going_on) for x in open_state[:-1]) + (
+                [tf.gather(s, going_on) for s in new_states],)
+
+        # Leaving copies the open rows' memory and keys; leaving in groups
+        # (once an eighth or a quarter of the rows had stopped) was no faster.
+        open_state = tf.cond(tf.reduce_any(done), retire_done, lambda: open_state)
+        return (t + 1, *open_state, lengths, scores, ids_ta, attention_ta)
+
+    def cond(t, active, *_):
         # At least one step, so that the stacked arrays have a known shape
         # even for an empty batch.
-        return tf.equal(t, 0) | ((t < max_steps) & ~tf.reduce_all(finished))
+        return tf.equal(t, 0) | ((t < max_steps) & (tf.size(active) > 0))
 
     loop_vars = (
         tf.constant(0),
+        tf.range(batch),
         tf.fill([batch], BOS_ID),
+        limits,
+        memory,
+        keys,
+        source_mask,
         states,
-        tf.zeros([batch], tf.bool),
         tf.zeros([batch], tf.int32),
         tf.zeros([batch], tf.float32),
         tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
         tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None]),
     )
-    _, _, _, _, lengths, scores, ids_ta, attention_ta = tf.while_loop(
-        cond, body, loop_vars, maximum_iterations=decode.max_length_cap
+    rows = tf.TensorShape([None])
+    invariants = (
+        tf.TensorShape([]), rows, rows, rows,
+        tf.TensorShape([None, None, memory.shape[-1]]),
+        tf.TensorShape([None, None, keys.shape[-1]]),
+        tf.TensorShape([None, None]),
+        [tf.TensorShape([None, s.shape[-1]]) for s in states],
+        rows, rows, tf.TensorShape(None), tf.TensorShape(None),
+    )
+    *_, lengths, scores, ids_ta, attention_ta = tf.while_loop(
+        cond, body, loop_vars, shape_invariants=invariants, maximum_iterations=decode.max_length_cap
     )
     ids = tf.transpose(ids_ta.stack())
     attention = tf.transpose(attention_ta.stack(), [1, 0, 2])
