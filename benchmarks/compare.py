@@ -12,9 +12,12 @@ each has its own memory peak), with the same training budget:
    tutorial's model (word-level, units ``--units``) and its greedy loop;
 2. ``ours_equal``: ``benchmarks/ours.py`` with the quick preset at the
    baseline's sizes: GRU, embedding, encoder (per direction), decoder and
-   attention units all ``--units``, attention ``--equal-attention``
-   (``additive`` sits after the decoder RNN, as the tutorial's does), the
-   baseline's batch size;
+   attention units all ``--units``, attention ``--equal-attention``, the
+   baseline's batch size. The default, ``luong_general``, is the tutorial's
+   score: its ``MultiHeadAttention(num_heads=1)`` scores
+   ``(W_q s_t)^T (W_k h_j) / sqrt(d) = s_t^T W_a h_j`` with
+   ``W_a = W_q^T W_k / sqrt(d)``, Luong's *general* score, after the decoder
+   RNN as ours;
 3. ``ours_quick``: ``benchmarks/ours.py`` with the quick preset as it is.
 
 Both sides train with the same timed loop (``benchmarks/timing.py``) and are
@@ -145,7 +148,7 @@ def main() -> None:
     parser.add_argument("--train-minutes", type=float, default=15.0, help="training budget of every model")
     parser.add_argument("--units", type=int, default=256, help="the baseline's units, and ours at equal size")
     parser.add_argument("--batch-size", type=int, default=64, help="the baseline's batch size, and ours at equal size")
-    parser.add_argument("--equal-attention", default="additive", help="our attention at equal size")
+    parser.add_argument("--equal-attention", default="luong_general", help="our attention at equal size")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for both of our runs (e.g. a tiny smoke setting)")
     parser.add_argument("--max-length", type=int, default=50, help="the baseline's decoding steps")

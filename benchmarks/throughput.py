@@ -72,24 +72,35 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--train-only", action="store_true", help="time training only, no decoding")
     parser.add_argument("--out", help="also write the JSON here")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides (train.batch_size=32 ...)")
     args = parser.parse_args()
 
     from translate.config import load_config
     from translate.prepare import prepare
 
     work = tempfile.TemporaryDirectory()
-    config = load_config(args.preset, overrides=[f"run_dir={work.name}/run"])
+    config = load_config(args.preset, overrides=[*args.overrides, f"run_dir={work.name}/run"])
     prepared = prepare(config, progress=False)
     report = {
         "preset": args.preset,
+        "overrides": args.overrides,
         "machine": machine(),
+        "threads": {name: os.environ.get(name) for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")},
     }
     import tensorflow as tf
 
     report["tensorflow"] = tf.__version__
-    training, run = measure_training(config, prepared, args.warmup, args.steps)
+    from translate.training import precision_policy
+
+    with precision_policy(config.train.precision):
+        training, run = measure_training(config, prepared, args.warmup, args.steps)
     report.update(training)
+    if args.train_only:
+        report["peak_rss_mb"] = peak_rss_mb()
+        emit(report, args.out)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         if args.model:
             model_path = Path(args.model)
