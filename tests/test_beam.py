@@ -33,10 +33,13 @@ class ToyModels:
         return [tf.zeros([batch, src_len, 1]), tf.zeros([batch, src_len, 1]), source_ids != 0, tf.zeros([batch, 1])]
 
     def step(self, inputs, training=False):
+        # As the real step model: memory and mask hold one row per sentence,
+        # prev and the state one per hypothesis (K per sentence in beam search).
         prev, memory, _, mask, t = inputs
         logits = tf.gather_nd(TABLE, tf.stack([tf.cast(t[:, 0], tf.int32), prev[:, 0]], axis=1))
         weights = tf.cast(mask, tf.float32) / tf.reduce_sum(tf.cast(mask, tf.float32), axis=1, keepdims=True)
-        return [logits, weights, t + 1.0]
+        per_sentence = tf.shape(prev)[0] // tf.maximum(tf.shape(mask)[0], 1)
+        return [logits, tf.repeat(weights, per_sentence, axis=0), t + 1.0]
 
 
 def log_softmax(row):

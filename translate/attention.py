@@ -78,18 +78,32 @@ class _Attention(keras.layers.Layer):
         raise NotImplementedError
 
     def call(self, query, memory, keys, source_mask):
-        """Attention for one step (``query [batch, query_dim]``) or all steps (``[batch, tgt_len, query_dim]``).
+        """Attention for one step (``query [rows, query_dim]``) or all steps (``[batch, tgt_len, query_dim]``).
+
+        One step may hold several hypotheses per sentence (beam search):
+        ``rows = batch * K``, rows ``b * K .. b * K + K - 1`` belonging to
+        sentence ``b``, which share its one copy of ``memory`` and ``keys``.
+        They are scored as K queries of that sentence, one matmul per
+        sentence, instead of K copies of its keys each scored by one query.
 
         Args:
             memory: ``[batch, src_len, memory_dim]``, the encoder outputs ``h_j``.
             keys: ``[batch, src_len, key_dim]`` from :meth:`precompute_keys`.
             source_mask: ``bool [batch, src_len]``, True at real source positions.
         Returns:
-            context ``[batch, (tgt_len,) memory_dim]`` and weights ``[batch, (tgt_len,) src_len]``;
+            context ``[rows | batch, (tgt_len,) memory_dim]`` and weights ``[rows | batch, (tgt_len,) src_len]``;
             weights are exactly 0 at padded positions and sum to 1 per row.
         """
-        weights = masked_softmax(self.score(query, keys), source_mask)
-        return _context(weights, memory), weights
+        if query.shape.rank == 3:
+            weights = masked_softmax(self.score(query, keys), source_mask)
+            return _context(weights, memory), weights
+        sentences = tf.shape(memory)[0]
+        per_sentence = tf.shape(query)[0] // tf.maximum(sentences, 1)
+        grouped = tf.reshape(query, [sentences, per_sentence, query.shape[-1]])
+        weights = masked_softmax(self.score(grouped, keys), source_mask)
+        context = _context(weights, memory)
+        return (tf.reshape(context, [-1, memory.shape[-1]]),
+                tf.reshape(weights, [-1, tf.shape(memory)[1]]))
 
 
 class AdditiveAttention(_Attention):

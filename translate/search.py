@@ -242,8 +242,9 @@ def beam_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig, be
     src_len = tf.shape(source_ids)[1]
     limits, max_steps = _length_limits(source_ids, decode)
     memory, keys, source_mask, states = _encode(models, source_ids)
-    # Row b * K + j holds beam j of the b-th sentence still decoding.
-    memory, keys, source_mask = (tf.repeat(x, k, axis=0) for x in (memory, keys, source_mask))
+    # Row b * K + j holds beam j of the b-th sentence still decoding. Memory,
+    # keys and mask stay one per sentence: the attention scores a sentence's
+    # K beams together (translate.attention), so no K copies are made or moved.
     states = [tf.repeat(s, k, axis=0) for s in states]
     minus_inf = tf.constant(-float("inf"))
 
@@ -313,10 +314,10 @@ def beam_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig, be
             going_on = tf.cast(tf.where(~done)[:, 0], tf.int32)
             rows = rows_of(going_on)
             by_sentence = [tf.gather(x, going_on) for x in (active, limits)]
-            by_row = [tf.gather(x, rows) for x in (last, memory, keys, source_mask)]
+            sources = [tf.gather(x, going_on) for x in (memory, keys, source_mask)]
             beams = [tf.gather(x, going_on) for x in (alive_seq, alive_attn, alive_logp,
                                                        fin_seq, fin_attn, fin_len, fin_scores)]
-            return (*by_sentence, *by_row, [tf.gather(s, rows) for s in states], *beams,
+            return (*by_sentence, tf.gather(last, rows), *sources, [tf.gather(s, rows) for s in states], *beams,
                     new_out_seq, new_out_attn, new_out_len, new_out_scores)
 
         return (t + 1, *tf.cond(tf.reduce_any(done), retire_done, lambda: loop_state))
