@@ -17,6 +17,10 @@ Three views, each printed as a top-N list and kept in the JSON:
    test split (Romans for the built-in Bible) in batches of 64 with
    ``--model`` (default: export the model of step 2, untrained: worst case).
 
+Also measured: the share of padding in training batches with and without
+length bucketing, and decoding speed over the test split in corpus order
+against sorted by length (as ``translate evaluate`` batches).
+
 The trace is read from the profiler's ``.xplane.pb`` with the protobuf
 classes that TensorFlow ships, so no TensorBoard plugin is needed (open the
 same folder in TensorBoard's profiler to browse it). Self time: an op's
@@ -106,6 +110,63 @@ def top(counter: dict[str, float], total: float, n: int) -> list[dict]:
             for name, ms in sorted(counter.items(), key=lambda item: -item[1])[:n]]
 
 
+def padding(run, config, prepared) -> dict:
+    """Share of padded positions in training batches, with length bucketing (the
+    pipeline's batches) and without (the same sentences in shuffled order, cut
+    into batches of ``train.batch_size``), source and target counted apart."""
+    import numpy as np
+    import sentencepiece as spm
+
+    from translate.training import training_dataset
+
+    real = padded = 0
+    for (source, _), target_out in training_dataset(run, config, prepared):
+        for ids in (source.numpy(), target_out.numpy()):
+            real += int(np.count_nonzero(ids))
+            padded += ids.size
+    # Without bucketing: lengths as the pipeline sees them (+1 for EOS / BOS), same filter.
+    limit = config.data.max_pieces + 1
+    lengths = []
+    for side, (model, path) in enumerate(((prepared.src_model, prepared.files("train")[0]),
+                                          (prepared.tgt_model, prepared.files("train")[1]))):
+        pieces = spm.SentencePieceProcessor(model_proto=model)
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lengths.append(np.array([len(ids) + 1 for ids in pieces.encode(lines)]))
+    keep = (lengths[0] <= limit) & (lengths[1] <= limit)
+    pairs = np.stack([lengths[0][keep], lengths[1][keep]], axis=1)
+    np.random.default_rng(config.train.seed).shuffle(pairs)
+    size = config.train.batch_size
+    plain_real = plain_padded = 0
+    for start in range(0, len(pairs), size):
+        batch = pairs[start : start + size]
+        plain_real += int(batch.sum())
+        plain_padded += int(batch.max(axis=0).sum()) * len(batch)
+    return {"batch_size": size, "bucketed": round(1 - real / padded, 4),
+            "not_bucketed": round(1 - plain_real / plain_padded, 4)}
+
+
+def decode_orders(translator, sentences: list[str], batch_size: int = 64, repeats: int = 3) -> dict:
+    """Sentences per second over all ``sentences`` in corpus order and sorted by
+    length (what ``translate_in_batches`` does), the median of ``repeats``."""
+    from translate.evaluation import translate_in_batches
+
+    def corpus_order():
+        return [t for i in range(0, len(sentences), batch_size) for t in translator(sentences[i : i + batch_size])]
+
+    rates = {}
+    for name, run_all in (("corpus_order", corpus_order),
+                          ("sorted_by_length", lambda: translate_in_batches(translator, sentences, batch_size,
+                                                                            progress=False))):
+        run_all()
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            run_all()
+            times.append(time.perf_counter() - started)
+        rates[name] = round(len(sentences) / sorted(times)[len(times) // 2], 1)
+    return rates
+
+
 def traced(function, trace_dir: str) -> float:
     """Runs ``function`` under the TensorFlow profiler; its wall seconds."""
     import tensorflow as tf
@@ -123,7 +184,8 @@ def traced(function, trace_dir: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="quick")
-    parser.add_argument("--model", help="an export to profile decoding with (default: the untrained model)")
+    parser.add_argument("--model", action="append", default=[],
+                        help="an export to profile decoding with; repeat for several (default: the untrained model)")
     parser.add_argument("--trace-steps", type=int, default=20, help="training steps under the op trace")
     parser.add_argument("--epoch-steps", type=int, help="cut the profiled epoch to this many steps (default: all)")
     parser.add_argument("--top", type=int, default=12)
@@ -153,6 +215,8 @@ def main() -> None:
     report = {"preset": args.preset, "overrides": args.overrides, "machine": machine(),
               "tensorflow": tf.__version__}
 
+    report["padding_fraction"] = padding(run, config, prepared)
+
     # 1. One epoch under cProfile, with the callbacks `translate train` uses.
     callbacks = make_callbacks(run, config, prepared.read("dev")[: config.train.dev_sentences])
     profiler = cProfile.Profile()
@@ -163,9 +227,10 @@ def main() -> None:
     profiler.disable()
     report["epoch_seconds"] = round(time.perf_counter() - started, 1)
     stats = pstats.Stats(profiler)
-    rows = sorted(((f"{Path(f).name}:{line}({fn})", s[3]) for (f, line, fn), s in stats.stats.items()),
-                  key=lambda r: -r[1])
-    report["python_cumulative_s"] = [{"function": name, "seconds": round(s, 1)} for name, s in rows[: args.top]]
+    for key, column in (("python_cumulative_s", 3), ("python_self_s", 2)):
+        rows = sorted(((f"{Path(f).name}:{line}({fn})", s[column]) for (f, line, fn), s in stats.stats.items()),
+                      key=lambda r: -r[1])
+        report[key] = [{"function": name, "seconds": round(s, 1)} for name, s in rows[: args.top]]
 
     # 2. Ops of the training step.
     batches = list(data.take(args.trace_steps))
@@ -177,23 +242,29 @@ def main() -> None:
     report["train_trace"] = {"steps": len(batches), "wall_seconds": round(seconds, 2), "op_ms": round(total, 1),
                              "top_ops": top(by_op, total, args.top), "top_kinds": top(by_kind, total, args.top)}
 
-    # 3. Ops of decoding the test split, batch 64.
+    # 3. Ops of decoding the test split, batch 64, with each model.
+    sources = [s for s, _ in prepared.read("test")]
+    batches_of_64 = [sources[i : i + 64] for i in range(0, len(sources), 64)]
+    report["decode_traces"] = []
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.model or export(run.graph, config, prepared.src_model, prepared.tgt_model, tmp, "profile")
-        translator = translate.load(path)
-        sources = [s for s, _ in prepared.read("test")]
-        batches_of_64 = [sources[i : i + 64] for i in range(0, len(sources), 64)]
-        translator(batches_of_64[0])  # warm
-        decode_dir = str(trace_root / "decode")
-        seconds = traced(lambda: [translator(b) for b in batches_of_64], decode_dir)
-    by_op, by_kind, total = op_self_times(decode_dir)
-    report["decode_trace"] = {"model": str(args.model or "untrained export"), "sentences": len(sources),
-                              "wall_seconds": round(seconds, 2), "op_ms": round(total, 1),
-                              "top_ops": top(by_op, total, args.top), "top_kinds": top(by_kind, total, args.top)}
+        paths = args.model or [export(run.graph, config, prepared.src_model, prepared.tgt_model, tmp, "profile")]
+        for number, path in enumerate(paths):
+            translator = translate.load(path)
+            translator(batches_of_64[0])  # warm
+            decode_dir = str(trace_root / f"decode-{number}")
+            seconds = traced(lambda: [translator(b) for b in batches_of_64], decode_dir)
+            by_op, by_kind, total = op_self_times(decode_dir)
+            report["decode_traces"].append({
+                "model": str(path) if args.model else "untrained export", "sentences": len(sources),
+                "wall_seconds": round(seconds, 2), "op_ms": round(total, 1),
+                "sentences_per_s_batch_64": decode_orders(translator, sources),
+                "top_ops": top(by_op, total, args.top), "top_kinds": top(by_kind, total, args.top)})
     emit(report, args.out)
-    for title, key in (("training step", "train_trace"), ("decoding", "decode_trace")):
-        print(f"\n{title}: top ops by self time (share of {report[key]['op_ms']:.0f} ms of op time)", file=sys.stderr)
-        for row in report[key]["top_ops"]:
+    traces = [("training step", report["train_trace"])]
+    traces += [(f"decoding with {t['model']}", t) for t in report["decode_traces"]]
+    for title, trace in traces:
+        print(f"\n{title}: top ops by self time (share of {trace['op_ms']:.0f} ms of op time)", file=sys.stderr)
+        for row in trace["top_ops"]:
             print(f"  {100 * row['share']:5.1f}%  {row['name']}", file=sys.stderr)
 
 

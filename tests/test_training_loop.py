@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import math
@@ -361,3 +362,20 @@ def test_a_run_killed_mid_epoch_resumes_after_its_last_epoch(tmp_path):
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
     assert not (run_dir / "backup").exists()
     assert (run_dir / training.BEST_WEIGHTS).is_file()
+
+
+def test_an_xla_train_step_learns_as_the_plain_one(tiny_run):
+    # train.jit_compile compiles the same step with XLA: the same losses on the same batches.
+    from translate.training import build_run, compile_for_training, training_dataset
+
+    losses = {}
+    for jit in (False, True):
+        config = dataclasses.replace(tiny_run.config, train=dataclasses.replace(tiny_run.config.train, jit_compile=jit))
+        keras.utils.set_random_seed(0)
+        run = build_run(config, tiny_run.run_dir, tiny_run.src_model, tiny_run.tgt_model)
+        compile_for_training(run, config)
+        assert run.models.training.jit_compile is jit
+        inputs, target_out = next(iter(training_dataset(run, config, tiny_run.prepared)))
+        losses[jit] = [float(run.models.training.train_on_batch(inputs, target_out)[0]) for _ in range(3)]
+    assert losses[False][-1] < losses[False][0]
+    assert np.allclose(losses[True], losses[False], rtol=1e-3), losses
