@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from report import emit, machine
+from report import emit, machine, print_table
 
 HERE = Path(__file__).resolve().parent
 
@@ -77,11 +77,9 @@ def main() -> None:
     report = {"preset": args.preset, "batch_size": args.batch_size, "warmup_steps": args.warmup,
               "timed_steps": args.steps, "machine": machine(), "rows": rows}
     emit(report, args.out)
-    print(f"\n| setting (batch {args.batch_size}) | ms per step | target pieces/s | vs first row |", file=sys.stderr)
-    print("|---|---:|---:|---:|", file=sys.stderr)
-    for row in rows:
-        print(f"| {row['setting']} | {row['ms_per_step']} | {row['target_tokens_per_s']:,.0f} | "
-              f"{row['speed_vs_first']} |", file=sys.stderr)
+    print_table([f"setting (batch {args.batch_size})", "ms per step", "target pieces/s", "vs first row"],
+                [[r["setting"], r["ms_per_step"], f"{r['target_tokens_per_s']:,.0f}", r["speed_vs_first"]]
+                 for r in rows])
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from report import emit, machine
+from report import emit, machine, print_table
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parent.parent
@@ -181,11 +181,9 @@ def main() -> None:
         "rows": rows,
     }
     emit(report, args.out)
-    print("\n| variant | parameters | epochs | dev BLEU | dev chrF | test BLEU | test chrF |", file=sys.stderr)
-    print("|---|---:|---:|---:|---:|---:|---:|", file=sys.stderr)
-    for r in rows:
-        print(f"| {r['variant']} | {r['parameters']:,} | {r['epochs']} | {r['dev_bleu']} | {r['dev_chrf']} "
-              f"| {r['test_bleu']} | {r['test_chrf']} |", file=sys.stderr)
+    print_table(["variant", "parameters", "epochs", "dev BLEU", "dev chrF", "test BLEU", "test chrF"],
+                [[r["variant"], f"{r['parameters']:,}", r["epochs"], r["dev_bleu"], r["dev_chrf"], r["test_bleu"],
+                  r["test_chrf"]] for r in rows])
 
 
 if __name__ == "__main__":

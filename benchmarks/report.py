@@ -1,4 +1,4 @@
-"""What every benchmark does with its result: name the machine, print JSON, keep a copy."""
+"""What every benchmark does with its result: name the machine, print JSON, keep a copy, show a table."""
 
 from __future__ import annotations
 
@@ -19,3 +19,13 @@ def emit(report: dict, out: str | None) -> None:
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text + "\n", encoding="utf-8")
+
+
+def print_table(headers: list[str], rows: list[list], numeric: int = 1) -> None:
+    """A Markdown table on stderr (stdout carries the JSON); columns from ``numeric`` on are right-aligned."""
+    import sys
+
+    print("\n| " + " | ".join(headers) + " |", file=sys.stderr)
+    print("|" + "---|" * numeric + "---:|" * (len(headers) - numeric), file=sys.stderr)
+    for row in rows:
+        print("| " + " | ".join(str(cell) for cell in row) + " |", file=sys.stderr)
