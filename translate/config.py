@@ -123,9 +123,9 @@ class TrainConfig:
     precision: str = "float32"
     # Compile the train step with XLA. Only the fused decoder (attention after
     # the RNN, no input feeding) compiles: XLA cannot take the gradient of the
-    # stepwise tf.scan decoder (bahdanau, input feeding). Off by default: on
-    # the 2-core CPU the quick model's step took 465 ms with XLA against 175
-    # without, after every batch shape had compiled (README, "Speed").
+    # stepwise tf.scan decoder (bahdanau, input feeding). Off by default: XLA
+    # compiles each new batch shape, and on the 2-core CPU the quick model's
+    # step took 869 ms with it against 210 without (benchmarks/knobs.py).
     jit_compile: bool = False
     # Stop after this many epochs without a better dev BLEU; null: never.
     early_stopping_patience: int | None = None

@@ -54,8 +54,8 @@ class SmoothedCrossEntropy(keras.losses.Loss):
         logits = ops.cast(y_pred, self.dtype)
         # The fused sparse softmax cross-entropy: its gradient is softmax - one_hot,
         # dense. Picking -log p_y out of a log_softmax with take_along_axis instead
-        # has a scatter (UnsortedSegmentSum) for a gradient, 12% of the quick
-        # model's CPU step time (benchmarks/profiling.py).
+        # has a scatter (UnsortedSegmentSum) for a gradient, which stood out in a
+        # trace of the quick model's CPU step; the fused op made the step 3% faster.
         nll = ops.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
         if self.label_smoothing > 0:
             # mean_k(-log p_k) = logsumexp(z) - mean_k(z_k)

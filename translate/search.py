@@ -80,7 +80,7 @@ def greedy_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig) 
         where = active[:, None]
         scores = tf.tensor_scatter_nd_add(scores, where, token_log_prob)
         lengths = tf.tensor_scatter_nd_add(lengths, where, tf.cast(~is_eos, tf.int32))
-        # Rows no longer open get pad ids and zero attention.
+        # Rows no longer open get zeros: pad ids (PAD_ID is 0) and no attention.
         ids_ta = ids_ta.write(t, tf.scatter_nd(where, tf.where(is_eos, PAD_ID, token), [batch]))
         attention_ta = attention_ta.write(t, tf.scatter_nd(where, tf.cast(weights, tf.float32), [batch, src_len]))
         done = is_eos | (t + 1 >= limits)
