@@ -56,8 +56,9 @@ ATTENTION = {
     "gru + bahdanau (decoder 256)": ["model.cell=gru", "model.attention=bahdanau", W256],
 }
 # The quick preset's training choices, each pinned here so the table keeps its
-# meaning when the preset changes. Batch 32 costs 4% of the tokens per second
-# of batch 64 on 2 cores (README, "Speed") and makes twice the updates.
+# meaning when the preset changes. On 2 cores batch 32 trains 16% fewer pieces
+# per second than batch 64 and batch 16 a third fewer, for two and four times
+# the updates (benchmarks/results/scaling.json).
 B16, B32, B64 = "train.batch_size=16", "train.batch_size=32", "train.batch_size=64"
 CHOICES = {
     "batch 64": [B64, "model.dropout=0.1"],
