@@ -35,11 +35,13 @@ def measure_training(config, prepared, warmup: int, steps: int) -> dict:
     import keras
     import numpy as np
 
-    from translate.training import build_run, compile_for_training, training_dataset
+    from translate.training import build_run, compile_for_training, precision_policy, training_dataset
 
     keras.utils.set_random_seed(config.train.seed)
-    run = build_run(config, prepared.run_dir, prepared.src_model, prepared.tgt_model)
-    compile_for_training(run, config)
+    # The model is built under train.precision, as `translate train` builds it.
+    with precision_policy(config.train.precision):
+        run = build_run(config, prepared.run_dir, prepared.src_model, prepared.tgt_model)
+        compile_for_training(run, config)
     data = training_dataset(run, config, prepared)
     batches = list(data.repeat().take(warmup + steps))
     for (source, target_in), target_out in batches[:warmup]:
@@ -92,10 +94,7 @@ def main() -> None:
     import tensorflow as tf
 
     report["tensorflow"] = tf.__version__
-    from translate.training import precision_policy
-
-    with precision_policy(config.train.precision):
-        training, run = measure_training(config, prepared, args.warmup, args.steps)
+    training, run = measure_training(config, prepared, args.warmup, args.steps)
     report.update(training)
     if args.train_only:
         report["peak_rss_mb"] = peak_rss_mb()

@@ -132,13 +132,11 @@ def main() -> None:
     from throughput import measure_training
     from translate.config import load_config, memory_size
     from translate.prepare import prepare
-    from translate.training import precision_policy
 
     work = tempfile.TemporaryDirectory()
     config = load_config(args.preset, overrides=[*args.overrides, f"run_dir={work.name}/run"])
     prepared = prepare(config, progress=False)
-    with precision_policy(config.train.precision):
-        training, run = measure_training(config, prepared, args.warmup, args.steps)
+    training, run = measure_training(config, prepared, args.warmup, args.steps)
 
     # Mean real lengths of what training sees (the length filter applied), with EOS/BOS as the model sees them.
     from translate.training import training_dataset
