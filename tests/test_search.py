@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from translate.config import DecodeConfig, ModelConfig
 from translate.model import build_models
-from translate.search import greedy_search, max_output_lengths
+from translate.search import beam_search, greedy_search, max_output_lengths
 from translate.text import EOS_ID
 
 SOURCE = tf.constant([[5, 6, 7, 8, 9, 10, 3], [5, 3, 0, 0, 0, 0, 0], [3, 0, 0, 0, 0, 0, 0]], tf.int32)
@@ -62,3 +63,23 @@ def test_batched_search_equals_one_sentence_at_a_time():
         assert int(batched.lengths[i]) == n
         assert batched.ids.numpy()[i, :n].tolist() == single.ids.numpy()[0, :n].tolist()
         np.testing.assert_allclose(batched.scores.numpy()[i], single.scores.numpy()[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+@pytest.mark.parametrize("shards", [2, 3, 5])
+def test_a_batch_in_shards_gives_what_one_loop_gives(beam_size, shards):
+    # 3 sentences in 2, 3 or 5 parts: uneven parts, one sentence a part, and empty parts.
+    keras.utils.set_random_seed(0)  # fixed weights: no near-tie can flip between runs
+    models = build_models(ModelConfig(embedding_dim=8, encoder_units=4, decoder_units=8, attention_units=8), 20, 20)
+    one_loop = beam_search(models, SOURCE, DecodeConfig(max_length_cap=12, shards=1), beam_size, 0.6, True)
+    sharded = beam_search(models, SOURCE, DecodeConfig(max_length_cap=12, shards=shards), beam_size, 0.6, True)
+    for field in ("ids", "lengths", "scores", "attention"):
+        ours, theirs = getattr(sharded, field), getattr(one_loop, field)
+        assert ours.shape == theirs.shape, field
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-5, err_msg=field)
+
+
+def test_shards_keep_an_empty_batch_empty():
+    empty = tf.zeros([0, 1], tf.int32)
+    result = beam_search(models_that_always_say(7), empty, DecodeConfig(shards=2), 1)
+    assert result.ids.shape[0] == 0 and result.lengths.shape == (0, 1)

@@ -37,9 +37,11 @@ import tensorflow as tf
 
 from translate.attention import make_attention
 from translate.config import ModelConfig, memory_size, output_size
+from translate.gru import GRU
 
+# Our GRU is Keras's with the input matmul taken out of the CPU time loop (translate/gru.py).
 _RNNS = {
-    "gru": (keras.layers.GRU, 1),
+    "gru": (GRU, 1),
     "lstm": (keras.layers.LSTM, 2),
     "simple_rnn": (keras.layers.SimpleRNN, 1),
 }
@@ -341,6 +343,10 @@ def build_models(config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int,
     def decode(target_ids, memory, keys, source_mask, states):
         y = tgt_dropout(tgt_embedding(target_ids))
         attentional, weights, new_states = decoder(y, memory, keys, source_mask, states)
+        if target_ids.shape[1] == 1:
+            # One step: [batch, dim] into the output layer is one fused matmul + bias;
+            # [batch, 1, dim] would be a tensordot with the bias added apart.
+            return output_layer(out_dropout(attentional[:, 0])), weights[:, 0], new_states
         return output_layer(out_dropout(attentional)), weights, new_states
 
     # Training: teacher forcing over the whole shifted target.
@@ -360,7 +366,7 @@ def build_models(config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int,
     step_logits, step_weights, new_states = decode(prev_ids, step_memory, step_keys, step_mask, step_states)
     step = keras.Model(
         [prev_ids, step_memory, step_keys, step_mask, *step_states],
-        [step_logits[:, 0], step_weights[:, 0], *new_states],
+        [step_logits, step_weights, *new_states],
         name="decoder_step",
     )
     return Seq2Seq(training, encoder, step, attention, config, src_vocab_size, tgt_vocab_size)

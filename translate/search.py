@@ -6,7 +6,7 @@ The loop is written with ``tf.while_loop`` (not a Python ``while``) because
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import tensorflow as tf
 
@@ -75,7 +75,11 @@ def greedy_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig) 
         logits, weights, *new_states = models.step([prev[:, None], memory, keys, source_mask, *states], training=False)
         token = tf.argmax(logits, axis=-1, output_type=tf.int32)
         # log softmax at the chosen piece only: logit - logsumexp over the vocabulary.
-        token_log_prob = tf.gather(logits, token, batch_dims=1) - tf.reduce_logsumexp(logits, axis=-1)
+        # The chosen logit is the row's maximum, so it is the shift that keeps
+        # exp from overflowing: log p = -log sum_v exp(z_v - z_max), with no
+        # second reduction for the maximum (reduce_logsumexp's Max was 6% of a decode).
+        best = tf.gather(logits, token, batch_dims=1)
+        token_log_prob = -tf.math.log(tf.reduce_sum(tf.exp(logits - best[:, None]), axis=-1))
         is_eos = tf.equal(token, EOS_ID)
         where = active[:, None]
         scores = tf.tensor_scatter_nd_add(scores, where, token_log_prob)
@@ -130,6 +134,47 @@ def greedy_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig) 
     ids = tf.transpose(ids_ta.stack())
     attention = tf.transpose(attention_ta.stack(), [1, 0, 2])
     return SearchResult(ids=ids, lengths=lengths, scores=scores, attention=attention)
+
+
+def in_shards(search, source_ids: tf.Tensor, shards: int):
+    """``search`` over ``shards`` contiguous parts of the batch, as one result.
+
+    The parts' loops share no tensors, so TensorFlow's executor runs them at
+    the same time, one per inter-op thread. Each part is cut to its own
+    longest source; the results are padded back (pad ids, zero attention) to
+    the longest output and the full source length, and joined in batch order.
+
+    Args:
+        search: ``int32 [part, src_len]`` -> a :class:`SearchResult` or :class:`BeamResult`.
+        source_ids: ``int32 [batch, src_len]``; parts differ in size by at most one row.
+    """
+    batch = tf.shape(source_ids)[0]
+    sizes = tf.stack([(batch + i) // shards for i in range(shards)])
+    results = []
+    for part in tf.split(source_ids, sizes, num=shards):
+        # At least one column: a Keras RNN fails on zero steps (an empty part).
+        longest = tf.maximum(1, tf.reduce_max(tf.concat([tf.reduce_sum(tf.cast(part != PAD_ID, tf.int32), 1), [0]], 0)))
+        results.append(search(part[:, :longest]))
+    joined = {}
+    for field in fields(results[0]):
+        parts = [getattr(r, field.name) for r in results]
+        full = tf.reduce_max(tf.stack([tf.shape(p) for p in parts]), axis=0)
+        if field.name == "attention":  # back to the batch's source length
+            full = tf.concat([full[:-1], tf.shape(source_ids)[1:]], axis=0)
+        joined[field.name] = tf.concat([_pad_to(p, full) for p in parts], axis=0)
+        # Keep the sizes every part knows statically (the beam width K), which padding hid.
+        known = [dims.pop() if len(dims) == 1 else None
+                 for dims in ({p.shape[i] for p in parts} for i in range(1, len(parts[0].shape)))]
+        if field.name == "attention":
+            known[-1] = source_ids.shape[1]
+        joined[field.name].set_shape([source_ids.shape[0], *known])
+    return type(results[0])(**joined)
+
+
+def _pad_to(x: tf.Tensor, shape: tf.Tensor) -> tf.Tensor:
+    """Zeros after ``x`` along every axis but the first, up to ``shape``."""
+    after = tf.concat([[0], shape[1:] - tf.shape(x)[1:]], axis=0)
+    return tf.pad(x, tf.stack([tf.zeros_like(after), after], axis=1))
 
 
 def length_penalty(lengths: tf.Tensor, alpha: float) -> tf.Tensor:
@@ -233,6 +278,9 @@ def beam_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig, be
         raise ValueError(f"beam size must be at least 1, got {beam_size}")
     if alpha < 0:
         raise ValueError(f"length penalty alpha must be >= 0, got {alpha}")
+    if decode.shards > 1:
+        return in_shards(lambda part: beam_search(models, part, replace(decode, shards=1), beam_size, alpha,
+                                                  with_attention), source_ids, decode.shards)
     if beam_size == 1:
         greedy = greedy_search(models, source_ids, decode)  # its attention costs little: one row a step
         return BeamResult(greedy.ids[:, None], greedy.lengths[:, None], greedy.scores[:, None],
