@@ -151,7 +151,7 @@ def table(results: dict[str, dict], ratios: dict) -> str:
     for label, base_key, our_key, digits in ROWS:
         if label.startswith("vocabulary"):
             cells = [f"{results[s].get('src_vocab_size', '?')} / {results[s].get('tgt_vocab_size', '?')}"
-                     + (" words" if s == "baseline" else " pieces") for s in SIDES]
+                     + (" words" if s.startswith("baseline") else " pieces") for s in SIDES]
         else:
             cells = [("–" if s == "baseline_serial_ops" and any(word in label for word in PROBE_ONLY_SPEED)
                       else _cell(results[s], base_key if s.startswith("baseline") else our_key, digits))

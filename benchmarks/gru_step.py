@@ -1,0 +1,104 @@
+"""Keras's GRU against ours (translate/gru.py) in the training step, taking turns in one process.
+
+    python benchmarks/gru_step.py --out benchmarks/results/gru_step.json
+    python benchmarks/gru_step.py --preset quick --set model.encoder_units=256 --set train.batch_size=64
+
+Builds the same model twice on the preset's built-in corpus (prepared into
+a temp folder, or ``--run-dir``), once with ``keras.layers.GRU`` and once with
+``translate.gru.GRU``, with the same initial weights, and runs the compiled
+train step of each over the same batches: ``--rounds`` rounds of ``--steps``
+steps, the two models taking turns, so that the machine's drift hits both
+alike (absolute times here move 10-20% between runs). The median round
+counts. Default sizes: the ``compare.py`` equal-size model (everything 256,
+``luong_general``, batch 64) and the quick preset as shipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from report import emit, machine, print_table
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+EQUAL_SIZE = ["model.attention=luong_general", "model.embedding_dim=256", "model.encoder_units=256",
+              "model.decoder_units=256", "model.attention_units=256", "train.batch_size=64"]
+
+
+def race(config, prepared, steps: int, rounds: int, warmup: int) -> dict:
+    """Median ms per step of each GRU, and their ratio."""
+    import keras
+    import numpy as np
+
+    import translate.model
+    from translate.gru import GRU
+    from translate.training import build_run, compile_for_training, training_dataset
+
+    kinds = {"keras": keras.layers.GRU, "ours": GRU}
+    runs = {}
+    original = translate.model._RNNS["gru"]
+    try:
+        for name, layer_class in kinds.items():
+            translate.model._RNNS["gru"] = (layer_class, 1)
+            keras.utils.set_random_seed(config.train.seed)
+            runs[name] = build_run(config, prepared.run_dir, prepared.src_model, prepared.tgt_model)
+            compile_for_training(runs[name], config)
+    finally:
+        translate.model._RNNS["gru"] = original
+    batches = list(training_dataset(runs["keras"], config, prepared).repeat().take(warmup + steps * rounds))
+    for run in runs.values():
+        for (source, target_in), target_out in batches[:warmup]:
+            run.models.training.train_on_batch((source, target_in), target_out)
+    ms: dict[str, list[float]] = {name: [] for name in runs}
+    for r in range(rounds):
+        chunk = batches[warmup + r * steps : warmup + (r + 1) * steps]
+        for name, run in runs.items():
+            begun = time.perf_counter()
+            for (source, target_in), target_out in chunk:
+                run.models.training.train_on_batch((source, target_in), target_out)
+            ms[name].append(1000 * (time.perf_counter() - begun) / steps)
+    medians = {name: round(float(np.median(values)), 1) for name, values in ms.items()}
+    return {"batch_size": config.train.batch_size, "ms_per_step": medians,
+            "rounds_ms_per_step": {name: [round(v, 1) for v in values] for name, values in ms.items()},
+            "speedup": round(medians["keras"] / medians["ours"], 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="quick")
+    parser.add_argument("--run-dir", help="a prepared run folder of the preset's corpus (default: prepare one)")
+    parser.add_argument("--steps", type=int, default=20, help="training steps per round")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
+                        help="one model to race, by overrides (default: the equal-size model and the preset)")
+    parser.add_argument("--out", help="also write the JSON here")
+    args = parser.parse_args()
+
+    from translate.config import load_config
+    from translate.prepare import prepare
+
+    variants = {"custom": args.set} if args.set else {"equal size (compare.py)": EQUAL_SIZE, args.preset: []}
+    report = {"machine": machine(), "preset": args.preset, "steps": args.steps, "rounds": args.rounds, "models": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = args.run_dir or f"{tmp}/run"
+        prepared = None
+        for label, overrides in variants.items():
+            config = load_config(args.preset, overrides=[*overrides, f"run_dir={run_dir}"])
+            prepared = prepared or prepare(config, progress=False)
+            report["models"][label] = {"overrides": overrides,
+                                       **race(config, prepared, args.steps, args.rounds, args.warmup)}
+    print_table(["model", "batch", "Keras GRU, ms/step", "ours, ms/step", "speedup"],
+                [[label, r["batch_size"], r["ms_per_step"]["keras"], r["ms_per_step"]["ours"], r["speedup"]]
+                 for label, r in report["models"].items()])
+    emit(report, args.out)
+
+
+if __name__ == "__main__":
+    main()
