@@ -165,9 +165,9 @@ class DecodeConfig:
     max_length_offset: int = 10
     max_length_cap: int = 200
     # A batch is split into this many parts, each searched by its own loop.
-    # A search step is a chain of small ops that keeps one core busy;
-    # TensorFlow runs independent loops side by side on its inter-op threads,
-    # so two loops decode a batch on both cores of a 2-core CPU (README, "Speed").
+    # A search step is a chain of ops too small to gain from being split over
+    # cores; with one intra-op thread per op, TensorFlow runs the independent
+    # loops side by side, one per core (README, "Our GRU, and decoding threads").
     shards: int = 2
 
 

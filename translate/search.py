@@ -37,11 +37,20 @@ def max_output_lengths(source_lengths: tf.Tensor, decode: DecodeConfig) -> tf.Te
     return tf.minimum(grown + decode.max_length_offset, decode.max_length_cap)
 
 
+def _source_lengths(source_ids: tf.Tensor) -> tf.Tensor:
+    """Real (non-pad) pieces per sentence, ``int32 [batch]``."""
+    return tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1)
+
+
+def _longest(lengths: tf.Tensor) -> tf.Tensor:
+    """The largest of ``lengths [batch]``, 0 for an empty batch."""
+    return tf.reduce_max(tf.concat([lengths, [0]], axis=0))
+
+
 def _length_limits(source_ids: tf.Tensor, decode: DecodeConfig) -> tuple[tf.Tensor, tf.Tensor]:
     """Each sentence's output limit ``[batch]`` and the longest of them (0 for an empty batch)."""
-    source_lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1)
-    limits = max_output_lengths(source_lengths, decode)
-    return limits, tf.reduce_max(tf.concat([limits, [0]], axis=0))
+    limits = max_output_lengths(_source_lengths(source_ids), decode)
+    return limits, _longest(limits)
 
 
 def _encode(models: Seq2Seq, source_ids: tf.Tensor):
@@ -153,8 +162,7 @@ def in_shards(search, source_ids: tf.Tensor, shards: int):
     results = []
     for part in tf.split(source_ids, sizes, num=shards):
         # At least one column: a Keras RNN fails on zero steps (an empty part).
-        longest = tf.maximum(1, tf.reduce_max(tf.concat([tf.reduce_sum(tf.cast(part != PAD_ID, tf.int32), 1), [0]], 0)))
-        results.append(search(part[:, :longest]))
+        results.append(search(part[:, :tf.maximum(1, _longest(_source_lengths(part)))]))
     joined = {}
     for field in fields(results[0]):
         parts = [getattr(r, field.name) for r in results]
