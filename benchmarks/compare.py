@@ -162,11 +162,17 @@ def table(results: dict[str, dict], ratios: dict) -> str:
     return "\n".join(lines)
 
 
+def thread_env(setting: str) -> dict[str, str]:
+    """This process's environment with the thread variables of ``setting`` (:data:`THREADS`) only."""
+    env = {key: value for key, value in os.environ.items() if key not in THREADS["serial_ops"]}
+    env.update(THREADS[setting])
+    return env
+
+
 def run_side(name: str, command: list[str], out: Path, threads: str = "default") -> dict:
     """Runs one side in its own process under a thread setting (:data:`THREADS`;
     its output goes to stderr) and returns its JSON report."""
-    env = {key: value for key, value in os.environ.items() if key not in THREADS["serial_ops"]}
-    env.update(THREADS[threads])
+    env = thread_env(threads)
     print(f"[compare] {name} ({threads} threads): {' '.join(command)}", file=sys.stderr, flush=True)
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=sys.stderr, cwd=REPO, env=env)

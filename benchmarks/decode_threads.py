@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from compare import THREADS
+from compare import THREADS, thread_env
 from report import emit, machine, print_table
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -79,12 +79,10 @@ def main() -> None:
         for shards in SHARDS:
             run = load_run(args.run, ["decode.beam_size=1", "decode.alpha=0", f"decode.shards={shards}"])
             paths[shards] = str(export(run.graph, run.config, run.src_model, run.tgt_model, tmp, f"shards{shards}"))
-        for setting, extra in THREADS.items():
-            env = {key: value for key, value in os.environ.items() if key not in THREADS["serial_ops"]}
-            env.update(extra)
+        for setting in THREADS:
             child = subprocess.run([sys.executable, __file__, "--run", args.run, "--rounds", str(args.rounds),
                                     "--batch-size", str(args.batch_size), "--child", *paths.values()],
-                                   check=True, capture_output=True, text=True, env=env)
+                                   check=True, capture_output=True, text=True, env=thread_env(setting))
             rates = json.loads(child.stdout.strip().splitlines()[-1])
             report["sentences_per_s"][setting] = {f"shards_{s}": rates[paths[s]] for s in SHARDS}
     rows = [[setting, *(report["sentences_per_s"][setting][f"shards_{s}"] for s in SHARDS)] for setting in THREADS]
