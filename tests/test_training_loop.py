@@ -21,7 +21,7 @@ import tensorflow as tf
 from conftest import REPO, tiny_config
 from translate import training
 from translate.callbacks import ResumableBackup, TrainingLogs, trim_history
-from translate.losses import MaskedAccuracy, SmoothedCrossEntropy
+from translate.losses import MaskedAccuracy, SmoothedCrossEntropy, sparse_cross_entropy
 from translate.schedules import InverseSqrt
 from translate.trainer import GradNormModel
 
@@ -67,6 +67,33 @@ def test_smoothed_loss_is_the_crossentropy_with_the_smoothed_target_over_real_to
     assert float(SmoothedCrossEntropy(eps)(labels, changed)) == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match="label_smoothing"):
         SmoothedCrossEntropy(1.0)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_loss_gradient_equals_the_gradient_through_log_softmax(eps):
+    # The loss's hand-written gradient against autodiff of the textbook formula.
+    logits, labels = _logits_and_labels(2)
+    logits[1, 2] += 40.0  # large logits: the shift by the row maximum must hold
+    vocab = logits.shape[-1]
+    logits = tf.constant(logits)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(logits)
+        ours = SmoothedCrossEntropy(eps)(labels, logits)
+        log_p = tf.nn.log_softmax(logits)
+        target = eps / vocab + (1 - eps) * tf.one_hot(labels, vocab)
+        real = tf.cast(labels != 0, tf.float32)
+        textbook = tf.reduce_sum(-tf.reduce_sum(target * log_p, -1) * real) / tf.reduce_sum(real)
+    assert float(ours) == pytest.approx(float(textbook), rel=1e-5)
+    np.testing.assert_allclose(tape.gradient(ours, logits), tape.gradient(textbook, logits), atol=1e-6)
+
+
+def test_sparse_cross_entropy_matches_tensorflow_and_rejects_labels_outside_the_vocabulary():
+    logits, labels = _logits_and_labels(3)
+    nll, log_normalizer = sparse_cross_entropy(tf.constant(labels), tf.constant(logits))
+    np.testing.assert_allclose(nll, tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits), rtol=1e-5)
+    np.testing.assert_allclose(log_normalizer, tf.reduce_logsumexp(logits, -1), rtol=1e-6)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        sparse_cross_entropy(tf.constant(labels + 11), tf.constant(logits))
 
 
 def test_masked_accuracy_counts_real_tokens_only():

@@ -52,14 +52,10 @@ class SmoothedCrossEntropy(keras.losses.Loss):
     def call(self, y_true, y_pred):
         y_true = ops.cast(y_true, "int32")
         logits = ops.cast(y_pred, self.dtype)
-        # The fused sparse softmax cross-entropy: its gradient is softmax - one_hot,
-        # dense. Picking -log p_y out of a log_softmax with take_along_axis instead
-        # has a scatter (UnsortedSegmentSum) for a gradient, which stood out in a
-        # trace of the quick model's CPU step; the fused op made the step 3% faster.
-        nll = ops.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
+        nll, log_normalizer = sparse_cross_entropy(y_true, logits)
         if self.label_smoothing > 0:
             # mean_k(-log p_k) = logsumexp(z) - mean_k(z_k)
-            uniform = ops.logsumexp(logits, axis=-1) - ops.mean(logits, axis=-1)
+            uniform = log_normalizer - ops.mean(logits, axis=-1)
             token_loss = (1.0 - self.label_smoothing) * nll + self.label_smoothing * uniform
         else:
             token_loss = nll
@@ -71,6 +67,45 @@ class SmoothedCrossEntropy(keras.losses.Loss):
         config = super().get_config()
         config.update(label_smoothing=self.label_smoothing)
         return config
+
+
+def sparse_cross_entropy(labels, logits):
+    """``-log softmax(z)_y`` and ``logsumexp(z)`` of each row, with a written-out gradient.
+
+    Args:
+        labels: int ``[...]``, each in ``[0, vocab)``.
+        logits: float ``[..., vocab]``.
+    Returns:
+        ``(nll, log_normalizer)``, both ``[...]``: ``logsumexp(z) - z_y`` and ``logsumexp(z)``.
+
+    The gradient is ``softmax(z) * (d_nll + d_log_normalizer) - one_hot(y) * d_nll``,
+    from the exponentials the forward pass keeps. TensorFlow's fused
+    ``SparseSoftmaxCrossEntropyWithLogits`` gives the same values, but on CPU
+    its forward and backward over a ``[2048, 2000]`` batch of logits took
+    36.9 ms on one thread against 13.6 ms for this (7.6 against 16.6 ms on two
+    threads); it was 9% of the op time of a training step at batch 64.
+    """
+    import tensorflow as tf
+
+    vocab = tf.shape(logits)[-1]
+
+    @tf.custom_gradient
+    def forward(logits):
+        # Shifting by the row's maximum keeps exp() finite; the maximum's own gradient cancels.
+        peak = tf.stop_gradient(tf.reduce_max(logits, axis=-1, keepdims=True))
+        exps = tf.exp(logits - peak)
+        total = tf.reduce_sum(exps, axis=-1, keepdims=True)
+        log_normalizer = (peak + tf.math.log(total))[..., 0]
+        picked = tf.gather(logits, labels[..., None], batch_dims=labels.shape.rank)[..., 0]
+
+        def gradient(d_nll, d_log_normalizer):
+            d_nll = tf.zeros_like(log_normalizer) if d_nll is None else d_nll
+            d_both = d_nll if d_log_normalizer is None else d_nll + d_log_normalizer
+            return exps * (d_both[..., None] / total) - tf.one_hot(labels, vocab, dtype=logits.dtype) * d_nll[..., None]
+
+        return (log_normalizer - picked, log_normalizer), gradient
+
+    return forward(logits)
 
 
 def _replicas() -> int:
