@@ -34,7 +34,6 @@ EQUAL_SIZE = ["model.attention=luong_general", "model.embedding_dim=256", "model
 def race(config, prepared, steps: int, rounds: int, warmup: int) -> dict:
     """Median ms per step of each GRU, and their ratio."""
     import keras
-    import numpy as np
 
     import translate.model
     from translate.gru import GRU
@@ -52,21 +51,38 @@ def race(config, prepared, steps: int, rounds: int, warmup: int) -> dict:
     finally:
         translate.model._RNNS["gru"] = original
     batches = list(training_dataset(runs["keras"], config, prepared).repeat().take(warmup + steps * rounds))
-    for run in runs.values():
+    result = take_turns({name: (run, batches) for name, run in runs.items()}, steps, rounds, warmup)
+    medians = result["ms_per_step"]
+    return {"batch_size": config.train.batch_size, **result, "speedup": round(medians["keras"] / medians["ours"], 3)}
+
+
+def take_turns(contestants: dict, steps: int, rounds: int, warmup: int) -> dict:
+    """Compiled train steps of several runs, in turns: ``rounds`` rounds of ``steps`` steps each.
+
+    ``contestants`` maps a name to ``(run, batches)``, each list holding at
+    least ``warmup + steps * rounds`` batches; a round takes every run's next
+    ``steps`` batches. Returns the median round's ms per step and sentences
+    per second of each run, and every round's ms per step.
+    """
+    import numpy as np
+
+    for run, batches in contestants.values():
         for (source, target_in), target_out in batches[:warmup]:
             run.models.training.train_on_batch((source, target_in), target_out)
-    ms: dict[str, list[float]] = {name: [] for name in runs}
+    ms: dict[str, list[float]] = {name: [] for name in contestants}
+    rates: dict[str, list[float]] = {name: [] for name in contestants}
     for r in range(rounds):
-        chunk = batches[warmup + r * steps : warmup + (r + 1) * steps]
-        for name, run in runs.items():
+        for name, (run, batches) in contestants.items():
+            chunk = batches[warmup + r * steps : warmup + (r + 1) * steps]
             begun = time.perf_counter()
             for (source, target_in), target_out in chunk:
                 run.models.training.train_on_batch((source, target_in), target_out)
-            ms[name].append(1000 * (time.perf_counter() - begun) / steps)
-    medians = {name: round(float(np.median(values)), 1) for name, values in ms.items()}
-    return {"batch_size": config.train.batch_size, "ms_per_step": medians,
-            "rounds_ms_per_step": {name: [round(v, 1) for v in values] for name, values in ms.items()},
-            "speedup": round(medians["keras"] / medians["ours"], 3)}
+            seconds = time.perf_counter() - begun
+            ms[name].append(1000 * seconds / steps)
+            rates[name].append(sum(int(source.shape[0]) for (source, _), _ in chunk) / seconds)
+    return {"ms_per_step": {name: round(float(np.median(values)), 1) for name, values in ms.items()},
+            "sentences_per_s": {name: round(float(np.median(values)), 1) for name, values in rates.items()},
+            "rounds_ms_per_step": {name: [round(v, 1) for v in values] for name, values in ms.items()}}
 
 
 def main() -> None:

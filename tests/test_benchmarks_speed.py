@@ -101,3 +101,31 @@ def test_linear_fit_recovers_a_line():
 
     fit = linear_fit([1, 2, 3, 4], [3.0, 5.0, 7.0, 9.0])
     assert fit == {"intercept": 1.0, "slope": 2.0, "r2": 1.0}
+
+
+def test_take_turns_alternates_rounds_and_counts_each_runs_own_batches():
+    import time
+    import types
+
+    import numpy as np
+
+    from gru_step import take_turns
+
+    calls = []
+
+    def contestant(name, batch_size):
+        def train_on_batch(x, y):
+            calls.append((name, int(x[0].shape[0])))
+            time.sleep(0.01)
+
+        model = types.SimpleNamespace(train_on_batch=train_on_batch)
+        batches = [((np.zeros((batch_size, 3)), np.zeros((batch_size, 2))), np.zeros((batch_size, 2)))] * 5
+        return types.SimpleNamespace(models=types.SimpleNamespace(training=model)), batches
+
+    result = take_turns({"a": contestant("a", 4), "b": contestant("b", 2)}, steps=2, rounds=2, warmup=1)
+    # Warm-up of each, then rounds of 2 steps in turns: a a b b a a b b.
+    assert [name for name, _ in calls] == ["a", "b", "a", "a", "b", "b", "a", "a", "b", "b"]
+    assert set(result["ms_per_step"]) == {"a", "b"} and len(result["rounds_ms_per_step"]["a"]) == 2
+    # Sentences per second count the rows of the batches each run trained on.
+    seconds_a = 2 * result["ms_per_step"]["a"] / 1000
+    assert result["sentences_per_s"]["a"] == pytest.approx(8 / seconds_a, rel=0.5)

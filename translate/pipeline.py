@@ -18,7 +18,14 @@ import tensorflow_text as tf_text
 from translate.text import encode, with_specials
 
 # Batches group sentences of similar length so little compute goes to padding.
-_BUCKET_BOUNDARIES = (8, 12, 16, 20, 24, 32, 40, 48, 64, 80, 100, 128)
+# Buckets 2 pieces wide up to 64. On the quick preset's split 7.2% of the
+# positions in batches of 16 (7.3% at 64) are then padding, against 12.8%
+# (13.7%) with the earlier boundaries (8, 12, 16, 20, 24, 32, 40, 48, 64, ...),
+# and the benchmark's equal-size model trained 11% more sentences a second
+# (README, "Where the time goes"). Every step's cost grows with the padded
+# length, and buckets this narrow still fill: the split has hundreds of
+# sentences of each length.
+_BUCKET_BOUNDARIES = (*range(4, 65, 2), 72, 80, 90, 100, 114, 128, 160, 200, 256)
 
 
 def pairs_from_files(source_path: str | Path, target_path: str | Path) -> tf.data.Dataset:
