@@ -85,13 +85,18 @@ def take_turns(contestants: dict, steps: int, rounds: int, warmup: int) -> dict:
             "rounds_ms_per_step": {name: [round(v, 1) for v in values] for name, values in ms.items()}}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_race_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every race in turns takes: the corpus and the rounds."""
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--run-dir", help="a prepared run folder of the preset's corpus (default: prepare one)")
     parser.add_argument("--steps", type=int, default=20, help="training steps per round")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_race_arguments(parser)
     parser.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                         help="one model to race, by overrides (default: the equal-size model and the preset)")
     parser.add_argument("--out", help="also write the JSON here")

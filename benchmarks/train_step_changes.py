@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from gru_step import EQUAL_SIZE, take_turns
+from gru_step import EQUAL_SIZE, add_race_arguments, take_turns
 from report import emit, machine, print_table
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -105,11 +105,7 @@ def race_buckets(config, prepared, steps: int, rounds: int, warmup: int) -> dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="quick")
-    parser.add_argument("--run-dir", help="a prepared run folder of the preset's corpus (default: prepare one)")
-    parser.add_argument("--steps", type=int, default=20, help="training steps per round")
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=20)
+    add_race_arguments(parser)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="overrides on top of the equal-size model (e.g. a tiny smoke setting)")
     parser.add_argument("--out", help="also write the JSON here")
