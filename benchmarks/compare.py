@@ -39,12 +39,25 @@ timed decoding the same test sentences in corpus order: the baseline's
 traced loop (always ``--max-length`` steps) against our exported SavedModels
 loaded with ``translate.load`` (greedy at batch 1 and 64, beam 5 at batch 64).
 
+Then the race in turns (``benchmarks/race.py``, ``--rounds``, 0 to skip):
+the four sides again, each in its own process under its thread setting, the
+baseline with its trained weights and ours_quick with its exports, timed
+one after another, round after round (``--train-turn-seconds`` of training
+for ours_equal and the baseline, one pass of decoding for ours_quick and
+the baseline). The sides above run minutes apart, and the machine's speed
+drifts by 10–20% over such minutes; in the race each round's contestants run
+within seconds of one another, so each round gives a ratio free of that
+drift, and the median round's counts.
+
 Prints the JSON on stdout and a Markdown table on stderr, and writes both:
 ``--out`` (default ``benchmarks/results/compare.json``) and the table beside
-it (``.md``). The headline ratios:
+it (``.md``). The headline ratios, from the race (from the separate
+processes with ``--rounds 0``; both are kept, ``race`` and
+``separate_processes``):
 
 * ``train_speedup``: ours_equal / baseline, training sentences per second;
-  ("baseline" here and below: its better figure of the two thread settings)
+  ("baseline" here and below: its better figure of the two thread settings;
+  in the race, the better of the two in each round)
 * ``greedy_speedup_b64``: ours_quick (the model we ship) / baseline, greedy
   decoding sentences per second at batch 64;
 * ``beam5_over_greedy_b64``: ours_quick beam 5 / ours_quick greedy, sentences
@@ -66,6 +79,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import race
 from report import emit, machine
 
 HERE = Path(__file__).resolve().parent
@@ -85,6 +99,9 @@ PROBE_ONLY_SPEED = ("epochs", "BLEU", "chrF")
 SPEEDS = ("train_sentences_per_s", "train_target_tokens_per_s", "greedy_sentences_per_s_batch_1",
           "greedy_tokens_per_s_batch_1", "greedy_sentences_per_s_batch_64", "greedy_tokens_per_s_batch_64")
 
+# (event of the race in turns, label)
+RACE_ROWS = [("train", "training"), ("greedy_b1", "greedy, batch 1"), ("greedy_b64", "greedy, batch 64"),
+             ("beam5_b64", "beam 5, batch 64")]
 # (label, key in the baseline's report, key in ours, digits)
 ROWS = [
     ("parameters", "parameters", "parameters", 0),
@@ -144,8 +161,20 @@ def _cell(report: dict, key: str | None, digits: int) -> str:
     return f"{value:,.0f}" if digits == 0 else f"{value:,.{digits}f}"
 
 
-def table(results: dict[str, dict], ratios: dict) -> str:
-    """A Markdown table: one row per figure, one column per model."""
+def race_table(turns: dict) -> list[str]:
+    """The race in turns: each contestant's median sentences per second per event, and the race's ratios."""
+    lines = [f"Race in turns ({turns['rounds']} rounds; sentences/s, the median round):", "",
+             "| | " + " | ".join(HEADERS[side] for side in SIDES) + " |", "|---|" + "---:|" * len(SIDES)]
+    for event, label in RACE_ROWS:
+        rates = turns["rates"].get(event, {})
+        cells = [f"{rates[s]['sentences_per_s']:,.1f}" if s in rates else "–" for s in SIDES]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def table(results: dict[str, dict], ratios: dict, separate: dict | None = None, turns: dict | None = None) -> str:
+    """A Markdown table: one row per figure, one column per model; then the race in turns, when it ran,
+    and the ratios of the separate processes beside the headline ones."""
     lines = ["| | " + " | ".join(HEADERS[side] for side in SIDES) + " |",
              "|---|" + "---:|" * len(SIDES)]
     for label, base_key, our_key, digits in ROWS:
@@ -158,7 +187,12 @@ def table(results: dict[str, dict], ratios: dict) -> str:
                      for s in SIDES]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("")
+    if turns:
+        lines += [*race_table(turns), ""]
     lines.append(", ".join(f"{key} = {value}" for key, value in ratios.items()))
+    if turns and separate:
+        lines += ["", "The same ratios from the separate processes: "
+                  + ", ".join(f"{key} = {value}" for key, value in separate.items())]
     return "\n".join(lines)
 
 
@@ -207,6 +241,7 @@ def main() -> None:
                         help="thread setting of our runs (the baseline is measured under both)")
     parser.add_argument("--probe-minutes", type=float, default=2.0,
                         help="training minutes of the baseline's probe under the other thread setting")
+    race.add_arguments(parser)
     args = parser.parse_args()
 
     work = tempfile.TemporaryDirectory(prefix="compare-")
@@ -219,14 +254,15 @@ def main() -> None:
              f"model.attention_units={args.units}", f"train.batch_size={args.batch_size}"]
     commands = {
         "baseline": [sys.executable, str(HERE / "baselines" / "tf_tutorial.py"), *common, "--units", str(args.units),
-                     "--batch-size", str(args.batch_size), "--max-length", str(args.max_length)],
+                     "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
+                     "--save-weights", str(tmp / "baseline.weights.h5")],
         "baseline_serial_ops": [sys.executable, str(HERE / "baselines" / "tf_tutorial.py"), *shared,
                                 "--minutes", str(args.probe_minutes), "--units", str(args.units),
                                 "--batch-size", str(args.batch_size), "--max-length", str(args.max_length)],
         "ours_equal": [sys.executable, str(HERE / "ours.py"), *common, "--preset", args.preset, "--label",
                        "ours_equal", *(f"--set={o}" for o in [*args.set, *equal])],
         "ours_quick": [sys.executable, str(HERE / "ours.py"), *common, "--preset", args.preset, "--label",
-                       "ours_quick", *(f"--set={o}" for o in args.set)],
+                       "ours_quick", "--keep-exports", str(tmp / "exports"), *(f"--set={o}" for o in args.set)],
     }
     results = {}
     threads = {"baseline": "default", "baseline_serial_ops": "serial_ops",
@@ -234,8 +270,19 @@ def main() -> None:
     for side in SIDES:
         out = tmp / f"{side}.json"
         results[side] = run_side(side, [*commands[side], "--out", str(out)], out, threads[side])
-    ratios = summarize(results)
-    text = table(results, ratios)
+    separate = summarize(results)
+    turns = None
+    if args.rounds > 0:
+        turns = race.race(argparse.Namespace(
+            run_dir=str(run_dir), rounds=args.rounds, train_turn_seconds=args.train_turn_seconds,
+            warmup_turns=args.warmup_turns, decode_passes=args.decode_passes, units=args.units,
+            batch_size=args.batch_size, max_length=args.max_length, seed=1234,
+            baseline_weights=str(tmp / "baseline.weights.h5"), preset=args.preset, set=args.set, equal_set=equal,
+            quick_exports=[f"{name}={tmp / 'exports' / name}" for name in ("greedy", "beam5")],
+            ours_threads=args.ours_threads), thread_env)
+    # The headline ratios: the race's, where it ran (see the module docstring).
+    ratios = {**separate, **(turns["ratios"] if turns else {})}
+    text = table(results, ratios, separate, turns)
     report = {
         "machine": machine(),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
@@ -243,6 +290,8 @@ def main() -> None:
         "train_minutes": args.train_minutes,
         "cpu_affinity": sorted(os.sched_getaffinity(0)),
         **ratios,
+        "separate_processes": separate,
+        "race": turns,
         **results,
         "table": text,
     }

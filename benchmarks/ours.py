@@ -12,7 +12,8 @@ the folder's), with the preset and ``--set key=value`` overrides for the rest:
    compiled train step over live batches for ``--minutes``, timed by
    :func:`timing.train_for_budget`, the helper that times the baseline too;
 2. exports the trained model twice, greedy (``decode.beam_size=1``) and
-   with beam 5, and loads each with ``translate.load``, as a user would;
+   with beam 5 (kept with ``--keep-exports``), and loads each with
+   ``translate.load``, as a user would;
 3. scores both on the test split (Romans for the built-in Bible) with
    sacrebleu (cased, as ``translate evaluate`` does), and times greedy
    decoding at batch 1 and 64 and beam 5 at batch 64 with
@@ -55,6 +56,27 @@ def config_for(run_dir: Path, preset: str, overrides: list[str]):
     return config_from_dict(values)
 
 
+def build_training(config, prepared):
+    """The compiled model and the repeating input pipeline of ``translate train`` for ``config``.
+
+    Returns ``(run, batches)``: ``run.models.training`` is the training model
+    class ``translate train`` uses (its step also tracks the gradient norm),
+    compiled under the config's precision policy, and ``batches`` yields
+    ``((source, target_in), target_out)`` without end.
+    """
+    import keras
+
+    from translate.trainer import GradNormModel
+    from translate.training import build_run, compile_for_training, precision_policy, training_dataset
+
+    keras.utils.set_random_seed(config.train.seed)
+    with precision_policy(config.train.precision):
+        run = build_run(config, Path(config.run_dir), prepared.src_model, prepared.tgt_model,
+                        training_class=GradNormModel)
+        compile_for_training(run, config)
+    return run, training_dataset(run, config, prepared, repeat=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", required=True, help="a prepared run folder")
@@ -64,6 +86,8 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=5, help="training steps left out of the rates")
     parser.add_argument("--repeats", type=int, default=3, help="timed decoding passes; the median counts")
     parser.add_argument("--label", default="ours", help="the name of this run in the report")
+    parser.add_argument("--keep-exports", metavar="DIR",
+                        help="export into DIR (DIR/greedy, DIR/beam5) and keep them, for benchmarks/race.py")
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
 
@@ -76,8 +100,6 @@ def main() -> None:
     from translate.export import export
     from translate.inference import TranslationGraph
     from translate.prepare import load_prepared
-    from translate.trainer import GradNormModel
-    from translate.training import build_run, compile_for_training, precision_policy, training_dataset
 
     run_dir = Path(args.run_dir)
     config = config_for(run_dir, args.preset, args.set)
@@ -91,12 +113,7 @@ def main() -> None:
               "src_vocab_size": config.data.src_vocab_size, "tgt_vocab_size": config.data.tgt_vocab_size}
 
     started = time.perf_counter()
-    keras.utils.set_random_seed(t.seed)
-    with precision_policy(t.precision):
-        # The training model class `translate train` uses (its step also tracks the gradient norm).
-        run = build_run(config, run_dir, prepared.src_model, prepared.tgt_model, training_class=GradNormModel)
-        compile_for_training(run, config)
-    data = training_dataset(run, config, prepared, repeat=True)
+    run, data = build_training(config, prepared)
     report["setup_seconds"] = round(time.perf_counter() - started, 2)
 
     def step(inputs, target_out):
@@ -116,11 +133,12 @@ def main() -> None:
         return len(pieces.encode(text))
 
     with tempfile.TemporaryDirectory() as tmp:
+        exports = args.keep_exports or tmp
         for name, beam in (("greedy", 1), (f"beam{BEAM}", BEAM)):
             decode = dataclasses.replace(config.decode, beam_size=beam, alpha=0.0 if beam == 1 else config.decode.alpha)
             export_config = dataclasses.replace(config, decode=decode)
             graph = TranslationGraph(run.models, prepared.src_model, prepared.tgt_model, decode)
-            path = export(graph, export_config, prepared.src_model, prepared.tgt_model, tmp, name)
+            path = export(graph, export_config, prepared.src_model, prepared.tgt_model, exports, name)
             translator = translate.load(path)
             begun = time.perf_counter()
             hypotheses = [h for start in range(0, len(sources), 64) for h in translator(sources[start : start + 64])]

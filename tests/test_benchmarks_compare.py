@@ -80,6 +80,14 @@ def test_compare_ratios_and_table(baseline):
     # The probe's column shows its speeds but not the quality of a model trained for minutes.
     bleu_row = next(line for line in text.splitlines() if line.startswith("| test BLEU, greedy (cased)"))
     assert bleu_row.split("|")[3].strip() == "–"  # | label | baseline | probe | ...
+    # With the race in turns, its rates get a table and its ratios lead; the separate ones follow.
+    turns = {"rounds": 3, "rates": {"train": {"baseline": {"sentences_per_s": 100.0, "tokens_per_s": 1.0},
+                                              "ours_equal": {"sentences_per_s": 250.0, "tokens_per_s": 1.0}}},
+             "ratios": {"train_speedup": 2.5}}
+    text = compare.table(results, {**ratios, **turns["ratios"]}, ratios, turns)
+    assert "| training | 100.0 | – | 250.0 | – |" in text
+    assert "train_speedup = 2.5" in text
+    assert "The same ratios from the separate processes: train_speedup = 2" in text
 
 
 @pytest.mark.filterwarnings("ignore:.*does not support masking:UserWarning",

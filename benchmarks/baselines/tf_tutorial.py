@@ -283,6 +283,17 @@ class Export(tf.Module):
 
 # --- The harness --------------------------------------------------------------
 
+def translator(model: Translator, max_length: int = MAX_LENGTH):
+    """``list[str] -> list[str]``: the tutorial's exported ``translate``, detokenized."""
+    export = Export(model, max_length)
+
+    def translate(batch: list[str]) -> list[str]:
+        out = export.translate(tf.constant(batch, dtype=tf.string, shape=[len(batch)]))
+        return [detokenize(t.decode("utf-8")) for t in out.numpy()]
+
+    return translate
+
+
 def read_lines(path: Path) -> list[str]:
     with open(path, encoding="utf-8") as handle:
         return [line.rstrip("\n") for line in handle]
@@ -313,6 +324,12 @@ def normalize_reference(text: str) -> str:
     """A reference as the tutorial's model sees text, detokenized: what a perfect output would be."""
     words = tf_lower_and_split_punct(tf.constant(text)).numpy().decode("utf-8").split()[1:-1]
     return detokenize(" ".join(words))
+
+
+def count_words(text: str) -> int:
+    """Generated tokens of a detokenized translation: the words the loop emitted before [END]
+    (punctuation marks are words here)."""
+    return len(re.findall(r"[.?!,¿]|[^\s.?!,¿]+", text))
 
 
 def scores(hypotheses: list[str], references: list[str]) -> dict:
@@ -367,6 +384,8 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=5, help="training steps left out of the rates")
     parser.add_argument("--repeats", type=int, default=3, help="timed decoding passes; the median counts")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--save-weights", metavar="PATH",
+                        help="keep the trained weights (a .weights.h5 file), for benchmarks/race.py")
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
     # Keras 3 warns that the tutorial's custom layers have no build() and drop
@@ -394,12 +413,9 @@ def main() -> None:
     report.update(training)
     report["epochs"] = round(training["train_sentences"] / train_pairs, 3)
 
-    export = Export(model, args.max_length)
-
-    def translate(batch: list[str]) -> list[str]:
-        out = export.translate(tf.constant(batch, dtype=tf.string, shape=[len(batch)]))
-        return [detokenize(t.decode("utf-8")) for t in out.numpy()]
-
+    if args.save_weights:
+        model.save_weights(args.save_weights)
+    translate = translator(model, args.max_length)
     sources, references = read_split(run_dir, "test")
     begun = time.perf_counter()
     hypotheses = [t for start in range(0, len(sources), 64) for t in translate(sources[start : start + 64])]
@@ -408,9 +424,7 @@ def main() -> None:
     report.update(scores(hypotheses, references))
     report["examples"] = [{"source": s, "reference": r, "hypothesis": h}
                           for s, r, h in list(zip(sources, references, hypotheses))[:3]]
-    # Generated tokens: the words the loop emitted before [END] (punctuation marks are words here).
-    report.update(time_decoding(translate, sources, (1, 64), args.repeats, count_tokens=lambda t: len(
-        re.findall(r"[.?!,¿]|[^\s.?!,¿]+", t)), prefix="greedy"))
+    report.update(time_decoding(translate, sources, (1, 64), args.repeats, count_words, prefix="greedy"))
     report["peak_rss_mb"] = peak_rss_mb()
     emit(report, args.out)
 
