@@ -4,7 +4,7 @@
     python benchmarks/gru_step.py --preset quick --set model.encoder_units=256 --set train.batch_size=64
 
 Builds the same model twice on the preset's built-in corpus (prepared into
-a temp folder, or ``--run-dir``), once with ``keras.layers.GRU`` and once with
+a temp folder, or ``--run-dir`` as it was prepared), once with ``keras.layers.GRU`` and once with
 ``translate.gru.GRU``, with the same initial weights, and runs the compiled
 train step of each over the same batches: ``--rounds`` rounds of ``--steps``
 steps, the two models taking turns, so that the machine's drift hits both
@@ -94,6 +94,28 @@ def add_race_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=20)
 
 
+def race_setup(preset: str, run_dir: str | None, overrides: list[str], tmp: str):
+    """``(config, prepared)`` of a race: the preset with ``overrides`` on ``run_dir`` as it was prepared
+    (its own data settings), or on the preset's corpus prepared into ``tmp``.
+
+    A ``data.*`` override with ``run_dir`` is refused: preparing that folder
+    again with other data settings would rebuild it, and a run's data with it.
+    """
+    from ours import config_for
+    from translate.config import load_config
+    from translate.prepare import load_prepared, prepare
+
+    if not run_dir:
+        config = load_config(preset, overrides=[*overrides, f"run_dir={tmp}/run"])
+        return config, prepare(config, progress=False)
+    data = [o for o in overrides if o.startswith("data.")]
+    if data:
+        raise SystemExit(f"--run-dir {run_dir} keeps its own data settings; drop {', '.join(data)} "
+                         "(or leave out --run-dir to prepare the corpus afresh)")
+    config = config_for(Path(run_dir), preset, overrides)
+    return config, load_prepared(config)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_race_arguments(parser)
@@ -102,17 +124,13 @@ def main() -> None:
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
 
-    from translate.config import load_config
-    from translate.prepare import prepare
-
     variants = {"custom": args.set} if args.set else {"equal size (compare.py)": EQUAL_SIZE, args.preset: []}
     report = {"machine": machine(), "preset": args.preset, "steps": args.steps, "rounds": args.rounds, "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        run_dir = args.run_dir or f"{tmp}/run"
-        prepared = None
+        run_dir = args.run_dir
         for label, overrides in variants.items():
-            config = load_config(args.preset, overrides=[*overrides, f"run_dir={run_dir}"])
-            prepared = prepared or prepare(config, progress=False)
+            config, prepared = race_setup(args.preset, run_dir, overrides, tmp)
+            run_dir = str(prepared.run_dir)  # prepared once, for every variant
             report["models"][label] = {"overrides": overrides,
                                        **race(config, prepared, args.steps, args.rounds, args.warmup)}
     print_table(["model", "batch", "Keras GRU, ms/step", "ours, ms/step", "speedup"],

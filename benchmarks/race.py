@@ -197,6 +197,8 @@ def ours_worker(args: argparse.Namespace) -> dict[str, Callable[[], dict]]:
     sources = [source for source, _ in prepared.read("test")]
     for spec in args.export:
         name, _, path = spec.partition("=")
+        if not name or not path:
+            raise SystemExit(f"--export {spec!r}: expected NAME=PATH, e.g. greedy=saved_models/greedy")
         sizes = (1, 64) if name == "greedy" else (64,)
         events.update(decode_events(name, translate.load(path), sources, sizes, lambda t: len(pieces.encode(t)),
                                     args.decode_passes))

@@ -4,7 +4,7 @@
 
 On the ``compare.py`` equal-size model (everything 256, ``luong_general``,
 batch 64) and the quick preset's built-in corpus (prepared into a temp
-folder, or ``--run-dir``):
+folder, or ``--run-dir`` as it was prepared):
 
 * ``loss``: the cross-entropy with a written-out gradient
   (``translate.losses.sparse_cross_entropy``) against TensorFlow's fused
@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from gru_step import EQUAL_SIZE, add_race_arguments, take_turns
+from gru_step import EQUAL_SIZE, add_race_arguments, race_setup, take_turns
 from report import emit, machine, print_table
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -111,14 +111,10 @@ def main() -> None:
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
 
-    from translate.config import load_config
-    from translate.prepare import prepare
-
     report = {"machine": machine(), "preset": args.preset, "overrides": [*EQUAL_SIZE, *args.set],
               "steps": args.steps, "rounds": args.rounds}
     with tempfile.TemporaryDirectory() as tmp:
-        config = load_config(args.preset, overrides=[*EQUAL_SIZE, *args.set, f"run_dir={args.run_dir or tmp + '/run'}"])
-        prepared = prepare(config, progress=False)
+        config, prepared = race_setup(args.preset, args.run_dir, [*EQUAL_SIZE, *args.set], tmp)
         report["loss"] = race_loss(config, prepared, args.steps, args.rounds, args.warmup)
         report["buckets"] = race_buckets(config, prepared, args.steps, args.rounds, args.warmup)
     loss, buckets = report["loss"], report["buckets"]

@@ -129,3 +129,18 @@ def test_take_turns_alternates_rounds_and_counts_each_runs_own_batches():
     # Sentences per second count the rows of the batches each run trained on.
     seconds_a = 2 * result["ms_per_step"]["a"] / 1000
     assert result["sentences_per_s"]["a"] == pytest.approx(8 / seconds_a, rel=0.5)
+
+
+def test_a_race_reads_a_prepared_folder_as_it_is_and_refuses_data_overrides(tiny_run):
+    from gru_step import race_setup
+
+    run_dir = Path(tiny_run.config.run_dir)
+    stats = run_dir / "stats.json"
+    before = stats.stat().st_mtime_ns
+    config, prepared = race_setup("quick", str(run_dir), ["train.batch_size=4"], "/nonexistent")
+    assert stats.stat().st_mtime_ns == before  # not prepared again
+    assert config.data == tiny_run.config.data and config.train.batch_size == 4
+    assert prepared.src_model == tiny_run.src_model
+    with pytest.raises(SystemExit, match="keeps its own data settings; drop data.src_vocab_size=100"):
+        race_setup("quick", str(run_dir), ["data.src_vocab_size=100"], "/nonexistent")
+    assert stats.stat().st_mtime_ns == before
