@@ -43,8 +43,8 @@ Then the race in turns (``benchmarks/race.py``, ``--rounds``, 0 to skip):
 the four sides again, each in its own process under its thread setting, the
 baseline with its trained weights and ours_quick with its exports, timed
 one after another, round after round (``--train-turn-seconds`` of training
-for ours_equal and the baseline, one pass of decoding for ours_quick and
-the baseline). The sides above run minutes apart, and the machine's speed
+for ours_equal and the baseline, ``--decode-passes`` passes of decoding for
+ours_quick and the baseline). The sides above run minutes apart, and the machine's speed
 drifts by 10–20% over such minutes; in the race each round's contestants run
 within seconds of one another, so each round gives a ratio free of that
 drift, and the median round's counts.

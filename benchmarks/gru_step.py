@@ -4,12 +4,12 @@
     python benchmarks/gru_step.py --preset quick --set model.encoder_units=256 --set train.batch_size=64
 
 Builds the same model twice on the preset's built-in corpus (prepared into
-a temp folder, or ``--run-dir`` as it was prepared), once with ``keras.layers.GRU`` and once with
-``translate.gru.GRU``, with the same initial weights, and runs the compiled
-train step of each over the same batches: ``--rounds`` rounds of ``--steps``
-steps, the two models taking turns, so that the machine's drift hits both
-alike (absolute times here move 10-20% between runs). The median round
-counts. Default sizes: the ``compare.py`` equal-size model (everything 256,
+a temp folder, or ``--run-dir`` as it was prepared), once with
+``keras.layers.GRU`` and once with ``translate.gru.GRU``, with the same
+initial weights, and runs the compiled train step of each over the same
+batches: ``--rounds`` rounds of ``--steps`` steps, the two models taking
+turns, so that the machine's drift hits both alike (absolute times here
+move 10-20% between runs). The median round counts. Default sizes: the ``compare.py`` equal-size model (everything 256,
 ``luong_general``, batch 64) and the quick preset as shipped.
 """
 
