@@ -59,7 +59,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from report import emit, machine
-from timing import DECODE_SENTENCES
+from timing import DECODE_SENTENCES, decode_passes
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -127,16 +127,6 @@ def train_turn(step: Callable, batches: Iterator, seconds: float) -> dict:
             return {"seconds": elapsed, "sentences": sentences, "tokens": tokens, "steps": steps}
 
 
-def decode_turn(translate: Callable[[list[str]], list[str]], sentences: list[str], batch_size: int,
-                count_tokens: Callable[[str], int], passes: int = 1) -> dict:
-    """``passes`` passes of ``translate`` over ``sentences`` in batches of ``batch_size``."""
-    batches = [sentences[start : start + batch_size] for start in range(0, len(sentences), batch_size)]
-    begun = time.perf_counter()
-    outputs = [t for _ in range(passes) for batch in batches for t in translate(batch)]
-    return {"seconds": time.perf_counter() - begun, "sentences": len(outputs),
-            "tokens": sum(count_tokens(t) for t in outputs)}
-
-
 def decode_events(prefix: str, translate: Callable, sentences: list[str], batch_sizes: tuple[int, ...],
                   count_tokens: Callable[[str], int], passes: int = 1) -> dict[str, Callable[[], dict]]:
     """``{prefix}_b{size}`` events over the first :data:`timing.DECODE_SENTENCES` sentences,
@@ -146,7 +136,7 @@ def decode_events(prefix: str, translate: Callable, sentences: list[str], batch_
         chunk = sentences[: DECODE_SENTENCES.get(size, 4 * size)]
         translate(chunk[:size])
         events[f"{prefix}_b{size}"] = (lambda chunk=chunk, size=size:
-                                       decode_turn(translate, chunk, size, count_tokens, passes))
+                                       decode_passes(translate, chunk, size, count_tokens, passes))
     return events
 
 

@@ -10,6 +10,9 @@
   ``list[str] -> list[str]`` translator at given batch sizes, the median of
   several passes over the same sentences, in corpus order (batches mix
   lengths, as real traffic does).
+* :func:`decode_passes`: timed passes of a translator over sentences in
+  batches: each pass of :func:`time_decoding`, each decoding turn of
+  ``benchmarks/race.py``.
 * :func:`peak_rss_mb`: the process's peak resident memory, which is why each
   side of a comparison runs in its own process.
 """
@@ -106,16 +109,25 @@ def time_decoding(translate: Callable[[list[str]], list[str]], sentences: Sequen
     results = {}
     for batch_size in batch_sizes:
         chunk = list(sentences[: DECODE_SENTENCES.get(batch_size, 4 * batch_size)])
-        batches = [chunk[start : start + batch_size] for start in range(0, len(chunk), batch_size)]
-        translate(batches[0])  # warm-up: allocations, the first trace of a shape
-        passes = []
-        for _ in range(repeats):
-            begun = time.perf_counter()
-            outputs = [t for batch in batches for t in translate(batch)]
-            passes.append((time.perf_counter() - begun, outputs))
-        seconds, outputs = sorted(passes, key=lambda p: p[0])[len(passes) // 2]
-        results[f"{prefix}_sentences_per_s_batch_{batch_size}"] = round(len(chunk) / seconds, 2)
+        translate(chunk[:batch_size])  # warm-up: allocations, the first trace of a shape
+        passes = [decode_passes(translate, chunk, batch_size, count_tokens) for _ in range(repeats)]
+        median = sorted(passes, key=lambda p: p["seconds"])[len(passes) // 2]
+        results[f"{prefix}_sentences_per_s_batch_{batch_size}"] = round(len(chunk) / median["seconds"], 2)
         if count_tokens is not None:
-            generated = sum(count_tokens(t) for t in outputs)
-            results[f"{prefix}_tokens_per_s_batch_{batch_size}"] = round(generated / seconds, 1)
+            results[f"{prefix}_tokens_per_s_batch_{batch_size}"] = round(median["tokens"] / median["seconds"], 1)
     return results
+
+
+def decode_passes(translate: Callable[[list[str]], list[str]], sentences: Sequence[str], batch_size: int,
+                  count_tokens: Callable[[str], int] | None = None, passes: int = 1) -> dict:
+    """``passes`` timed passes of ``translate`` over ``sentences`` in batches of ``batch_size``.
+
+    Returns the seconds, the sentences translated and, with ``count_tokens``,
+    the tokens of their translations.
+    """
+    batches = [list(sentences[start : start + batch_size]) for start in range(0, len(sentences), batch_size)]
+    begun = time.perf_counter()
+    outputs = [t for _ in range(passes) for batch in batches for t in translate(batch)]
+    seconds = time.perf_counter() - begun
+    tokens = sum(count_tokens(t) for t in outputs) if count_tokens is not None else None
+    return {"seconds": seconds, "sentences": len(outputs), "tokens": tokens}

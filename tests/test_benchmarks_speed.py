@@ -144,3 +144,23 @@ def test_a_race_reads_a_prepared_folder_as_it_is_and_refuses_data_overrides(tiny
     with pytest.raises(SystemExit, match="keeps its own data settings; drop data.src_vocab_size=100"):
         race_setup("quick", str(run_dir), ["data.src_vocab_size=100"], "/nonexistent")
     assert stats.stat().st_mtime_ns == before
+
+
+def test_decoding_is_timed_over_whole_passes_and_counts_their_tokens():
+    from timing import decode_passes, time_decoding
+
+    batches = []
+
+    def translate(batch):
+        batches.append(len(batch))
+        return [sentence.upper() for sentence in batch]
+
+    sentences = [f"verse {i} here" for i in range(10)]
+    turn = decode_passes(translate, sentences, 4, lambda t: len(t.split()), passes=2)
+    assert batches == [4, 4, 2, 4, 4, 2]
+    assert turn["sentences"] == 20 and turn["tokens"] == 60 and turn["seconds"] > 0
+    rates = time_decoding(translate, sentences, (4,), repeats=3, count_tokens=lambda t: len(t.split()))
+    # A warm-up batch, then 3 passes over the 10 sentences (fewer than the 4 * 4 timed at batch 4).
+    assert batches[6:] == [4] + [4, 4, 2] * 3
+    # Tokens and sentences come from the same (median) pass: 3 tokens a sentence.
+    assert rates["decode_tokens_per_s_batch_4"] == pytest.approx(3 * rates["decode_sentences_per_s_batch_4"], rel=0.01)
