@@ -1,7 +1,8 @@
 """Ours against the baseline in turns: one process per contestant, timed one after another, round after round.
 
     python benchmarks/race.py --run-dir runs/quick --baseline-weights /tmp/b.weights.h5 \\
-        --quick-exports /tmp/quick --rounds 7 --out /tmp/race.json
+        --quick-exports greedy=saved_models/greedy --quick-exports beam5=saved_models/translator \\
+        --out /tmp/race.json
 
 ``benchmarks/compare.py`` trains and times each side in its own process,
 minutes apart. On a shared machine the speed drifts by 10–20% over such
@@ -27,7 +28,7 @@ Events (a turn of each):
 * ``train``: compiled train steps over the live input pipeline until
   ``--train-turn-seconds`` have passed; the rate is sentences per second.
   The models start from fresh weights (a step's cost does not depend on
-  them); a warm-up turn, left out, traces the step.
+  them); ``--warmup-turns`` turns, left out, trace the step.
 * ``greedy_b1``, ``greedy_b64``, ``beam5_b64``: ``--decode-passes`` passes
   over the first test sentences (:data:`timing.DECODE_SENTENCES`) at that
   batch size, in corpus order. The baseline decodes with its trained
@@ -43,7 +44,8 @@ its greedy).
 The protocol (:func:`serve`, :class:`Worker`): the parent writes one event
 name a line on a worker's stdin; the worker runs it and answers one line,
 ``RACE`` and a JSON object (``seconds``, ``sentences``, ``tokens``, and the
-CPU seconds the process used since its last turn), on its stdout. Other output goes to stderr or is skipped.
+CPU seconds the process used since its last turn), on its stdout. Other
+output goes to stderr or is skipped.
 """
 
 from __future__ import annotations
@@ -362,8 +364,10 @@ def main() -> None:
         answers, sys.stdout = sys.stdout, sys.stderr
         serve(baseline_worker(args) if args.worker == "baseline" else ours_worker(args), out=answers)
         return
-    from compare import thread_env
+    from compare import THREADS, thread_env
 
+    if args.ours_threads not in THREADS:
+        parser.error(f"--ours-threads {args.ours_threads!r}: choose one of {sorted(THREADS)}")
     report = {"machine": machine(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
               **race(args, thread_env)}
     emit(report, args.out)
