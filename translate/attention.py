@@ -107,19 +107,26 @@ class _Attention(keras.layers.Layer):
 
 
 class AdditiveAttention(_Attention):
-    """Bahdanau's additive score ``v^T tanh(W q + U h_j)``.
+    """Bahdanau's additive score ``v^T tanh(W q + U h_j + b)``.
+
+    With ``normalize``, ``v`` is weight-normalized (Salimans and Kingma 2016),
+    as in TensorFlow's ``BahdanauAttention(normalize=True)``: the score uses
+    ``g v / ||v||`` with a learned scalar ``g`` that starts at ``1 / sqrt(units)``,
+    so the first scores are small and the attention starts out nearly uniform.
 
     Args:
         units: size of the hidden layer of the score (``W``, ``U`` outputs).
         query_dim: size of the decoder state used as the query.
         memory_dim: size of an encoder output ``h_j``.
+        normalize: use the weight-normalized ``v``.
     """
 
-    def __init__(self, units: int, query_dim: int, memory_dim: int, **kwargs):
+    def __init__(self, units: int, query_dim: int, memory_dim: int, normalize: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.units = self.key_dim = units
         self.query_dim = query_dim
         self.memory_dim = memory_dim
+        self.normalize = normalize
         self.query_layer = keras.layers.Dense(units, use_bias=False, name="W")
         self.key_layer = keras.layers.Dense(units, use_bias=True, name="U")
         self.score_layer = keras.layers.Dense(1, use_bias=False, name="v")
@@ -134,10 +141,19 @@ class AdditiveAttention(_Attention):
         ):
             if not layer.built:
                 layer.build(shape)
+        if self.normalize and not hasattr(self, "scale"):
+            self.scale = self.add_weight(shape=(), name="g", initializer=keras.initializers.Constant(self.units ** -0.5))
         self.built = True
 
     def precompute_keys(self, memory):
         return self.key_layer(memory)
+
+    def score_vector(self, dtype=None):
+        """``v`` as the score uses it, ``[units]``: the kernel of ``v``, or ``g v / ||v||`` with ``normalize``."""
+        v = self.score_layer.kernel[:, 0]
+        if self.normalize:
+            v = self.scale * v * tf.math.rsqrt(tf.reduce_sum(tf.square(v)))
+        return tf.cast(v, dtype or self.compute_dtype)
 
     def score(self, query, keys):
         projected = self.query_layer(query)
@@ -146,7 +162,11 @@ class AdditiveAttention(_Attention):
             hidden = tf.tanh(projected[:, :, tf.newaxis, :] + keys[:, tf.newaxis, :, :])
         else:
             hidden = tf.tanh(projected[:, tf.newaxis, :] + keys)
-        return tf.squeeze(self.score_layer(hidden), axis=-1)
+        # A 2-D matmul, as Dense(1) did: a broadcasting batched matvec over [b, K, s, u]
+        # corrupted the heap under oneDNN on this CPU (an abort in training's dev decoding).
+        v = self.score_vector(hidden.dtype)
+        scores = tf.matmul(tf.reshape(hidden, [-1, self.units]), v[:, tf.newaxis])
+        return tf.reshape(scores, tf.shape(hidden)[:-1])
 
 
 class DotAttention(_Attention):
@@ -204,15 +224,16 @@ def _dot_scores(query, keys):
     return tf.einsum("bd,bsd->bs", query, keys)
 
 
-def make_attention(kind: str, units: int, query_dim: int, memory_dim: int, name: str = "attention"):
-    """The attention layer for ``model.attention`` (None for ``none``)."""
+def make_attention(kind: str, units: int, query_dim: int, memory_dim: int, name: str = "attention",
+                   normalize: bool = False):
+    """The attention layer for ``model.attention`` (None for ``none``); ``normalize``: additive scores only."""
     if kind == "none":
         return None
     if kind not in SCORES:
         raise ValueError(f"unknown attention {kind!r} (known: {', '.join(SCORES)}, none)")
     score = SCORES[kind]
     if score == "additive":
-        return AdditiveAttention(units, query_dim, memory_dim, name=name)
+        return AdditiveAttention(units, query_dim, memory_dim, normalize=normalize, name=name)
     if score == "dot":
         return DotAttention(query_dim, memory_dim, name=name)
     return GeneralAttention(query_dim, memory_dim, name=name)

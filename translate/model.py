@@ -17,7 +17,10 @@ Where attention sits (``model.attention``):
 * ``bahdanau``: inside the recurrence. The previous top state ``s_{t-1}`` is the
   query, the context ``c_t`` joins the first cell's input, and
   ``h~_t = tanh(W [s_t; c_t; y_{t-1}])`` (Bahdanau et al. 2015, eq. 4-6 and
-  appendix A.2.2, with tanh in place of maxout). The cells run step by step.
+  appendix A.2.2, with tanh in place of maxout). The cells run step by step:
+  for one GRU or LSTM layer in the hoisted loop of :mod:`translate.bahdanau`
+  (everything that does not depend on ``s_{t-1}`` outside it, a written-out
+  gradient), otherwise in a ``tf.scan``. The default placement.
 * ``additive``, ``luong_dot``, ``luong_general``: after the RNN. The RNN runs
   over the whole target as Keras's own layers (fused kernels), the current top
   state ``s_t`` is the query, and ``h~_t = tanh(W_c [c_t; s_t])`` (Luong et
@@ -36,6 +39,7 @@ import keras
 import tensorflow as tf
 
 from translate.attention import make_attention
+from translate.bahdanau import AttentionWeights, CellWeights, Memory, attentive_recurrence
 from translate.config import ModelConfig, memory_size, output_size
 from translate.gru import GRU
 
@@ -84,11 +88,14 @@ class Decoder(keras.layers.Layer):
         self.dropout = config.dropout
         # Inside the recurrence, or fed back: the cells must run one step at a time.
         self.stepwise = self.kind == "bahdanau" or self.input_feeding
+        # Off only to compare the hoisted loop with the plain tf.scan (tests, benchmarks).
+        self.use_hoisted_loop = True
         self.rnns = [
             rnn_class(self.units, return_sequences=True, return_state=True, name=f"{config.cell}_{i}")
             for i in range(config.decoder_layers)
         ]
-        self.attention = make_attention(self.kind, config.attention_units, self.units, memory_dim)
+        self.attention = make_attention(self.kind, config.attention_units, self.units, memory_dim,
+                                        normalize=config.attention_normalize)
         self.attentional = keras.layers.Dense(self.output_dim, activation="tanh", name="attentional")
         self.layer_dropout = keras.layers.Dropout(self.dropout, name="layer_dropout")
         self.supports_masking = True
@@ -198,15 +205,62 @@ class Decoder(keras.layers.Layer):
             # One step (the inference step model): no loop needed.
             attentional, weights, states = self.step(inputs[:, 0], states, memory, keys, source_mask, masks, training)
             return attentional[:, None], weights[:, None], states
+        if self._hoisted_bahdanau():
+            return self._bahdanau_loop(inputs, states, memory, keys, source_mask)
         if self.stepwise:
             return self._scan(inputs, states, memory, keys, source_mask, masks, training)
         return self._fused(inputs, states, memory, keys, source_mask, masks, training)
+
+    def _hoisted_bahdanau(self) -> bool:
+        """Whether :func:`translate.bahdanau.attentive_recurrence` runs this decoder's teacher-forced loop:
+        Bahdanau attention, one GRU (``reset_after``) or LSTM layer with Keras's default activations,
+        no dropout inside the cell and no input feeding. Anything else runs :meth:`_scan`."""
+        if self.kind != "bahdanau" or self.input_feeding or len(self.rnns) != 1 or not self.use_hoisted_loop:
+            return False
+        cell = self.rnns[0].cell
+        if not (isinstance(cell, keras.layers.LSTMCell) or (isinstance(cell, keras.layers.GRUCell) and cell.reset_after)):
+            return False
+        return (cell.use_bias and not cell.dropout and not cell.recurrent_dropout
+                and cell.activation is keras.activations.tanh
+                and cell.recurrent_activation is keras.activations.sigmoid)
+
+    def _bahdanau_loop(self, inputs, states, memory, keys, source_mask):
+        """Teacher forcing with attention inside the recurrence, the loop-free parts hoisted
+        (:mod:`translate.bahdanau`): the same results as :meth:`_scan`.
+
+        ``inputs [batch, tgt_len, embedding_dim]``, the rest as :meth:`call`.
+        """
+        cell, dtype = self.rnns[0].cell, inputs.dtype
+        kernel = tf.cast(cell.kernel, dtype)
+        bias = tf.cast(cell.bias, dtype)
+        units = self.units
+        if self.n_states == 1:
+            input_bias, recurrent_bias = tf.unstack(bias)
+            # b'_z and b'_r add to the input projection; b'_h sits inside r_t * (...).
+            bias = input_bias + tf.concat([recurrent_bias[:2 * units], tf.zeros([units], dtype)], axis=0)
+            candidate_bias, h0, cell0 = recurrent_bias[2 * units:], states[0], states[0]
+        else:
+            candidate_bias, (h0, cell0) = None, states
+        time_major = tf.transpose(inputs, [1, 0, 2])
+        projected = tf.einsum("tbe,eg->tbg", time_major, kernel[:self.embedding_dim]) + bias
+        attention = self.attention
+        out = attentive_recurrence(
+            "gru" if self.n_states == 1 else "lstm", projected, h0, cell0,
+            CellWeights(tf.cast(cell.recurrent_kernel, dtype), kernel[self.embedding_dim:], candidate_bias),
+            AttentionWeights(tf.cast(attention.query_layer.kernel, dtype),
+                             attention.score_vector(dtype)),
+            Memory(memory, keys, source_mask))
+        s, context, weights = (tf.transpose(x, [1, 0, 2]) for x in (out.states, out.contexts, out.weights))
+        attentional = self.attentional(tf.concat([s, context, inputs], axis=-1))
+        final_states = [out.states[-1]] if self.n_states == 1 else [out.states[-1], out.final_cell]
+        return attentional, weights, final_states
 
     def _scan(self, inputs, states, memory, keys, source_mask, masks, training):
         def scan_step(carry, y):
             attentional, weights, new_states = self.step(y, list(carry[2:]), memory, keys, source_mask, masks,
                                                          training)
-            return (attentional, weights, *new_states)
+            # The grouped attention's reshapes lose a static batch size that the carry has.
+            return tuple(tf.ensure_shape(x, c.shape) for x, c in zip((attentional, weights, *new_states), carry))
 
         batch = tf.shape(inputs)[0]
         init = (

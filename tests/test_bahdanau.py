@@ -1,0 +1,100 @@
+"""The hoisted Bahdanau loop (translate/bahdanau.py) against autodiff of the plain step-by-step loop."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from translate.config import ModelConfig
+from translate.model import Decoder
+
+BATCH, SRC, TGT, EMBED, MEMORY = 3, 5, 4, 6, 8
+
+
+def decoder_pair(cell: str, units: int = 7, attention_units: int = 5, normalize: bool = False):
+    """A Bahdanau decoder that takes the hoisted loop and one that takes ``tf.scan``, same weights."""
+    config = ModelConfig(cell=cell, attention="bahdanau", embedding_dim=EMBED, decoder_units=units,
+                         attention_units=attention_units, dropout=0.0, attention_normalize=normalize)
+    hoisted, scanned = Decoder(config, MEMORY), Decoder(config, MEMORY)
+    scanned.use_hoisted_loop = False
+    for decoder in (hoisted, scanned):
+        decoder.build()
+    rng = np.random.default_rng(0)
+    # Non-trivial weights: biases and the score vector away from their zero-ish starts.
+    hoisted.set_weights([w + 0.3 * rng.normal(size=w.shape) for w in scanned.get_weights()])
+    scanned.set_weights(hoisted.get_weights())
+    return hoisted, scanned
+
+
+def decoder_inputs(cell: str, units: int = 7):
+    rng = np.random.default_rng(1)
+
+    def normal(*shape):
+        return tf.constant(rng.normal(size=shape), tf.float32)
+
+    memory = normal(BATCH, SRC, MEMORY)
+    lengths = np.array([5, 2, 3])  # padding in two of the three sources
+    mask = tf.constant(np.arange(SRC)[None, :] < lengths[:, None])
+    states = [normal(BATCH, units) for _ in range(2 if cell == "lstm" else 1)]
+    return normal(BATCH, TGT, EMBED), memory, mask, states
+
+
+def results_and_gradients(decoder, inputs, memory, mask, states):
+    """Every output and the gradients of a loss that reads all of them, w.r.t. inputs and weights."""
+    keys_layer = decoder.attention.key_layer
+    with tf.GradientTape() as tape:
+        tape.watch([inputs, memory, *states])
+        keys = keys_layer(memory)
+        attentional, weights, final = decoder(inputs, memory, keys, mask, states)
+        loss = (tf.reduce_sum(tf.sin(attentional)) + tf.reduce_sum(tf.cos(3 * weights))
+                + sum(tf.reduce_sum(tf.sin(2 * s)) for s in final))
+    watched = [inputs, memory, *states, *decoder.trainable_weights]
+    return [attentional, weights, *final], tape.gradient(loss, watched)
+
+
+@pytest.mark.parametrize("cell,normalize", [("gru", False), ("lstm", False), ("gru", True)])
+def test_hoisted_loop_has_the_outputs_and_gradients_of_the_scan(cell, normalize):
+    hoisted, scanned = decoder_pair(cell, normalize=normalize)
+    assert hoisted._hoisted_bahdanau() and not scanned._hoisted_bahdanau()
+    args = decoder_inputs(cell)
+    ours, our_grads = results_and_gradients(hoisted, *args)
+    theirs, their_grads = results_and_gradients(scanned, *args)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+    assert len(our_grads) == len(their_grads)
+    for a, b, in zip(our_grads, their_grads):
+        assert a is not None and b is not None
+        np.testing.assert_allclose(tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy(), atol=1e-4)
+    # Attention never lands on padding.
+    weights = ours[1].numpy()
+    assert np.all(weights[1, :, 2:] == 0) and np.allclose(weights.sum(-1), 1, atol=1e-6)
+
+
+def test_the_loop_is_used_inside_a_compiled_graph():
+    """In a tf.function (as Keras's train step runs it) the hoisted loop gives the scan's gradients too."""
+    hoisted, scanned = decoder_pair("gru")
+    args = decoder_inputs("gru")
+    results = [tf.function(results_and_gradients)(decoder, *args)[1] for decoder in (hoisted, scanned)]
+    for a, b in zip(*results):
+        np.testing.assert_allclose(tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy(), atol=1e-4)
+
+
+def test_other_decoders_keep_the_scan():
+    for overrides in ({"decoder_layers": 2}, {"cell": "simple_rnn"}, {"input_feeding": True}):
+        config = ModelConfig(**{"attention": "bahdanau", "decoder_units": 8, **overrides})
+        assert not Decoder(config, MEMORY)._hoisted_bahdanau(), overrides
+    assert not Decoder(ModelConfig(attention="luong_dot", decoder_units=8), 8)._hoisted_bahdanau()
+    assert keras.backend.backend() == "tensorflow"
+
+
+def test_the_normalized_score_vector_has_the_learned_length():
+    hoisted, _ = decoder_pair("gru", attention_units=5, normalize=True)
+    attention = hoisted.attention
+    v = attention.score_vector().numpy()
+    assert np.isclose(np.linalg.norm(v), abs(float(attention.scale.numpy())), rtol=1e-5)
+    # Before training (no noise added): g starts at 1 / sqrt(units), so the first scores are small.
+    fresh = Decoder(ModelConfig(attention="bahdanau", attention_units=16, attention_normalize=True), MEMORY)
+    fresh.build()
+    assert np.isclose(np.linalg.norm(fresh.attention.score_vector().numpy()), 0.25, rtol=1e-5)
