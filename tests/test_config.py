@@ -47,7 +47,7 @@ def test_exponent_notation_is_a_number():
         ("data.src_vocab_size=100", "data.src_vocab_size must be at least 300"),
         ("model.attention=luong", "model.attention must be one of bahdanau, additive"),
         ("model.tie_embeddings=true", "model.tie_embeddings needs model.output_dim == model.embedding_dim"),
-        ("model.decoder_units=192", "model.attention=luong_dot needs model.decoder_units == the encoder output"),
+        ("model.attention=luong_dot model.decoder_units=192", "model.attention=luong_dot needs model.decoder_units == the encoder output"),
         ("model.bidirectional=none", "model.bidirectional must be first or all"),
         ("model.decoder_layers=0", "model.decoder_layers must be at least 1"),
         ("train.optimizer=sgd", "train.optimizer must be one of adam, adamw"),
@@ -60,7 +60,7 @@ def test_exponent_notation_is_a_number():
 )
 def test_bad_values_are_refused_by_name(override, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
-        load_config("quick", overrides=[override])
+        load_config("quick", overrides=override.split(" "))
 
 
 def test_input_feeding_with_attention_in_the_recurrence_is_refused_by_name():
@@ -75,9 +75,9 @@ def test_input_feeding_without_attention_is_refused_by_name():
 
 def test_xla_with_the_step_by_step_decoder_is_refused_by_name():
     with pytest.raises(ValueError, match="train.jit_compile needs the fused decoder"):
-        load_config("quick", overrides=["model.attention=bahdanau", "model.decoder_units=192",
-                                        "train.jit_compile=true"])
-    load_config("quick", overrides=["train.jit_compile=true"])  # luong_dot after the fused RNN compiles
+        load_config("quick", overrides=["model.decoder_units=192", "train.jit_compile=true"])
+    # luong_dot after the fused RNN compiles
+    load_config("quick", overrides=["model.attention=luong_dot", "train.jit_compile=true"])
 
 
 def test_possible_combinations_are_accepted():
@@ -92,3 +92,10 @@ def test_bad_yaml_is_refused(tmp_path):
     file.write_text("train: [unclosed\n", encoding="utf-8")
     with pytest.raises(ValueError, match="not valid YAML"):
         load_config(config_file=file)
+
+
+def test_bahdanau_attention_is_the_default_in_the_code_and_the_cpu_presets():
+    assert load_config().model.attention == "bahdanau"
+    for preset in ("quick", "base"):
+        for cell in ("gru", "lstm"):
+            assert load_config(preset, overrides=[f"model.cell={cell}"]).model.attention == "bahdanau"

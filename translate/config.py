@@ -75,16 +75,20 @@ class ModelConfig:
     # x + f(x) between stacked layers of equal size (from the second layer on).
     residual: bool = False
     # bahdanau: additive score inside the recurrence, on s_{t-1}, context fed to
-    # the cell; additive / luong_dot / luong_general: after a whole-sequence
-    # decoder RNN, on s_t; none: a plain encoder-decoder. luong_dot learned the
-    # most in the same budget (README, "Choosing the model"); it needs
+    # the cell (the default: the model this toolkit is built around, trained
+    # by the hoisted loop of translate/bahdanau.py; docs/decisions/default-attention.md);
+    # additive / luong_dot / luong_general: after a whole-sequence decoder
+    # RNN, on s_t; none: a plain encoder-decoder. luong_dot needs
     # decoder_units == the encoder output width (2 x encoder_units here).
-    attention: str = "luong_dot"
+    attention: str = "bahdanau"
     # Only for attention after the RNN: feed the previous attentional vector
     # back into the RNN (Luong et al. 2015, sec. 3.3); the RNN then runs step
     # by step instead of as one fused kernel.
     input_feeding: bool = False
     attention_units: int = 256
+    # Additive scores (bahdanau, additive) only: weight-normalize the score
+    # vector v, as TensorFlow's BahdanauAttention(normalize=True).
+    attention_normalize: bool = False
     # Size of the layer before the softmax; null: decoder_units.
     output_dim: int | None = None
     # Share the target embedding matrix with the output layer (Press and Wolf
