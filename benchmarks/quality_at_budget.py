@@ -10,7 +10,8 @@ same number of minutes of training on the same prepared corpus, in fresh
 processes (``python -m translate train``). ``--table attention``: each cell
 with Bahdanau attention, then the GRU with each other attention placement.
 ``--table choices``: the quick preset's training choices (batch size,
-dropout, ...). With ``--jobs N`` N variants train at once, each pinned to its
+dropout, ...). ``--table default``: the default attention (bahdanau) and
+luong_dot, two seeds each, with the mean and spread over seeds. With ``--jobs N`` N variants train at once, each pinned to its
 own core, so that they never share one (on 2 cores, 2 jobs of 1 core each).
 Then each run's best checkpoint translates the dev and test splits with the
 preset's decoding (beam search, as exported), and sacrebleu scores them.
@@ -67,7 +68,42 @@ CHOICES = {
     "batch 32, no dropout": [B32, "model.dropout=0.0"],
     "batch 16, no dropout": [B16, "model.dropout=0.0"],
 }
-TABLES = {"attention": ATTENTION, "choices": CHOICES}
+# The default attention against the one it replaced, two seeds each: the
+# quick preset as shipped, and the quick preset of before (luong_dot at its
+# learning rate). Run with --jobs 2, so that two runs train side by side.
+DEFAULT = {f"{name}, seed {seed}": [*overrides, f"train.seed={seed}"]
+           for seed in (1, 2) for name, overrides in (
+               ("bahdanau (quick)", ["model.attention=bahdanau"]),
+               ("luong_dot (quick before)", ["model.attention=luong_dot", "train.learning_rate=0.001"]))}
+# Ways to make the additive score learn faster or cost less, each stated in full
+# so that the rows keep their meaning when the preset changes.
+BAHDANAU = {f"bahdanau, {name}, seed {seed}": ["model.attention=bahdanau", *overrides, f"train.seed={seed}"]
+            for seed in (1, 2) for name, overrides in (
+                ("attention 256, lr 0.001", ["model.attention_units=256", "train.learning_rate=0.001"]),
+                ("attention 256, lr 0.001, normalized", ["model.attention_units=256", "train.learning_rate=0.001",
+                                                         "model.attention_normalize=true"]),
+                ("attention 256, lr 0.002", ["model.attention_units=256", "train.learning_rate=0.002"]),
+                ("attention 128, lr 0.002", ["model.attention_units=128", "train.learning_rate=0.002"]),
+                ("attention 128, lr 0.002, batch 32", ["model.attention_units=128", "train.learning_rate=0.002",
+                                                       "train.batch_size=32"]))}
+TABLES = {"attention": ATTENTION, "choices": CHOICES, "default": DEFAULT, "bahdanau": BAHDANAU}
+
+
+def seed_summary(rows: list[dict]) -> dict:
+    """Mean and spread (max - min) over seeds of each variant named ``"NAME, seed N"``."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        name, seeded, _ = row["variant"].rpartition(", seed ")
+        if seeded:
+            groups.setdefault(name, []).append(row)
+    summary = {}
+    for name, group in groups.items():
+        summary[name] = {"seeds": len(group)}
+        for key in ("epochs", "dev_bleu", "dev_chrf", "test_bleu", "test_chrf"):
+            values = [float(r[key]) for r in group]
+            summary[name][key] = {"mean": round(sum(values) / len(values), 2),
+                                  "spread": round(max(values) - min(values), 2)}
+    return summary
 
 
 def _slug(name: str) -> str:
@@ -120,6 +156,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="variants training at once, one core each")
     parser.add_argument("--root", default="benchmarks/results/quality_at_budget", help="run folders go here")
     parser.add_argument("--out", help="also write the JSON here")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="score the variants' run folders already under --root (trained by an earlier call)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="applied to every variant")
     args = parser.parse_args()
     variants = TABLES[args.table]
@@ -142,14 +180,14 @@ def main() -> None:
     # Prepare once; every variant gets a copy, so all train on the same split and vocabularies.
     prepared = prepare_or_load(load_config(args.preset, overrides=[*base_overrides, f"run_dir={root / 'prepared'}"]))
     commands = {}
-    for name in names:
+    for name in names if not args.evaluate_only else []:
         run_dir = root / _slug(name)
         shutil.rmtree(run_dir, ignore_errors=True)
         shutil.copytree(prepared.run_dir, run_dir)
         overrides = [*base_overrides, *variants[name], f"run_dir={run_dir}"]
         commands[name] = [sys.executable, "-m", "translate", "train", "--preset", args.preset, "--no-export",
                           *overrides]
-    seconds = train_all(names, commands, args.jobs)
+    seconds = train_all(names, commands, args.jobs) if not args.evaluate_only else {}
 
     rows = []
     for name in names:
@@ -159,7 +197,7 @@ def main() -> None:
         params = build_models(run.config.model, vocab_size_of(run.src_model),
                               vocab_size_of(run.tgt_model)).training.count_params()
         row = {"variant": name, "overrides": variants[name], "parameters": params,
-               "epochs": len(history), "train_command_seconds": seconds[name],
+               "epochs": len(history), "train_command_seconds": seconds.get(name),
                "dev_bleu_by_epoch": [round(float(h["dev_bleu"]), 2) for h in history]}
         for split in ("dev", "test"):
             pairs = prepared.read(split)
@@ -180,6 +218,7 @@ def main() -> None:
         "bleu_signature": scores.bleu_signature,
         "chrf_signature": scores.chrf_signature,
         "rows": rows,
+        "over_seeds": seed_summary(rows),
     }
     emit(report, args.out)
     print_table(["variant", "parameters", "epochs", "dev BLEU", "dev chrF", "test BLEU", "test chrF"],

@@ -96,6 +96,21 @@ def test_quality_tables_name_real_config_keys():
             load_config("quick", overrides=overrides)  # raises on an unknown key or a bad value
 
 
+def test_seed_summary_gives_mean_and_spread_per_variant():
+    from quality_at_budget import seed_summary
+
+    rows = [{"variant": f"{name}, seed {seed}", "epochs": 5, "dev_bleu": bleu, "dev_chrf": 30.0,
+             "test_bleu": bleu + 1, "test_chrf": 40.0 + seed}
+            for name, seed, bleu in (("a", 1, 10.0), ("a", 2, 12.0), ("b", 1, 7.0))]
+    rows.append({"variant": "unseeded", "epochs": 1, "dev_bleu": 0, "dev_chrf": 0, "test_bleu": 0, "test_chrf": 0})
+    summary = seed_summary(rows)
+    assert set(summary) == {"a", "b"}
+    assert summary["a"]["seeds"] == 2
+    assert summary["a"]["test_bleu"] == {"mean": 12.0, "spread": 2.0}
+    assert summary["a"]["test_chrf"] == {"mean": 41.5, "spread": 1.0}
+    assert summary["b"]["dev_bleu"] == {"mean": 7.0, "spread": 0.0}
+
+
 def test_linear_fit_recovers_a_line():
     from scaling import linear_fit
 
