@@ -88,7 +88,7 @@ class Decoder(keras.layers.Layer):
         self.dropout = config.dropout
         # Inside the recurrence, or fed back: the cells must run one step at a time.
         self.stepwise = self.kind == "bahdanau" or self.input_feeding
-        # Off only to compare the hoisted loop with the plain tf.scan (tests, benchmarks).
+        # Off only to compare the hoisted loop with the plain tf.scan (tests/test_bahdanau.py).
         self.use_hoisted_loop = True
         self.rnns = [
             rnn_class(self.units, return_sequences=True, return_state=True, name=f"{config.cell}_{i}")
