@@ -84,6 +84,7 @@ BAHDANAU = {f"bahdanau, {name}, seed {seed}": ["model.attention=bahdanau", *over
                                                          "model.attention_normalize=true"]),
                 ("attention 256, lr 0.002", ["model.attention_units=256", "train.learning_rate=0.002"]),
                 ("attention 128, lr 0.002", ["model.attention_units=128", "train.learning_rate=0.002"]),
+                ("attention 128, lr 0.003", ["model.attention_units=128", "train.learning_rate=0.003"]),
                 ("attention 128, lr 0.002, batch 32", ["model.attention_units=128", "train.learning_rate=0.002",
                                                        "train.batch_size=32"]))}
 TABLES = {"attention": ATTENTION, "choices": CHOICES, "default": DEFAULT, "bahdanau": BAHDANAU}

@@ -24,8 +24,10 @@ the results one by one. Here (:func:`attentive_recurrence`):
   ``c_t W_c`` (the context half of the input matmul) and the gates;
 * the backward pass is written out: only the gradients reaching ``s_{t-1}``
   (and an LSTM's memory cell) go step by step, together with the sums for
-  the keys ``dU h_j`` and ``dv``; ``dR``, ``dW``, ``dW_c`` and the gradient
-  of the memory are each one matmul over all steps after the loop. The
+  the keys ``dU h_j`` and ``dv``; the cell's derivative factors that do not
+  depend on the incoming gradient are computed for all steps before the
+  backward loop; ``dR``, ``dW``, ``dW_c`` and the gradient of the memory are
+  each one matmul over all steps after the loop. The
   ``tanh`` of the score is recomputed in the backward pass rather than kept,
   so memory stays ``O(time * batch * (units + src_len))``.
 
