@@ -1,6 +1,6 @@
 """Bahdanau attention against Luong dot at the same sizes: training step and SavedModel decoding, in turns.
 
-    taskset -c 0 python benchmarks/attention_speed.py --out benchmarks/results/attention_speed.json
+    taskset -c 0 python benchmarks/attention_speed.py --out benchmarks/results/attention_speed_gru.json
     taskset -c 0 python benchmarks/attention_speed.py --run-dir /tmp/quick --cell lstm
     taskset -c 0 python benchmarks/attention_speed.py --decode bahdanau=runs/b luong_dot=runs/l
 
@@ -78,6 +78,7 @@ def decoding_race(args, tmp: str) -> dict:
 
     import translate
     from translate.export import export
+    from translate.inference import TranslationGraph
     from translate.prepare import read_split
     from translate.training import load_run
     from timing import decode_passes
@@ -89,10 +90,13 @@ def decoding_race(args, tmp: str) -> dict:
             raise SystemExit(f"--decode takes NAME=RUN_DIR, got {spec!r}")
         if sources is None:
             sources = [s for s, _ in read_split(Path(run_dir), "test")][:args.decode_sentences]
+        run = load_run(run_dir)
         for search, beam in (("greedy", 1), ("beam5", 5)):
-            alpha = "0.0" if beam == 1 else "0.6"
-            run = load_run(run_dir, [f"decode.beam_size={beam}", f"decode.alpha={alpha}"])
-            path = export(run.graph, run.config, run.src_model, run.tgt_model, tmp, f"{name}-{search}")
+            # One loaded run, two searches over its models (as benchmarks/ours.py exports them).
+            decode = dataclasses.replace(run.config.decode, beam_size=beam, alpha=0.0 if beam == 1 else 0.6)
+            graph = TranslationGraph(run.models, run.src_model, run.tgt_model, decode)
+            path = export(graph, dataclasses.replace(run.config, decode=decode), run.src_model, run.tgt_model, tmp,
+                          f"{name}-{search}")
             translators[f"{name} {search}"] = translate.load(path)
     for translator in translators.values():  # untimed: the first trace of each batch shape
         decode_passes(translator, sources, args.decode_batch)
