@@ -6,7 +6,8 @@ import csv
 
 from conftest import tiny_config
 from translate.prepare import prepare
-from translate.training import BEST_WEIGHTS, load_run, train
+from translate.callbacks import EpochCheckpoints
+from translate.training import BEST_WEIGHTS, CHECKPOINTS_DIR, load_run, train
 
 
 def test_run_folder_holds_config_models_best_weights_and_history(tiny_run):
@@ -36,3 +37,19 @@ def test_the_time_budget_stops_training_early_and_keeps_a_model(tmp_path):
     rows = list(csv.DictReader((run.run_dir / "history.csv").open(encoding="utf-8")))
     assert len(rows) == 1
     assert (run.run_dir / BEST_WEIGHTS).is_file()
+
+
+def test_keep_checkpoints_keeps_the_last_epochs_weights_and_history_has_minutes(tmp_path):
+    config = tiny_config(tmp_path, "train.epochs=3", "train.steps_per_epoch=3", "train.keep_checkpoints=2")
+    checkpoints = tmp_path / "run" / CHECKPOINTS_DIR
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "notes.txt").write_text("mine", encoding="utf-8")  # a user's file stays
+    run = train(config, verbose=0)
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["epoch-002.weights.h5", "epoch-003.weights.h5",
+                                                             "notes.txt"]
+    assert list(EpochCheckpoints.epochs_in(checkpoints)) == [2, 3]
+    rows = list(csv.DictReader((run.run_dir / "history.csv").open(encoding="utf-8")))
+    minutes = [float(row["minutes"]) for row in rows]
+    assert minutes == sorted(minutes) and minutes[0] > 0
+    # The last checkpoint is the model as training left it.
+    run.models.training.load_weights(checkpoints / "epoch-003.weights.h5")

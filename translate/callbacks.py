@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,54 @@ class TimeBudget(keras.callbacks.Callback):
                          self.max_seconds / 60)
             self.stopped_early = True
             self.model.stop_training = True
+
+
+    def on_epoch_end(self, epoch, logs=None):
+        # Wall-clock minutes since this fit began, as a history.csv column (learning curves against time).
+        if logs is not None:
+            logs["minutes"] = (time.monotonic() - self.start) / 60
+
+
+class EpochCheckpoints(keras.callbacks.Callback):
+    """Keeps the weights of the last ``keep`` epochs as ``epoch-NNN.weights.h5`` in ``directory``.
+
+    Each file is written under a temporary name and renamed, so a crash never
+    leaves a half-written checkpoint. Only files of this exact pattern are
+    removed, oldest epoch first; anything else in the folder is left alone. An
+    epoch whose training loss is not finite is not saved.
+    """
+
+    PATTERN = re.compile(r"epoch-(\d{3,})\.weights\.h5")
+
+    def __init__(self, directory: Path, keep: int):
+        super().__init__()
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1, got {keep}")
+        self.directory = Path(directory)
+        self.keep = keep
+
+    @classmethod
+    def epochs_in(cls, directory: Path) -> dict[int, Path]:
+        """The checkpoints in ``directory`` by 1-based epoch number."""
+        found = {}
+        if Path(directory).is_dir():
+            for path in Path(directory).iterdir():
+                match = cls.PATTERN.fullmatch(path.name)
+                if match:
+                    found[int(match.group(1))] = path
+        return dict(sorted(found.items()))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not _finite_loss(logs):
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"epoch-{epoch + 1:03d}.weights.h5"
+        tmp = path.with_name(f".tmp-{path.name}")
+        self.model.save_weights(tmp)
+        os.replace(tmp, path)
+        kept = self.epochs_in(self.directory)
+        for number in list(kept)[: max(0, len(kept) - self.keep)]:
+            kept[number].unlink()
 
 
 class StopOnNaN(keras.callbacks.TerminateOnNaN):

@@ -143,6 +143,9 @@ class TrainConfig:
     strategy: str = "default"
     # Training stops cleanly after this many minutes, keeping the best model.
     max_minutes: float = 60.0
+    # Keep the weights of the last this many epochs as
+    # checkpoints/epoch-NNN.weights.h5 (for curves and checkpoint averaging); 0: none.
+    keep_checkpoints: int = 0
     # Dev BLEU is computed each epoch on this many dev sentences (greedy).
     dev_sentences: int = 200
     shuffle_buffer: int = 20_000
@@ -270,6 +273,7 @@ class Config:
             (t.early_stopping_patience is None or t.early_stopping_patience >= 1,
              "train.early_stopping_patience must be at least 1 or null"),
             (t.attention_images >= 0, "train.attention_images must be >= 0 (0: none)"),
+            (t.keep_checkpoints >= 0, "train.keep_checkpoints must be >= 0 (0: none)"),
             (t.strategy in STRATEGIES, f"train.strategy must be one of {', '.join(STRATEGIES)}, got {t.strategy!r}"),
             (not (t.jit_compile and (self.model.attention == "bahdanau" or self.model.input_feeding)),
              "train.jit_compile needs the fused decoder: XLA cannot differentiate the step-by-step decoder that "

@@ -6,8 +6,10 @@ A run folder holds everything a run makes:
     data/, stats.json    the prepared corpus (see translate.prepare)
     src.model tgt.model  SentencePiece models
     best.weights.h5      weights of the epoch with the best dev BLEU
+    checkpoints/         the last train.keep_checkpoints epochs' weights (epoch-NNN.weights.h5)
     history.csv          one row per epoch: loss, accuracy, perplexity, grad_norm,
-                         learning_rate, their dev (val_) values and dev BLEU
+                         learning_rate, their dev (val_) values, dev BLEU and
+                         the minutes since training began
     logs/                TensorBoard event files (train.tensorboard), attention images in logs/attention
     backup/              the state of an unfinished run, to resume it (see
                          translate.callbacks.ResumableBackup); gone once it finishes
@@ -25,8 +27,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from translate.callbacks import (AttentionImages, DevBleu, ResumableBackup, StopOnNaN, TimeBudget, TrainingLogs,
-                                 trim_history)
+from translate.callbacks import (AttentionImages, DevBleu, EpochCheckpoints, ResumableBackup, StopOnNaN, TimeBudget,
+                                 TrainingLogs, trim_history)
 from translate.config import Config, load_config, save_config
 from translate.distribute import load_prepared_for_workers, make_strategy, output_dir, worker_backup_dir
 from translate.evaluation import score, translate_in_batches
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 BEST_WEIGHTS = "best.weights.h5"
 HISTORY = "history.csv"
 BACKUP_DIR = "backup"
+CHECKPOINTS_DIR = "checkpoints"
 
 
 @dataclass
@@ -131,6 +134,8 @@ def make_callbacks(run: Run, config: Config, dev_pairs: list[tuple[str, str]]) -
         early = keras.callbacks.EarlyStopping(monitor="dev_bleu", mode="max", patience=t.early_stopping_patience)
         callbacks.append(early)
         states["early_stopping"] = (early, ("wait", "best", "best_epoch", "stopped_epoch"))
+    if t.keep_checkpoints:
+        callbacks.append(EpochCheckpoints(run_dir / CHECKPOINTS_DIR, t.keep_checkpoints))
     # Before ReduceLROnPlateau, so that learning_rate is the rate this epoch trained with.
     callbacks.append(TrainingLogs())
     if t.lr_schedule == "plateau":
