@@ -223,6 +223,39 @@ def test_every_bible_pair_both_ways_splits_the_same(source, target):
     assert triples[0] == (GENESIS_1_1[source], GENESIS_1_1[target], "train")
 
 
-def test_bible_takes_no_options():
-    with pytest.raises(ValueError, match="unknown option 'src' for bible .*takes no options"):
+def test_bible_takes_only_the_sources_option():
+    with pytest.raises(ValueError, match="unknown option 'src' for bible .*known options are sources"):
         read_pairs("bible:en-es?src=en")
+
+
+@needs_bible
+def test_sources_add_each_english_version_to_training_only(en_es):
+    three = load_corpus("bible:en-es?sources=web,kjv,bbe")
+    # Each train verse once per version that has text for it (BBE lacks a few).
+    assert len(en_es.train) < len(three.train) <= 3 * len(en_es.train)
+    assert three.train[:3] == [
+        (GENESIS_1_1["en"], GENESIS_1_1["es"]),
+        ("In the beginning God created the heaven and the earth.", GENESIS_1_1["es"]),
+        ("At the first God made the heaven and the earth.", GENESIS_1_1["es"]),
+    ]
+    # Dev and test stay WEB -> RV1909, so scores compare with a run without sources.
+    assert (three.dev, three.test) == (en_es.dev, en_es.test)
+    # Romans and James are held out in every version: no KJV or BBE verse of them is trained on.
+    kjv_romans_1_1 = "Paul, a servant of Jesus Christ, called to be an apostle, separated unto the gospel of God,"
+    assert not any(source == kjv_romans_1_1 for source, _ in three.train)
+
+
+@pytest.mark.parametrize("sources, named", [
+    ("web,luther", "bad value 'web,luther'"),
+    ("web,web", "bad value 'web,web'"),
+    ("", "bad value ''"),
+])
+def test_bad_sources_are_refused_before_reading(sources, named):
+    with pytest.raises(ValueError, match=named):
+        read_pairs(f"bible:en-es?sources={sources}")
+
+
+@needs_bible
+def test_sources_must_be_versions_of_the_source_language():
+    with pytest.raises(ValueError, match="kjv is not a version of the source language 'es'"):
+        read_pairs("bible:es-en?sources=kjv")

@@ -308,14 +308,44 @@ def _bible_verses(path: Path, version: BibleVersion) -> Mapping[Verse, str]:
     return types.MappingProxyType(_clean_version(raw, version))
 
 
-def read_bible(language_pair: str) -> Iterator[tuple[str, str, str]]:
+# Short names for the ``sources=`` option of a ``bible:`` spec.
+BIBLE_VERSION_NAMES: dict[str, BibleVersion] = {
+    name: version
+    for name, version in zip(("web", "kjv", "bbe"), BIBLE_REFERENCE_VERSIONS["en"])
+} | {"rv1909": BIBLE_VERSIONS["es"], "segond": BIBLE_VERSIONS["fr"], "schlachter": BIBLE_VERSIONS["de"]}
+
+
+def parse_sources(value: str) -> tuple[str, ...] | None:
+    """``web,kjv,bbe`` as a tuple of version names; None when a name is unknown, empty or repeated."""
+    names = tuple(name.strip().lower() for name in value.split(","))
+    if not names or any(name not in BIBLE_VERSION_NAMES for name in names) or len(set(names)) != len(names):
+        return None
+    return names
+
+
+def read_bible(language_pair: str, sources: tuple[str, ...] | None = None) -> Iterator[tuple[str, str, str]]:
     """Yields (source, target, split) for ``SRC-TGT``, e.g. ``'en-es'``.
 
-    The pair is checked and ``bible.db`` located before this returns; the
-    verses are read (once per process) when iteration starts.
+    ``sources`` names versions of the source language (:data:`BIBLE_VERSION_NAMES`,
+    e.g. ``("web", "kjv", "bbe")``) whose verses all pair with the target
+    verse in the train split: one English verse in three wordings is three
+    training pairs. Dev and test stay the source language's own version
+    (:data:`BIBLE_VERSIONS`) against the target, so their scores compare with
+    a run without ``sources``; Romans and James are held out of training in
+    every version. The pair and the versions are checked and ``bible.db``
+    located before this returns; the verses are read (once per process) when
+    iteration starts.
     """
     source_lang, target_lang = _parse_pair(language_pair)
-    return _bible_pairs(bible_db_path(), source_lang, target_lang)
+    versions = (BIBLE_VERSIONS[source_lang],)
+    if sources is not None:
+        own = [name for name, v in BIBLE_VERSION_NAMES.items() if v in BIBLE_REFERENCE_VERSIONS[source_lang]]
+        wrong = [name for name in sources if name not in own]
+        if wrong:
+            raise ValueError(f"sources={','.join(sources)}: {', '.join(wrong)} is not a version of the source "
+                             f"language {source_lang!r} (its versions: {', '.join(own)})")
+        versions = tuple(BIBLE_VERSION_NAMES[name] for name in sources)
+    return _bible_pairs(bible_db_path(), source_lang, target_lang, versions)
 
 
 @dataclass(frozen=True)
@@ -362,8 +392,13 @@ def _split_of(book: int) -> str:
     return "test" if book == BIBLE_TEST_BOOK else "dev" if book == BIBLE_DEV_BOOK else "train"
 
 
-def _bible_pairs(path: Path, source_lang: str, target_lang: str) -> Iterator[tuple[str, str, str]]:
+def _bible_pairs(path: Path, source_lang: str, target_lang: str,
+                 train_sources: tuple[BibleVersion, ...] = ()) -> Iterator[tuple[str, str, str]]:
     """Aligned, cleaned verses of two versions in canonical order, split by book.
+
+    With ``train_sources``, each train verse is yielded once per source
+    version that has text for it (in that order); dev and test always pair
+    the source language's own version.
 
     Test = Romans, dev = James, train = the other 64 books. Cleaning (facts
     in shared/CORPUS_NOTES.md): soft hyphen -> '¡' (RV1909), backtick ->
@@ -384,6 +419,7 @@ def _bible_pairs(path: Path, source_lang: str, target_lang: str) -> Iterator[tup
     started = time.perf_counter()
     source = _bible_verses(path, BIBLE_VERSIONS[source_lang])
     target = _bible_verses(path, BIBLE_VERSIONS[target_lang])
+    extra = [_bible_verses(path, version) for version in train_sources or (BIBLE_VERSIONS[source_lang],)]
     counts: collections.Counter[str] = collections.Counter()
     dropped = 0
     for key in sorted(source.keys() & target.keys()):
@@ -392,8 +428,10 @@ def _bible_pairs(path: Path, source_lang: str, target_lang: str) -> Iterator[tup
             dropped += 1
             continue
         split = _split_of(key[0])
-        counts[split] += 1
-        yield src, tgt, split
+        for text in [src] if split != "train" else [version.get(key) for version in extra]:
+            if text:
+                counts[split] += 1
+                yield text, tgt, split
     logger.info(
         "bible:%s-%s: %d train, %d dev, %d test pairs; dropped %d empty, "
         "%d unmatched verses; %.2f s",

