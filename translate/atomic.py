@@ -1,0 +1,99 @@
+"""Atomic writes: a file is either its old self or completely new, never half-written.
+
+Every file the project writes goes through :func:`atomic_path`: the content is
+written under a temporary name in the same folder (``.tmp-<name>-<random>``),
+flushed and fsynced, then renamed over the final name with ``os.replace``
+(atomic on POSIX and Windows within one file system), and the folder is
+fsynced so the rename survives a power cut. A process killed before the
+rename leaves only the temporary file, which :func:`remove_stale_temporaries`
+clears on the next run; nothing ever reads a ``.tmp-`` name as data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+TEMPORARY_PREFIX = ".tmp-"
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open folders; the rename is still atomic there.
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yields a temporary path beside ``path``; on a clean exit it becomes ``path``.
+
+    For writers that take a file name (``model.save_weights``, sentencepiece,
+    matplotlib): write to the yielded path; it is fsynced and renamed when the
+    block ends. On an exception the temporary file is removed and ``path`` is
+    left as it was.
+    """
+    path = Path(path)
+    tmp = path.with_name(f"{TEMPORARY_PREFIX}{path.name}-{secrets.token_hex(4)}")
+    try:
+        yield tmp
+        _fsync_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Writes ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+    return Path(path)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Writes ``text`` as UTF-8 to ``path`` atomically (see :func:`atomic_path`)."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def remove_stale_temporaries(folder: str | Path, name: str | None = None) -> list[Path]:
+    """Removes the temporary files a killed writer left in ``folder`` (only for ``name`` when given).
+
+    Only names this module makes (``.tmp-<name>-<8 hex digits>``) are touched.
+    Returns the removed paths.
+    """
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        stem, _, token = entry.name.rpartition("-")
+        if not stem.startswith(TEMPORARY_PREFIX) or len(token) != 8 or not entry.is_file():
+            continue
+        if any(c not in "0123456789abcdef" for c in token):
+            continue
+        if name is not None and stem != f"{TEMPORARY_PREFIX}{name}":
+            continue
+        entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
