@@ -33,8 +33,8 @@ import keras
 import tensorflow as tf
 
 from translate.atomic import remove_stale_temporaries
-from translate.callbacks import (AttentionImages, DevBleu, EpochCheckpoints, ResumableBackup, StopOnNaN, TimeBudget,
-                                 TrainingLogs, trim_history)
+from translate.callbacks import (AttentionImages, DevBleu, EpochCheckpoints, HistoryCsv, ResumableBackup, StopOnNaN,
+                                 TimeBudget, TrainingLogs, trim_history)
 from translate.config import Config, load_config, save_config
 from translate.distribute import load_prepared_for_workers, make_strategy, output_dir, worker_backup_dir
 from translate.evaluation import score, translate_in_batches
@@ -122,7 +122,7 @@ def make_callbacks(run: Run, config: Config, dev_pairs: list[tuple[str, str]]) -
     """The callbacks of ``fit``, in the order they must run (see :mod:`translate.callbacks`).
 
     When the run folder holds a backup of an unfinished run, history.csv keeps
-    the rows of the epochs that backup has done and is appended to.
+    the rows of the epochs that backup has done and goes on from there.
     """
     t, run_dir = config.train, run.run_dir
     # Each worker of a cluster keeps its own backup, never in a temporary folder: all must resume alike.
@@ -155,7 +155,7 @@ def make_callbacks(run: Run, config: Config, dev_pairs: list[tuple[str, str]]) -
         if t.attention_images > 0:
             sentences = [source for source, _ in dev_pairs[: t.attention_images]]
             callbacks.append(AttentionImages(run.graph, sentences, run_dir / "logs" / "attention"))
-    callbacks.append(keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=epochs_done > 0))
+    callbacks.append(HistoryCsv(run_dir / HISTORY, resume=epochs_done > 0))
     callbacks.append(ResumableBackup(backup_dir, states))
     return callbacks
 
