@@ -146,6 +146,10 @@ def _config(args):
     if getattr(args, "strategy", None):
         overrides.append(f"train.strategy={args.strategy}")
     config = load_config(args.preset, args.config, overrides)
+    from translate.run_folder import check_prepare, check_train
+
+    # A run folder that may not be written is refused now, before TensorFlow loads (the library checks again).
+    (check_prepare if args.command == "prepare" else check_train)(config)
     if args.command == "train" and config.train.strategy == "multi_worker":
         from translate.distribute import read_tf_config
 
@@ -193,7 +197,10 @@ def cmd_train(args) -> int:
         decoding = config.decode
         _print_scores(f"test ({len(test_pairs)} sentences, beam {decoding.beam_size}, alpha {decoding.alpha}):",
                       scores)
-        (run.run_dir / "test_scores.json").write_text(json.dumps(scores.to_dict(), indent=2), encoding="utf-8")
+        from translate.atomic import write_text
+        from translate.run_folder import TEST_SCORES
+
+        write_text(run.run_dir / TEST_SCORES, json.dumps(scores.to_dict(), indent=2))
     if args.no_export:
         return 0
     path = export(run.graph, config, run.src_model, run.tgt_model)

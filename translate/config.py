@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from translate.atomic import write_text
+
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 CELLS = ("gru", "lstm", "simple_rnn")
@@ -148,6 +150,12 @@ class TrainConfig:
     keep_checkpoints: int = 0
     # Dev BLEU is computed each epoch on this many dev sentences (greedy).
     dev_sentences: int = 200
+    # A run folder that holds a trained model (best.weights.h5) is never
+    # replaced by accident: train refuses a finished run and prepare a trained
+    # one. true: start the run again from scratch, replacing the files the
+    # project made there (weights, history.csv, config.yaml, checkpoints, the
+    # backup, the SentencePiece models); other files are left alone.
+    overwrite: bool = False
     shuffle_buffer: int = 20_000
     seed: int = 1234
 
@@ -399,4 +407,12 @@ def config_from_dict(values: dict[str, Any]) -> Config:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    """Writes ``config`` as YAML, atomically: a run's config.yaml is what loads its weights again.
+
+    ``train.overwrite`` is saved as false: it is an instruction to one
+    command, not a property of the run, and a config file reused later must
+    never replace a run by itself.
+    """
+    values = config.to_dict()
+    values["train"]["overwrite"] = False
+    write_text(path, yaml.safe_dump(values, sort_keys=False))
