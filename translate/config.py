@@ -173,7 +173,7 @@ class DecodeConfig:
     max_source_pieces: int = 250
     # Beam width K (1 = greedy) and GNMT length penalty alpha (0 = none). The
     # best test BLEU in benchmarks/beam.py among settings that decode at least
-    # a third as fast as greedy (README, "Beam search").
+    # a third as fast as greedy (docs/decisions/beam-width-and-alpha.md).
     beam_size: int = 5
     alpha: float = 0.6
     max_length_ratio: float = 1.5
@@ -182,7 +182,7 @@ class DecodeConfig:
     # A batch is split into this many parts, each searched by its own loop.
     # A search step is a chain of ops too small to gain from being split over
     # cores; with one intra-op thread per op, TensorFlow runs the independent
-    # loops side by side, one per core (README, "Our GRU, and decoding threads").
+    # loops side by side, one per core (docs/decisions/decoding-threads.md).
     shards: int = 2
 
 

@@ -13,7 +13,9 @@ model on CPU:
 * A request's cost is a ``tf.while_loop`` of decoder steps that runs until
   the longest sentence in the batch is finished, so a merged batch costs
   about as much as its longest member. On the 2-core CI machine beam 5 ran
-  31.9 sentences/s at batch 1 and 89.4 at batch 64 (README, Speed): most of
+  31.9 sentences/s at batch 1 and 89.4 at batch 64 (benchmarks/throughput.py
+  at commit 5dd70df; no results file backs these two figures, see
+  docs/serving.md): most of
   the gain is there by 32, while batches of 64 make every short sentence wait
   for the longest of 64. ``max_batch_size`` 32 also bounds one request's rows:
   a request over it is refused (InvalidArgument, "Task size N is larger than
@@ -153,7 +155,7 @@ def batching_parameters(batching: Batching = Batching()) -> str:
     b = batching.resolved()
     return "\n".join([
         "# Written by python -m translate serving-config; --enable_batching --batching_parameters_file.",
-        "# Why these values: translate/serving_config.py and the README (Serving).",
+        "# Why these values: translate/serving_config.py and docs/serving.md.",
         "# A request of more sentences than this is refused: clients split bigger jobs.",
         f"max_batch_size {{ value: {b.max_batch_size} }}",
         "# A lone beam-5 sentence takes ~30 ms on CPU: waiting 5 ms for company costs at most ~15%.",
