@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from translate.layout import resolve_version
+from translate.layout import check_model_name, resolve_version
 
 SAMPLE_SENTENCES = (
     "In the beginning was the Word.",
@@ -209,6 +209,8 @@ def cmd_export(args) -> int:
     overrides += [f"decode.alpha={args.alpha}"] if args.alpha is not None else []
     if not (Path(args.run) / "config.yaml").is_file():
         raise ValueError(f"not a run folder (no config.yaml): {args.run}")
+    if args.name is not None:
+        check_model_name(args.name, "--name")
     from translate.config import load_config
 
     load_config(config_file=Path(args.run) / "config.yaml", overrides=overrides)  # refuses bad values now

@@ -29,11 +29,17 @@ def check_model_name(name: object, what: str = "model name") -> str:
 
 
 def versions(model_dir: str | Path) -> list[int]:
-    """The integer versions present in a model folder, ascending."""
+    """The integer versions present in a model folder, ascending.
+
+    Only folders named by ASCII digits count: hidden temporaries (an
+    export's ``.export-*``, see :mod:`translate.export`) and names such as
+    ``²`` never do.
+    """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0)
+    return sorted(int(p.name) for p in model_dir.iterdir()
+                  if p.name.isascii() and p.name.isdigit() and int(p.name) > 0 and p.is_dir())
 
 
 def resolve_version(path: str | Path) -> Path:
