@@ -171,6 +171,7 @@ def test_a_huge_value_is_cut_short_in_the_error_message(tmp_path):
     ("data.src_vocab_size=100000000000", "data.src_vocab_size must be at most 1,000,000, got 100000000000"),
     ("data.tgt_vocab_size=2000000", "data.tgt_vocab_size must be at most 1,000,000, got 2000000"),
     ("data.max_pieces=1000000000", "data.max_pieces must be at most 100,000"),
+    ("data.max_line_bytes=10000000000", "data.max_line_bytes must be at most 1,073,741,824"),
     ("model.decoder_units=1000000", "model.decoder_units must be at most 16,384"),
     ("model.encoder_layers=1000", "model.encoder_layers must be at most 64"),
     ("train.batch_size=10000000", "train.batch_size must be at most 65,536"),

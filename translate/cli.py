@@ -228,10 +228,17 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _stdin_lines() -> list[str]:
+    """Standard input's lines, each at most 1 MiB (one error line for a stream without line breaks)."""
+    from translate.evaluation import read_stream_lines
+
+    return read_stream_lines(sys.stdin.buffer, "standard input")
+
+
 def _translate_on_server(args) -> int:
     from translate.serving import Client, ServingError
 
-    sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]
+    sentences = args.sentences or _stdin_lines()
     try:
         with Client(args.server, args.model_name, grpc=args.grpc, timeout=args.timeout) as client:
             if args.nbest:
@@ -254,7 +261,7 @@ def cmd_translate(args) -> int:
     resolve_version(args.model)  # a bad path fails here, before TensorFlow loads
     from translate.translator import load
 
-    sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]
+    sentences = args.sentences or _stdin_lines()
     translator = load(args.model)
     if args.nbest:
         if not 1 <= args.nbest <= translator.beam_size:

@@ -68,6 +68,11 @@ class DataConfig:
     max_length_ratio: float = 3.0
     # SentencePiece is trained on at most this many sentences per language.
     sentencepiece_sample: int = 200_000
+    # A corpus line longer than this many bytes (line break included) is no
+    # sentence (a binary file, a missing line break, /dev/zero): reading
+    # stops there with file and line (on_error=skip skips it), so memory
+    # and time stay bounded.
+    max_line_bytes: int = 1 << 20
 
 
 @dataclass
@@ -211,6 +216,7 @@ UPPER_BOUNDS: dict[str, int | float] = {
     "data.max_length_ratio": 1_000.0,
     # Sentences held in memory to train SentencePiece.
     "data.sentencepiece_sample": 100_000_000,
+    "data.max_line_bytes": 1 << 30,
     # Widths: one GRU of 16,384 units already holds 3 GB of weights.
     "model.embedding_dim": 16_384,
     "model.encoder_units": 16_384,
@@ -266,7 +272,8 @@ class Config:
             if not ok:
                 raise ValueError(message)
         checks = [
-            (self.model.cell in CELLS, f"model.cell must be one of {', '.join(CELLS)}, got {short_repr(self.model.cell)}"),
+            (self.model.cell in CELLS,
+             f"model.cell must be one of {', '.join(CELLS)}, got {short_repr(self.model.cell)}"),
             (self.data.subword_model in ("unigram", "bpe"),
              f"data.subword_model must be unigram or bpe, got {short_repr(self.data.subword_model)}"),
             # byte_fallback needs 256 byte pieces plus the 4 specials and some words.
@@ -279,6 +286,7 @@ class Config:
             (self.data.unicode_form in (None, "NFC", "NFKC", "NFD", "NFKD"),
              f"data.unicode_form must be NFC, NFKC, NFD, NFKD or null, got {short_repr(self.data.unicode_form)}"),
             (self.data.sentencepiece_sample >= 1, "data.sentencepiece_sample must be at least 1"),
+            (self.data.max_line_bytes >= 1, "data.max_line_bytes must be at least 1"),
             (0.0 <= self.model.dropout < 1.0, "model.dropout must be in [0, 1)"),
             (self.train.batch_size >= 1, "train.batch_size must be at least 1"),
             (self.train.epochs >= 1, "train.epochs must be at least 1"),
@@ -471,7 +479,8 @@ def load_yaml(text: str) -> Any:
     except AnchorError as err:
         raise ValueError(str(err)) from None
     except yaml.MarkedYAMLError as err:
-        where = f" at line {err.problem_mark.line + 1}, column {err.problem_mark.column + 1}" if err.problem_mark else ""
+        mark = err.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ValueError(f"not valid YAML: {' '.join(str(err.problem or err.context).split())}{where}") from None
     except yaml.YAMLError as err:
         raise ValueError(f"not valid YAML: {' '.join(str(err).split())[:200]}") from None
