@@ -1,6 +1,6 @@
 """Export: a versioned, string-in/string-out SavedModel for TensorFlow Serving.
 
-Layout (the contract in DESIGN.md)::
+Layout::
 
     saved_models/<name>/<version>/      version = 1, 2, 3, ... never overwritten
         saved_model.pb, variables/
