@@ -102,9 +102,10 @@ def test_cli_exports_any_checkpoint_of_a_run(tiny_run, tmp_path):
 # --- Names, temporaries and atomic writes -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["../../escaped", "a/b", "/tmp/abs", ".hidden", "..", "two\nlines", ""])
+@pytest.mark.parametrize("name", ["../../escaped", "a/b", "<absolute>", ".hidden", "..", "two\nlines", ""])
 def test_export_name_cannot_leave_the_models_folder(tiny_run, tmp_path, name):
     models = tmp_path / "a" / "models"
+    name = str(tmp_path / "b") if name == "<absolute>" else name
     with pytest.raises(ValueError, match="^export name .* must be a single folder name"):
         export(tiny_run.graph, tiny_run.config, tiny_run.src_model, tiny_run.tgt_model, models, name)
     assert list(tmp_path.rglob("*")) == []  # checked before anything is written
@@ -112,7 +113,7 @@ def test_export_name_cannot_leave_the_models_folder(tiny_run, tmp_path, name):
 
 def test_cli_export_name_cannot_leave_the_models_folder(tiny_run, tmp_path):
     result = subprocess.run([sys.executable, "-m", "translate", "export", "--model", str(tiny_run.run_dir),
-                             "--models-dir", str(tmp_path / "models"), "--name", "../../x"],
+                             "--models-dir", str(tmp_path / "a" / "models"), "--name", "../../x"],
                             capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["error: --name '../../x' must be a single folder name of at most 128 "
