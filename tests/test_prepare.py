@@ -178,3 +178,20 @@ def test_a_second_prepare_replaces_only_its_own_files_and_clears_a_killed_runs_t
                                                            "tgt.model"]
     assert sorted(p.name for p in (run_dir / "data").iterdir()) == sorted(
         f"{split}.{side}" for split in ("train", "dev", "test") for side in ("src", "tgt"))
+
+
+def test_the_line_cap_reaches_the_corpus_reader_and_older_preparations_are_still_reused(tmp_path):
+    corpus = write_tsv(tmp_path / "long.tsv", PAIRS[:60] + [("x" * 300, "long")])
+    with pytest.raises(ValueError, match="long.tsv:61: line longer than 256 bytes"):
+        prepare(tiny_config(tmp_path / "capped", f"data.corpus=tsv:{corpus}", "data.max_line_bytes=256"),
+                progress=False)
+    config = tiny_config(tmp_path)
+    prepare(config, progress=False)
+    # A preparation made before data.max_line_bytes existed read with the same fixed cap: still reused.
+    stats_path = tmp_path / "run" / "stats.json"
+    stats = json.loads(stats_path.read_text(encoding="utf-8"))
+    del stats["data_config"]["max_line_bytes"]
+    stats_path.write_text(json.dumps(stats), encoding="utf-8")
+    assert load_prepared(config) is not None
+    with pytest.raises(ValueError, match=r"prepared with other data settings \(data.max_line_bytes\)"):
+        load_prepared(tiny_config(tmp_path, "data.max_line_bytes=256"))

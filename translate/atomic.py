@@ -106,3 +106,24 @@ def remove_stale_temporaries(folder: str | Path, name: str | None = None) -> lis
         entry.unlink(missing_ok=True)
         removed.append(entry)
     return removed
+
+
+def fsync_folder(folder: str | Path) -> None:
+    """Fsyncs a folder, so that a rename into it survives a power cut (a no-op where folders cannot be opened)."""
+    _fsync_dir(Path(folder))
+
+
+def fsync_tree(folder: str | Path) -> None:
+    """Fsyncs every file and folder under ``folder`` (and ``folder`` itself).
+
+    For a folder written whole under a temporary name and then renamed into
+    place (an export's version): after this, a power cut after the rename
+    cannot leave the new name holding empty or half-written files.
+    """
+    folder = Path(folder)
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = Path(root) / name
+            if not path.is_symlink():
+                _fsync_file(path)
+        _fsync_dir(Path(root))

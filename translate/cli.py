@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from translate.layout import resolve_version
+from translate.layout import check_model_name, resolve_version
 
 SAMPLE_SENTENCES = (
     "In the beginning was the Word.",
@@ -216,6 +216,8 @@ def cmd_export(args) -> int:
     overrides += [f"decode.alpha={args.alpha}"] if args.alpha is not None else []
     if not (Path(args.run) / "config.yaml").is_file():
         raise ValueError(f"not a run folder (no config.yaml): {args.run}")
+    if args.name is not None:
+        check_model_name(args.name, "--name")
     from translate.config import load_config
 
     load_config(config_file=Path(args.run) / "config.yaml", overrides=overrides)  # refuses bad values now
@@ -233,10 +235,17 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _stdin_lines() -> list[str]:
+    """Standard input's lines, each at most 1 MiB (one error line for a stream without line breaks)."""
+    from translate.evaluation import read_stream_lines
+
+    return read_stream_lines(sys.stdin.buffer, "standard input")
+
+
 def _translate_on_server(args) -> int:
     from translate.serving import Client, ServingError
 
-    sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]
+    sentences = args.sentences or _stdin_lines()
     try:
         with Client(args.server, args.model_name, grpc=args.grpc, timeout=args.timeout) as client:
             if args.nbest:
@@ -259,7 +268,7 @@ def cmd_translate(args) -> int:
     resolve_version(args.model)  # a bad path fails here, before TensorFlow loads
     from translate.translator import load
 
-    sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]
+    sentences = args.sentences or _stdin_lines()
     translator = load(args.model)
     if args.nbest:
         if not 1 <= args.nbest <= translator.beam_size:

@@ -139,9 +139,10 @@ class _Pass1:
 
 
 def _read_cleaned(spec: str, options: CleaningOptions, on_error: str, skipped: Counter, counts: CleaningCounts,
-                  read_counts: Counter, progress: bool) -> Iterator[tuple[str, str, str | None]]:
+                  read_counts: Counter, progress: bool, max_line_bytes: int | None = None,
+                  ) -> Iterator[tuple[str, str, str | None]]:
     """The corpus' pairs, cleaned; ``read_counts[spec]`` counts every pair read, kept or not."""
-    reader = read_pairs(spec, on_error=on_error, skipped=skipped)
+    reader = read_pairs(spec, on_error=on_error, skipped=skipped, max_line_bytes=max_line_bytes)
     for source, target, split in tqdm(reader, desc=f"reading {spec}", unit=" pairs", disable=not progress,
                                       mininterval=2.0):
         read_counts[spec] += 1
@@ -220,7 +221,7 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
             explicit = {"dev": data.dev_corpus, "test": data.test_corpus}
             fixed_splits = False
             for source, target, split in _read_cleaned(data.corpus, options, data.on_error, skipped, counts,
-                                                       read_counts, progress):
+                                                       read_counts, progress, data.max_line_bytes):
                 fixed_splits = fixed_splits or split is not None
                 if split is None:
                     split = hash_split(source, target)
@@ -230,7 +231,7 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
             for split, spec in explicit.items():
                 if spec:
                     for source, target, _ in _read_cleaned(spec, options, data.on_error, skipped, counts,
-                                                           read_counts, progress):
+                                                           read_counts, progress, data.max_line_bytes):
                         state.add(split, source, target)
         hashes = {split: np.frombuffer(state.hashes[split], dtype=np.uint64) for split in SPLITS}
         total = sum(len(h) for h in hashes.values())
@@ -381,7 +382,9 @@ def load_prepared(config: Config) -> Prepared | None:
         return None
     stats = json.loads(stats_path.read_text(encoding="utf-8"))
     wanted = dataclasses.asdict(config.data)
-    differs = sorted(key for key in wanted if stats.get("data_config", {}).get(key) != wanted[key])
+    # A key newer than the preparation was at its default then (data.max_line_bytes: the fixed cap before).
+    prepared_with = {**dataclasses.asdict(DataConfig()), **stats.get("data_config", {})}
+    differs = sorted(key for key in wanted if prepared_with.get(key) != wanted[key])
     if differs:
         raise ValueError(f"run folder {run_dir} was prepared with other data settings "
                          f"({', '.join('data.' + k for k in differs)}): prepare it again or use another run_dir")
