@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 import sys
 
@@ -46,3 +48,50 @@ def test_every_command_has_help():
     for command in ("prepare", "train", "export", "translate", "evaluate", "plot", "serving-config"):
         result = run_cli(command, "--help")
         assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def own_lines(stderr: str) -> list[str]:
+    """stderr without TensorFlow's C++ log lines (CUDA probing and such), which this project does not write."""
+    return [line for line in stderr.strip().splitlines()
+            if line and not re.match(r"[IWEF]\d{4} ", line) and not line.startswith("WARNING: All log messages")]
+
+
+def run_translate(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "translate", "translate", *args], input=stdin,
+                            capture_output=True, cwd=REPO, timeout=300)
+    result.stdout, result.stderr = result.stdout.decode("utf-8"), result.stderr.decode("utf-8")
+    return result
+
+
+@pytest.mark.parametrize("case", ["truncated saved_model.pb", "another project's SavedModel",
+                                  "only version empty"])
+def test_translate_says_one_line_for_a_savedmodel_it_cannot_load(tiny_export, foreign_savedmodel, tmp_path, case):
+    model = tmp_path / "translator"
+    if case == "truncated saved_model.pb":
+        shutil.copytree(tiny_export, model / "1")
+        pb = model / "1" / "saved_model.pb"
+        pb.write_bytes(pb.read_bytes()[:1000])
+        message = f"error: cannot load the SavedModel in {model / '1'}: saved_model.pb is truncated or damaged"
+    elif case == "another project's SavedModel":
+        shutil.copytree(foreign_savedmodel, model / "1")
+        message = (f"error: cannot load the SavedModel in {model / '1'}: not an export of this project: "
+                   "no assets/config.yaml")
+    else:
+        (model / "1").mkdir(parents=True)
+        message = f"error: cannot load the SavedModel in {model / '1'}: the version folder is empty"
+    result = run_translate("--model", str(model), "hello")
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = own_lines(result.stderr)
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr[-3000:]
+
+
+def test_translate_skips_an_empty_newest_version_with_one_warning(tiny_export, tmp_path):
+    model = tmp_path / "translator"
+    shutil.copytree(tiny_export, model / "1")
+    (model / "2").mkdir()
+    result = run_translate("--model", str(model), "hello")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (warning,) = own_lines(result.stderr)
+    assert (f"WARNING translate.translator: skipped version 2 of {model}, which does not load: "
+            "the version folder is empty") in warning
+    assert len(result.stdout.split("\n")) == 2  # one translation
