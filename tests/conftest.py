@@ -70,3 +70,19 @@ HOSTILE_SENTENCES = [
     "control \x00\x07\x1b characters",
 ]
 INVALID_UTF8 = b"caf\xc3 \xff\xfe broken"
+
+
+@pytest.fixture(scope="session")
+def foreign_savedmodel(tmp_path_factory):
+    """A SavedModel of another project: a ``serving_default`` that upper-cases strings, no config asset."""
+    import tensorflow as tf
+
+    class Upper(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
+        def serve(self, sentences):
+            return {"out": tf.strings.upper(sentences)}
+
+    module = Upper()
+    path = tmp_path_factory.mktemp("foreign") / "model"
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    return path

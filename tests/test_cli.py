@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import queue
+import re
+import shutil
 import subprocess
 import sys
+import threading
 
 import pytest
 
-from conftest import REPO, TINY_OVERRIDES
+from conftest import INVALID_UTF8, REPO, TINY_OVERRIDES
 
 
 def run_cli(*args: str, cwd=REPO) -> subprocess.CompletedProcess:
@@ -71,3 +75,108 @@ def test_every_command_has_help():
     for command in ("prepare", "train", "export", "translate", "evaluate", "plot", "serving-config"):
         result = run_cli(command, "--help")
         assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def own_lines(stderr: str) -> list[str]:
+    """stderr without TensorFlow's C++ log lines (CUDA probing and such), which this project does not write."""
+    return [line for line in stderr.strip().splitlines()
+            if line and not re.match(r"[IWEF]\d{4} ", line) and not line.startswith("WARNING: All log messages")]
+
+
+def run_translate(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "translate", "translate", *args], input=stdin,
+                            capture_output=True, cwd=REPO, timeout=300)
+    result.stdout, result.stderr = result.stdout.decode("utf-8"), result.stderr.decode("utf-8")
+    return result
+
+
+@pytest.mark.parametrize("source", ["stdin", "input file"])
+def test_translate_names_the_line_with_invalid_utf8_and_translates_the_rest(tiny_export, tmp_path, source):
+    import translate
+
+    text = b"Good morning.\n" + INVALID_UTF8 + b"\nThank you.\n"
+    if source == "stdin":
+        result, where = run_translate("--model", str(tiny_export), "--scores", stdin=text), "line 2"
+    else:
+        (tmp_path / "in.txt").write_bytes(text)
+        result = run_translate("--model", str(tiny_export), "--scores", "--input", str(tmp_path / "in.txt"))
+        where = f"{tmp_path / 'in.txt'} line 2"
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert own_lines(result.stderr) == [
+        f"warning: {where}: not valid UTF-8 (byte 0xc3 at column 4): translated with replacement characters"]
+    # One output line per input line; the bad line is translated as its text with U+FFFD in place of bad bytes.
+    replaced = INVALID_UTF8.decode("utf-8", errors="replace")
+    translations, scores = translate.load(tiny_export).translate_with_scores(["Good morning.", replaced, "Thank you."])
+    assert result.stdout.split("\n") == [f"{s:.4f}\t{t}" for t, s in zip(translations, scores)] + [""]
+
+
+def test_translate_streams_stdin_in_batches(tiny_export):
+    """Each batch of --batch-size lines is answered before the rest of the input arrives."""
+    process = subprocess.Popen([sys.executable, "-m", "translate", "translate", "--model", str(tiny_export),
+                                "--batch-size", "2", "--nbest", "2"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, text=True)
+    output: queue.Queue = queue.Queue()
+
+    def read():
+        for line in process.stdout:
+            output.put(line)
+        output.put(None)  # end of output
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        process.stdin.write("Good morning.\nThank you.\n")
+        process.stdin.flush()
+        first = []  # 2 sentences x 2 best, while stdin is still open
+        while len(first) < 4 and (line := output.get(timeout=240)) is not None:
+            first.append(line)
+        assert [line.split("\t")[:2] for line in first] == [["0", "1"], ["0", "2"], ["1", "1"], ["1", "2"]]
+        assert process.poll() is None
+        process.stdin.write("Where is the house?\n")
+        process.stdin.close()
+        assert process.wait(timeout=240) == 0, process.stderr.read()[-3000:]
+        rest = [output.get(timeout=10) for _ in range(2)]
+        assert [line.split("\t")[:2] for line in rest] == [["2", "1"], ["2", "2"]]
+        assert output.get(timeout=10) is None
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_translate_refuses_a_batch_size_below_1(tiny_export):
+    result = run_translate("--model", str(tiny_export), "--batch-size", "0", "hello")
+    assert result.returncode == 2
+    assert own_lines(result.stderr) == ["error: --batch-size must be at least 1, got 0"]
+
+
+@pytest.mark.parametrize("case", ["truncated saved_model.pb", "another project's SavedModel",
+                                  "only version empty"])
+def test_translate_says_one_line_for_a_savedmodel_it_cannot_load(tiny_export, foreign_savedmodel, tmp_path, case):
+    model = tmp_path / "translator"
+    if case == "truncated saved_model.pb":
+        shutil.copytree(tiny_export, model / "1")
+        pb = model / "1" / "saved_model.pb"
+        pb.write_bytes(pb.read_bytes()[:1000])
+        message = f"error: cannot load the SavedModel in {model / '1'}: saved_model.pb is truncated or damaged"
+    elif case == "another project's SavedModel":
+        shutil.copytree(foreign_savedmodel, model / "1")
+        message = (f"error: cannot load the SavedModel in {model / '1'}: not an export of this project: "
+                   "no assets/config.yaml")
+    else:
+        (model / "1").mkdir(parents=True)
+        message = f"error: cannot load the SavedModel in {model / '1'}: the version folder is empty"
+    result = run_translate("--model", str(model), "hello")
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = own_lines(result.stderr)
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr[-3000:]
+
+
+def test_translate_skips_an_empty_newest_version_with_one_warning(tiny_export, tmp_path):
+    model = tmp_path / "translator"
+    shutil.copytree(tiny_export, model / "1")
+    (model / "2").mkdir()
+    result = run_translate("--model", str(model), "hello")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (warning,) = own_lines(result.stderr)
+    assert (f"WARNING translate.translator: skipped version 2 of {model}, which does not load: "
+            "the version folder is empty") in warning
+    assert len(result.stdout.split("\n")) == 2  # one translation

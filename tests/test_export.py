@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -179,3 +180,84 @@ def test_a_failed_warmup_write_leaves_the_old_records(tmp_path, monkeypatch):
         write_warmup(tmp_path, warmup_requests(("One.",)))
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == [WARMUP_FILE]
+
+
+def copy_version(source, destination):
+    import shutil
+
+    shutil.copytree(source, destination)
+    return destination
+
+
+def truncate_saved_model(version):
+    pb = version / "saved_model.pb"
+    pb.write_bytes(pb.read_bytes()[: pb.stat().st_size // 2])
+    return version
+
+
+@pytest.fixture
+def nothing_may_load(monkeypatch):
+    """Fails the test if a SavedModel is loaded, i.e. if any of its graph runs."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("tf.saved_model.load was called")
+
+    monkeypatch.setattr(tf.saved_model, "load", refuse)
+
+
+def test_load_refuses_a_savedmodel_of_another_project(foreign_savedmodel, tiny_export, tmp_path, nothing_may_load):
+    import translate
+
+    with pytest.raises(ValueError, match="not an export of this project: no assets/config.yaml") as err:
+        translate.load(foreign_savedmodel)
+    assert str(err.value).startswith(f"cannot load the SavedModel in {foreign_savedmodel}: ")
+    # With this project's config asset copied in, the signatures still give it away.
+    disguised = copy_version(foreign_savedmodel, tmp_path / "disguised")
+    (disguised / "assets").mkdir(exist_ok=True)
+    (disguised / "assets" / "config.yaml").write_bytes((tiny_export / "assets" / "config.yaml").read_bytes())
+    with pytest.raises(ValueError, match=r"not an export of this project: no nbest, align signatures "
+                                         r"\(it has: serving_default\)"):
+        translate.load(disguised)
+    # A config asset that is not this project's config.
+    (disguised / "assets" / "config.yaml").write_text("name: someone else's model\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"assets/config.yaml is not this project's config "
+                                         r"\(no data, model, decode sections\)"):
+        translate.load(disguised)
+
+
+def test_load_refuses_a_truncated_saved_model_pb(tiny_export, tmp_path, nothing_may_load):
+    import translate
+
+    version = truncate_saved_model(copy_version(tiny_export, tmp_path / "model" / "1"))
+    for path in (version, version.parent):
+        with pytest.raises(ValueError, match="saved_model.pb is truncated or damaged") as err:
+            translate.load(path)
+        assert str(err.value).startswith(f"cannot load the SavedModel in {version}: ")
+        assert "\n" not in str(err.value)
+
+
+def test_load_falls_back_to_the_newest_loadable_version(tiny_export, foreign_savedmodel, tmp_path, caplog):
+    import translate
+
+    model = tmp_path / "translator"
+    copy_version(tiny_export, model / "1")
+    truncate_saved_model(copy_version(tiny_export, model / "2"))
+    copy_version(foreign_savedmodel, model / "3")
+    (model / "4").mkdir()  # an empty newest version, e.g. an export that never got written
+    with caplog.at_level(logging.WARNING, logger="translate.translator"):
+        translator = translate.load(model)
+    assert translator.path == model / "1"
+    assert translator(["Good morning."]) == translate.load(tiny_export)(["Good morning."])
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 3
+    assert warnings[0].startswith(f"skipped version 4 of {model}, which does not load: the version folder is empty")
+    assert warnings[1].startswith(f"skipped version 3 of {model}, which does not load: not an export of this project")
+    assert warnings[2].startswith(f"skipped version 2 of {model}, which does not load: saved_model.pb is truncated")
+    # A version folder named on its own is loaded or refused, never swapped for another.
+    with pytest.raises(ValueError, match="no SavedModel in"):
+        translate.load(model / "4")
+    # When no version loads, one line names the newest and its problem.
+    (model / "1" / "saved_model.pb").unlink()
+    with pytest.raises(ValueError) as err:
+        translate.load(model)
+    assert str(err.value) == (f"cannot load the SavedModel in {model / '4'}: the version folder is empty "
+                              "(no saved_model.pb); no older version loads either (tried 3, 2, 1)")

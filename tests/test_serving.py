@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -395,3 +396,227 @@ def test_saved_model_cli_shows_the_documented_signatures(tiny_export):
     assert "dtype: DT_STRING\n        shape: (-1, 5)" in nbest
     assert "Method name is: tensorflow/serving/predict" in default
     assert "'SentencepieceTokenizeOp'" in out and "'PyFunc'" not in out
+
+
+class _StubServer:
+    """A local HTTP server (127.0.0.1, a free port, in a thread) that gives every POST one canned reply.
+
+    GETs of ``.../metadata`` get a valid metadata reply naming the nbest
+    signature, so that ``Client.nbest`` reaches the POST. With ``stream``,
+    the body is that many bytes of JSON-looking filler with no
+    Content-Length, sent in chunks until the client hangs up; ``sent`` counts
+    what got out.
+    """
+
+    def __init__(self, body: bytes = b"", status: int = 200, headers: dict | None = None, stream: int = 0):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        stub = self
+        self.sent, self.done = 0, threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                metadata = {"metadata": {"signature_def": {"signature_def": {"serving_default": {}, "nbest": {}}}}}
+                self._reply(200, json.dumps(metadata).encode(), {"Content-Length": None})
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self._reply(status, body, headers or {})
+
+            def _reply(self, code, data, extra):
+                self.send_response(code)
+                self.send_header("Content-Type", extra.get("Content-Type", "application/json"))
+                length = extra.get("Content-Length", None if stream else len(data))
+                if length is not None:
+                    self.send_header("Content-Length", str(length))
+                self.end_headers()
+                try:
+                    if stream and self.command == "POST":
+                        chunk = b"[" + b"0," * 32767 + b"0"  # 64 KB
+                        while stub.sent < stream:
+                            self.wfile.write(chunk)
+                            stub.sent += len(chunk)
+                    else:
+                        self.wfile.write(data)
+                except OSError:  # the client stopped reading and hung up
+                    pass
+                finally:
+                    stub.done.set()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/v1/models/translator:predict"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def stub_client(stub, **kwargs):
+    from translate.serving import Client
+
+    return Client(f"127.0.0.1:{stub.port}", "translator", timeout=30, retries=0, **kwargs)
+
+
+def test_client_turns_a_json_list_reply_into_serving_error():
+    from translate.serving import ServingError
+
+    with _StubServer(b'["hola", "adios"]') as stub, pytest.raises(ServingError) as err:
+        stub_client(stub).translate(["hello", "goodbye"])
+    assert err.value.http_status == 200
+    assert str(err.value) == (f"malformed reply from {stub.url}: the body is a JSON list [\"hola\", \"adios\"], "
+                              "not a JSON object (HTTP 200)")
+
+
+def _row(translation="hola", score=-1.5):
+    return {"translations": translation, "scores": score}
+
+
+# (name, reply body, the call, what the error must say after "malformed reply from URL: ")
+MALFORMED_REPLIES = [
+    ("a null score", {"predictions": [_row(), _row(score=None)]}, "translate", "score 2 is null, not a number"),
+    ("a missing key", {"predictions": [{"translations": "hola"}, {"translations": "adios"}]}, "translate",
+     "no 'scores' output (outputs: translations)"),
+    ("a row missing a key", {"predictions": [_row(), {"translations": "adios"}]}, "translate",
+     "prediction 2 has the outputs translations, prediction 1 scores, translations"),
+    ("no predictions", {"outputs": {"translations": ["hola", "adios"]}}, "translate",
+     "no 'predictions' key (keys: outputs)"),
+    ("too few predictions", {"predictions": [_row()]}, "translate", "expected 2 predictions, got 1"),
+    ("a translation that is a number", {"predictions": [_row(7), _row()]}, "translate",
+     "translation 1 is the number 7, not a string"),
+    ("a row that is a string", {"predictions": ["hola", "adios"]}, "translate",
+     'prediction 1 is the string "hola", not an object of named outputs'),
+    ("a JSON string", "hola", "translate", 'the body is the string "hola", not a JSON object'),
+    ("a non-JSON body", b"<html><body>502 Bad Gateway</body></html>", "translate",
+     "the body is not JSON (Expecting value: line 1 column 1 (char 0)): "
+     "'<html><body>502 Bad Gateway</body></html>'"),
+    ("a body that is not UTF-8", b'{"predictions": "\xff"}', "translate", "the body is not UTF-8 (byte 17)"),
+    ("nbest rows of different lengths",
+     {"predictions": [{"translations": ["a", "b"], "scores": [-1.0]}, {"translations": ["c"], "scores": [-2.0]}]},
+     "nbest", "sentence 1 has 2 translations and 1 scores"),
+    ("an nbest score that is null",
+     {"predictions": [{"translations": ["a"], "scores": [None]}, {"translations": ["c"], "scores": [-2.0]}]},
+     "nbest", "scores of sentence 1 is a JSON list [null], not a list of numbers"),
+]
+
+
+@pytest.mark.parametrize("name, body, call, message", MALFORMED_REPLIES, ids=[case[0] for case in MALFORMED_REPLIES])
+def test_client_turns_each_malformed_reply_into_serving_error_naming_the_server(name, body, call, message):
+    from translate.serving import ServingError
+
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    with _StubServer(data) as stub, pytest.raises(ServingError) as err:
+        getattr(stub_client(stub), call)(["hello", "goodbye"])
+    assert str(err.value) == f"malformed reply from {stub.url}: {message} (HTTP 200)"
+
+
+def test_client_names_the_server_for_an_error_page_that_is_not_json():
+    from translate.serving import ServingError
+
+    with _StubServer(b"<html>502 Bad Gateway</html>", status=502) as stub, pytest.raises(ServingError) as err:
+        stub_client(stub).translate(["hello"])
+    assert str(err.value) == f"{stub.url} answered '<html>502 Bad Gateway</html>' (HTTP 502)"
+
+
+def test_client_caps_the_reply_size():
+    from translate.serving import ServingError
+
+    # A declared length over the cap: refused before reading the body.
+    with _StubServer(b"{}", headers={"Content-Length": 10 << 20}) as stub, pytest.raises(ServingError) as err:
+        stub_client(stub, max_reply_bytes=1 << 20).translate(["hello"])
+    assert str(err.value) == (f"reply from {stub.url} is 10485760 bytes, over the limit of 1 MB (max_reply_bytes); "
+                              "not read (HTTP 200)")
+    # No declared length, 400 MB on offer: the client reads a little past the cap and hangs up.
+    with _StubServer(stream=400 << 20) as stub:
+        with pytest.raises(ServingError) as err:
+            stub_client(stub, max_reply_bytes=256 << 10).translate(["hello"])
+        assert stub.done.wait(30)
+    assert str(err.value) == (f"reply from {stub.url} is over the limit of 256 KB (max_reply_bytes); "
+                              "stopped reading (HTTP 200)")
+    assert stub.sent < 64 << 20  # what the socket buffers took before the hang-up, not the 400 MB
+
+
+def test_cli_names_the_server_when_a_reply_is_not_json():
+    with _StubServer(b"<html>hello</html>") as stub:
+        result = subprocess.run([sys.executable, "-m", "translate", "translate", "--server", f"127.0.0.1:{stub.port}",
+                                 "hello"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: malformed reply from {stub.url}: the body is not JSON (Expecting value: line 1 column 1 (char 0)): "
+        "'<html>hello</html>' (HTTP 200)"]
+
+
+class _GrpcStub:
+    """A gRPC PredictionService on 127.0.0.1 whose Predict answers ``outputs`` (name -> TensorProto)."""
+
+    def __init__(self, outputs: dict):
+        import grpc
+        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+        class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+            def Predict(self, request, context):
+                response = predict_pb2.PredictResponse()
+                for key, proto in outputs.items():
+                    response.outputs[key].CopyFrom(proto)
+                return response
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Servicer(), self.server)
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.stop(None)
+
+
+def _grpc_malformed_replies():
+    import tensorflow as tf
+
+    strings = tf.make_tensor_proto(["hola", "adios"], dtype=tf.string)
+    scores = tf.make_tensor_proto([-1.0, -2.0], dtype=tf.float32)
+    return [
+        ("a missing output", {"translations": strings}, "no 'scores' output (outputs: translations)"),
+        ("too few rows", {"translations": strings, "scores": tf.make_tensor_proto([-1.0], dtype=tf.float32)},
+         "output 'scores' should hold 2 rows, got 1"),
+        ("scores that are strings", {"translations": strings, "scores": strings},
+         'score 1 is the bytes b\'hola\', not a number'),
+        ("a scalar output", {"translations": strings, "scores": tf.make_tensor_proto(1.0, dtype=tf.float32)},
+         "output 'scores' should hold 2 rows, got a scalar"),
+    ]
+
+
+def test_grpc_client_turns_each_malformed_reply_into_serving_error_naming_the_server():
+    from translate.serving import Client, ServingError
+
+    for name, outputs, message in _grpc_malformed_replies():
+        with _GrpcStub(outputs) as stub, Client(f"127.0.0.1:{stub.port}", grpc=True, timeout=30) as c:
+            with pytest.raises(ServingError) as err:
+                c.translate_with_scores(["hello", "goodbye"])
+            where = f"gRPC 127.0.0.1:{stub.port} (model translator, signature serving_default)"
+            assert str(err.value) == f"malformed reply from {where}: {message}", name
+
+
+def test_grpc_client_caps_the_reply_size():
+    import tensorflow as tf
+
+    from translate.serving import Client, ServingError
+
+    big = {"translations": tf.make_tensor_proto(["x" * 100_000], dtype=tf.string),
+           "scores": tf.make_tensor_proto([-1.0], dtype=tf.float32)}
+    with _GrpcStub(big) as stub, Client(f"127.0.0.1:{stub.port}", grpc=True, timeout=30,
+                                        max_reply_bytes=64 << 10) as c:
+        with pytest.raises(ServingError) as err:
+            c.translate(["hello"])
+    assert err.value.code == "RESOURCE_EXHAUSTED"
+    assert str(err.value).startswith(f"reply from gRPC 127.0.0.1:{stub.port} is over the limit of 64 KB "
+                                     "(max_reply_bytes): ")

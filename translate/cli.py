@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from translate.layout import check_model_name, resolve_version
+from translate.lines import DEFAULT_BATCH_SIZE, batches, decode_line, read_lines
 
 SAMPLE_SENTENCES = (
     "In the beginning was the Word.",
@@ -67,7 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--model-name", default="translator", help="the model's name on the server")
     translate.add_argument("--grpc", action="store_true", help="talk gRPC to --server instead of REST")
     translate.add_argument("--timeout", type=float, default=30.0, help="seconds per request to --server")
-    translate.add_argument("sentences", nargs="*", help="sentences; read from stdin, one per line, when none")
+    translate.add_argument("sentences", nargs="*", help="sentences; read from --input or stdin, one per line, "
+                           "when none")
+    translate.add_argument("--input", metavar="FILE", help="read the sentences from FILE, one per line "
+                           "('-': standard input, the default)")
+    translate.add_argument("--batch-size", type=int, metavar="N",
+                           help="translate N lines at a time and write each batch's output as soon as it is done "
+                                f"(default: {DEFAULT_BATCH_SIZE}; 1 when standard input is a terminal)")
     translate.add_argument("--scores", action="store_true", help="print the score before each line")
     translate.add_argument("--nbest", type=int, help="print the N best translations of each sentence: "
                            "SENTENCE_INDEX<TAB>RANK<TAB>SCORE<TAB>TRANSLATION")
@@ -235,30 +242,74 @@ def cmd_export(args) -> int:
     return 0
 
 
-def _stdin_lines() -> list[str]:
-    """Standard input's lines, each at most 1 MiB (one error line for a stream without line breaks)."""
-    from translate.evaluation import read_stream_lines
+def _input_batches(args):
+    """``(batches of input lines, how a warning names a line)`` for ``translate``: the arguments,
+    --input FILE or standard input, read lazily.
 
-    return read_stream_lines(sys.stdin.buffer, "standard input")
+    Checked before TensorFlow loads: the batch size, and that --input can be opened.
+    """
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.sentences and args.input:
+        raise ValueError("give sentences as arguments or --input FILE, not both")
+    batch_size = args.batch_size or DEFAULT_BATCH_SIZE
+    if args.sentences:
+        # Arguments that are not valid UTF-8 arrive with surrogate escapes: decode their bytes as lines.
+        lines = (decode_line(os.fsencode(s), i) for i, s in enumerate(args.sentences, start=1))
+        return batches(lines, batch_size), "argument {}"
+    if args.input and args.input != "-":
+        try:
+            stream = open(args.input, "rb")  # noqa: SIM115 -- read lazily, closed at exit
+        except FileNotFoundError:
+            raise ValueError(f"--input file not found: {args.input}") from None
+        except IsADirectoryError:
+            raise ValueError(f"--input {args.input} is a folder, not a text file") from None
+        except OSError as err:
+            raise ValueError(f"cannot read --input {args.input}: {err.strerror or err}") from None
+        return batches(read_lines(stream, args.input), batch_size), f"{args.input} line {{}}"
+    if args.batch_size is None and sys.stdin.isatty():
+        batch_size = 1  # someone typing: answer each line at once
+    return batches(read_lines(sys.stdin.buffer, "standard input"), batch_size), "line {}"
+
+
+def _translate_stream(input_batches, where: str, translate, nbest, with_scores: bool) -> None:
+    """Translates batch after batch, writing and flushing each batch's output before reading on.
+
+    ``translate(texts)`` returns (translations, scores); ``nbest(texts)``, when
+    given, the n-best rows instead. A line that is not valid UTF-8 is named on
+    stderr and translated with replacement characters, so the output stays
+    line-aligned with the input.
+    """
+    for batch in input_batches:
+        for line in batch:
+            if line.problem:
+                print(f"warning: {where.format(line.number)}: {line.problem}: translated with replacement "
+                      "characters",
+                      file=sys.stderr, flush=True)
+        texts = [line.text for line in batch]
+        if nbest is not None:
+            for line, row in zip(batch, nbest(texts)):
+                for rank, (translation, score) in enumerate(row, start=1):
+                    print(f"{line.number - 1}\t{rank}\t{score:.4f}\t{translation}")
+        else:
+            translations, scores = translate(texts)
+            for translation, log_prob in zip(translations, scores):
+                print(f"{log_prob:.4f}\t{translation}" if with_scores else translation)
+        sys.stdout.flush()
 
 
 def _translate_on_server(args) -> int:
     from translate.serving import Client, ServingError
 
-    sentences = args.sentences or _stdin_lines()
+    input_batches, where = _input_batches(args)
     try:
-        with Client(args.server, args.model_name, grpc=args.grpc, timeout=args.timeout) as client:
-            if args.nbest:
-                for index, row in enumerate(client.nbest(sentences, args.nbest)):
-                    for rank, (translation, score) in enumerate(row, start=1):
-                        print(f"{index}\t{rank}\t{score:.4f}\t{translation}")
-                return 0
-            translations, scores = client.translate_with_scores(sentences)
+        with Client(args.server, args.model_name, grpc=args.grpc, timeout=args.timeout,
+                    max_batch_size=args.batch_size or DEFAULT_BATCH_SIZE) as client:
+            nbest = (lambda texts: client.nbest(texts, args.nbest)) if args.nbest else None
+            _translate_stream(input_batches, where, client.translate_with_scores, nbest, args.scores)
     except (ServingError, ConnectionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    for translation, log_prob in zip(translations, scores):
-        print(f"{log_prob:.4f}\t{translation}" if args.scores else translation)
     return 0
 
 
@@ -266,20 +317,16 @@ def cmd_translate(args) -> int:
     if args.server:
         return _translate_on_server(args)
     resolve_version(args.model)  # a bad path fails here, before TensorFlow loads
+    input_batches, where = _input_batches(args)
     from translate.translator import load
 
-    sentences = args.sentences or _stdin_lines()
     translator = load(args.model)
+    nbest = None
     if args.nbest:
         if not 1 <= args.nbest <= translator.beam_size:
             raise ValueError(f"--nbest must be between 1 and the export's beam size {translator.beam_size}")
-        for index, row in enumerate(translator.nbest_with_scores(sentences, args.nbest)):
-            for rank, (translation, score) in enumerate(row, start=1):
-                print(f"{index}\t{rank}\t{score:.4f}\t{translation}")
-        return 0
-    translations, scores = translator.translate_with_scores(sentences)
-    for translation, log_prob in zip(translations, scores):
-        print(f"{log_prob:.4f}\t{translation}" if args.scores else translation)
+        nbest = lambda texts: translator.nbest_with_scores(texts, args.nbest)  # noqa: E731
+    _translate_stream(input_batches, where, translator.translate_with_scores, nbest, args.scores)
     return 0
 
 
@@ -486,3 +533,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (e.g. `| head`): stop quietly, and keep Python's
+        # own flush at exit from failing on the closed pipe too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
