@@ -35,3 +35,18 @@ def test_stale_temporaries_are_removed_and_nothing_else(tmp_path):
     assert [p.name for p in removed] == [".tmp-history.csv-0a1b2c3d"]
     atomic.remove_stale_temporaries(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-mine-notes", "history.csv"]
+
+
+def test_a_suffix_keeps_the_name_ending_a_writer_insists_on_and_its_stale_temporary_is_removed(tmp_path):
+    path = tmp_path / "best.weights.h5"
+    with atomic.atomic_path(path, suffix=".weights.h5") as tmp:
+        assert tmp.name.startswith(".tmp-best.weights.h5-") and tmp.name.endswith(".weights.h5")
+        tmp.write_bytes(b"weights")
+    assert path.read_bytes() == b"weights"
+    (tmp_path / ".tmp-best.weights.h5-0a1b2c3d.weights.h5").write_bytes(b"half")
+    (tmp_path / ".tmp-notes-0a1b2c3d.txt").write_text("a user's file", encoding="utf-8")
+    assert [p.name for p in atomic.remove_stale_temporaries(tmp_path)] == [".tmp-best.weights.h5-0a1b2c3d.weights.h5"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-notes-0a1b2c3d.txt", "best.weights.h5"]
+    with pytest.raises(ValueError, match="suffix"):
+        with atomic.atomic_path(path, suffix=".h6"):
+            pass

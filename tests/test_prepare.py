@@ -126,3 +126,72 @@ def test_lowercasing_is_off_by_default_and_counted_when_on(tmp_path):
                       progress=False)
     assert lowered.stats["pairs_changed"]["lowercase"] == 300
     assert read_split(lowered.run_dir, "train")[0][0].startswith("sentence")
+
+
+def _files(folder):
+    """Every file under ``folder`` with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_prepare_never_deletes_a_users_files_in_data(tmp_path):
+    data = tmp_path / "run" / "data"
+    data.mkdir(parents=True)
+    corpus = write_tsv(data / "corpus.tsv", PAIRS)
+    (data / "notes.txt").write_text("notes\n", encoding="utf-8")
+    before = _files(tmp_path)
+    # The corpus itself lies in data/: refused, and named.
+    with pytest.raises(ValueError, match=r"data.corpus .*corpus.tsv is inside .*data"):
+        prepare(tiny_config(tmp_path, f"data.corpus=tsv:{corpus}"), progress=False)
+    # With the corpus elsewhere, the files in data/ are still in the way.
+    outside = write_tsv(tmp_path / "corpus.tsv", PAIRS)
+    before[outside.name] = outside.read_bytes()
+    with pytest.raises(ValueError, match=r"holds what prepare does not make \(corpus.tsv, notes.txt\)"):
+        prepare(tiny_config(tmp_path, f"data.corpus=tsv:{outside}"), progress=False)
+    assert _files(tmp_path) == before
+
+
+def test_prepare_refuses_a_trained_run_unless_train_overwrite(tmp_path):
+    config = tiny_config(tmp_path)
+    prepare(config, progress=False)
+    (tmp_path / "run" / "best.weights.h5").write_bytes(b"trained on these SentencePiece models")
+    before = _files(tmp_path)
+    other_vocabulary = tiny_config(tmp_path, "data.src_vocab_size=300")
+    with pytest.raises(ValueError, match=r"holds a trained model \(best.weights.h5\).*train.overwrite=true"):
+        prepare(other_vocabulary, progress=False)
+    assert _files(tmp_path) == before
+    other_vocabulary.train.overwrite = True
+    prepare(other_vocabulary, progress=False)
+    assert (tmp_path / "run" / "src.model").read_bytes() != before["run/src.model"]
+
+
+def test_a_second_prepare_replaces_only_its_own_files_and_clears_a_killed_runs_temporaries(tmp_path):
+    run_dir = tmp_path / "run"
+    prepare(tiny_config(tmp_path, f"data.corpus=tsv:{write_tsv(tmp_path / 'a.tsv', PAIRS)}"), progress=False)
+    (run_dir / "notes.txt").write_text("mine", encoding="utf-8")  # beside data/, not in it
+    (run_dir / ".tmp-stats.json-0a1b2c3d").write_text("{half", encoding="utf-8")  # a killed prepare's
+    more = PAIRS + [(f"Another line {i}.", f"Otra línea {i}.") for i in range(100)]
+    second = prepare(tiny_config(tmp_path, f"data.corpus=tsv:{write_tsv(tmp_path / 'b.tsv', more)}"),
+                     progress=False)
+    assert sum(second.pairs.values()) == 400
+    assert json.loads((run_dir / "stats.json").read_text(encoding="utf-8"))["pairs"] == second.pairs
+    assert sorted(p.name for p in run_dir.iterdir()) == ["data", "notes.txt", "src.model", "stats.json",
+                                                           "tgt.model"]
+    assert sorted(p.name for p in (run_dir / "data").iterdir()) == sorted(
+        f"{split}.{side}" for split in ("train", "dev", "test") for side in ("src", "tgt"))
+
+
+def test_the_line_cap_reaches_the_corpus_reader_and_older_preparations_are_still_reused(tmp_path):
+    corpus = write_tsv(tmp_path / "long.tsv", PAIRS[:60] + [("x" * 300, "long")])
+    with pytest.raises(ValueError, match="long.tsv:61: line longer than 256 bytes"):
+        prepare(tiny_config(tmp_path / "capped", f"data.corpus=tsv:{corpus}", "data.max_line_bytes=256"),
+                progress=False)
+    config = tiny_config(tmp_path)
+    prepare(config, progress=False)
+    # A preparation made before data.max_line_bytes existed read with the same fixed cap: still reused.
+    stats_path = tmp_path / "run" / "stats.json"
+    stats = json.loads(stats_path.read_text(encoding="utf-8"))
+    del stats["data_config"]["max_line_bytes"]
+    stats_path.write_text(json.dumps(stats), encoding="utf-8")
+    assert load_prepared(config) is not None
+    with pytest.raises(ValueError, match=r"prepared with other data settings \(data.max_line_bytes\)"):
+        load_prepared(tiny_config(tmp_path, "data.max_line_bytes=256"))

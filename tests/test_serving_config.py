@@ -148,3 +148,50 @@ def test_cli_writes_the_files_and_refuses_a_dir_without_versions(tmp_path):
         assert result.returncode == 2
         (line,) = result.stderr.strip().splitlines()
         assert line.startswith("error: ") and str(bad) in line
+
+
+def test_a_model_folder_name_with_a_line_break_is_refused_in_one_line(tmp_path):
+    models = fake_models_dir(tmp_path / "saved_models", **{"two\nlines": [1], "translator": [1]})
+    with pytest.raises(ValueError) as refused:
+        write_serving_config(models, tmp_path / "out")
+    assert str(refused.value) == (
+        "model folder 'two\\nlines' must be a single folder name of at most 128 letters, digits, '.', '_' and '-', "
+        f"not starting with '.' (in {models}: rename it, or choose another model with --name)")
+    assert not (tmp_path / "out").exists()
+    # The other model can still be served by name, and a name that is no folder name is refused as such.
+    write_serving_config(models, tmp_path / "out", name="translator")
+    assert [c.name for c in parse_models_config(tmp_path / "out" / MODELS_CONFIG).model_config_list.config] == [
+        "translator"]
+    with pytest.raises(ValueError, match=r"^--name '\.\./x' must be a single folder name"):
+        write_serving_config(models, tmp_path / "out", name="../x")
+    result = run_cli("serving-config", "--models-dir", str(models))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_base_path_with_control_characters_stays_one_valid_string(tmp_path):
+    models = fake_models_dir(tmp_path / "m", translator=[1])
+    write_serving_config(models, base_path_prefix='/models\n"x"\t\\y')
+    (config,) = parse_models_config(models / MODELS_CONFIG).model_config_list.config
+    assert config.base_path == '/models\n"x"\t\\y/translator'
+
+
+def test_serving_files_are_written_atomically_and_stale_temporaries_cleared(tmp_path, monkeypatch):
+    models = fake_models_dir(tmp_path / "m", translator=[1])
+    write_serving_config(models)
+    before = (models / MODELS_CONFIG).read_text(encoding="utf-8")
+    stale = models / f".tmp-{MODELS_CONFIG}-0a1b2c3d"  # left by a writer killed before its rename
+    stale.write_text("half", encoding="utf-8")
+    write_serving_config(models, num_latest=1)
+    assert not stale.exists()
+
+    import translate.atomic
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(translate.atomic, "_fsync_file", fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_serving_config(models, stable=1)
+    assert (models / MODELS_CONFIG).read_text(encoding="utf-8") == before
+    assert sorted(p.name for p in models.iterdir()) == sorted([BATCHING_CONFIG, MODELS_CONFIG, MONITORING_CONFIG,
+                                                               "translator"])

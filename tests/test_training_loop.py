@@ -20,7 +20,8 @@ import tensorflow as tf
 
 from conftest import REPO, tiny_config
 from translate import training
-from translate.callbacks import ResumableBackup, TrainingLogs, trim_history
+from translate import atomic
+from translate.callbacks import HistoryCsv, ResumableBackup, TrainingLogs, trim_history
 from translate.losses import MaskedAccuracy, SmoothedCrossEntropy, sparse_cross_entropy
 from translate.schedules import InverseSqrt
 from translate.trainer import GradNormModel
@@ -184,7 +185,7 @@ def test_callbacks_run_in_the_order_their_logs_need(tmp_path):
     names = [type(c).__name__ for c in training.make_callbacks(run, config, [])]
     assert names.index("DevBleu") < names.index("EarlyStopping")
     assert names.index("TrainingLogs") < names.index("ReduceLROnPlateau")
-    assert names.index("TrainingLogs") < names.index("TensorBoard") < names.index("CSVLogger")
+    assert names.index("TrainingLogs") < names.index("TensorBoard") < names.index("HistoryCsv")
     assert names[-1] == "ResumableBackup"
     callbacks = {type(c).__name__: c for c in training.make_callbacks(run, config, [])}
     early, plateau = callbacks["EarlyStopping"], callbacks["ReduceLROnPlateau"]
@@ -330,6 +331,36 @@ def test_trim_history_drops_rows_of_epochs_trained_again(tmp_path):
     path.write_text("epoch,loss\n0,3.0\n1,2.0\n2,1.0\n", encoding="utf-8")
     trim_history(path, 2)
     assert path.read_text(encoding="utf-8").splitlines() == ["epoch,loss", "0,3.0", "1,2.0"]
+
+
+def test_history_csv_is_rewritten_whole_after_each_epoch_and_a_resume_keeps_finished_epochs(tmp_path, monkeypatch):
+    path = tmp_path / "history.csv"
+    logger = HistoryCsv(path)
+    logger.on_train_begin()
+    logger.on_epoch_end(0, {"val_loss": 2.5, "loss": 3.0, "dev_bleu": 1.5})
+    logger.on_epoch_end(1, {"val_loss": 2.0, "loss": float("nan"), "dev_bleu": 2.5})
+    # CSVLogger's columns: epoch, then the keys sorted by name.
+    assert path.read_text(encoding="utf-8").splitlines() == ["epoch,dev_bleu,loss,val_loss", "0,1.5,3.0,2.5",
+                                                             "1,2.5,nan,2.0"]
+    # A write that fails (a kill before the rename, say) leaves the history of the epochs before it whole.
+    before = path.read_bytes()
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        logger.on_epoch_end(2, {"val_loss": 1.5, "loss": 2.0, "dev_bleu": 3.5})
+    monkeypatch.undo()
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["history.csv"]
+
+    # Resumed after one finished epoch: that epoch's row stays, the new epochs follow it.
+    trim_history(path, 1)
+    resumed = HistoryCsv(path, resume=True)
+    resumed.on_train_begin()
+    resumed.on_epoch_end(1, {"val_loss": 1.8, "loss": 2.2, "dev_bleu": 2.0, "minutes": 0.5})
+    assert path.read_text(encoding="utf-8").splitlines() == ["epoch,dev_bleu,loss,val_loss,minutes",
+                                                             "0,1.5,3.0,2.5,NA", "1,2.0,2.2,1.8,0.5"]
 
 
 _TRAIN_SCRIPT = """

@@ -42,16 +42,23 @@ def _fsync_file(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yields a temporary path beside ``path``; on a clean exit it becomes ``path``.
 
     For writers that take a file name (``model.save_weights``, sentencepiece,
     matplotlib): write to the yielded path; it is fsynced and renamed when the
     block ends. On an exception the temporary file is removed and ``path`` is
     left as it was.
+
+    ``suffix`` (an ending of ``path``'s name, without ``-``) is repeated at the
+    end of the temporary name, because some writers judge a file by its name:
+    Keras's ``save_weights`` refuses any name that does not end in
+    ``.weights.h5``. :func:`remove_stale_temporaries` knows these names too.
     """
     path = Path(path)
-    tmp = path.with_name(f"{TEMPORARY_PREFIX}{path.name}-{secrets.token_hex(4)}")
+    if suffix and (not path.name.endswith(suffix) or "-" in suffix):
+        raise ValueError(f"suffix {suffix!r} must be how {path.name!r} ends and contain no '-'")
+    tmp = path.with_name(f"{TEMPORARY_PREFIX}{path.name}-{secrets.token_hex(4)}{suffix}")
     try:
         yield tmp
         _fsync_file(tmp)
@@ -79,8 +86,9 @@ def write_text(path: str | Path, text: str) -> Path:
 def remove_stale_temporaries(folder: str | Path, name: str | None = None) -> list[Path]:
     """Removes the temporary files a killed writer left in ``folder`` (only for ``name`` when given).
 
-    Only names this module makes (``.tmp-<name>-<8 hex digits>``) are touched.
-    Returns the removed paths.
+    Only names this module makes (``.tmp-<name>-<8 hex digits>``, followed by
+    an ending of ``<name>`` when :func:`atomic_path` was given a suffix) are
+    touched. Returns the removed paths.
     """
     folder = Path(folder)
     removed = []
@@ -88,12 +96,34 @@ def remove_stale_temporaries(folder: str | Path, name: str | None = None) -> lis
         return removed
     for entry in folder.iterdir():
         stem, _, token = entry.name.rpartition("-")
-        if not stem.startswith(TEMPORARY_PREFIX) or len(token) != 8 or not entry.is_file():
+        digits, suffix = token[:8], token[8:]
+        if not stem.startswith(TEMPORARY_PREFIX) or len(digits) != 8 or not entry.is_file():
             continue
-        if any(c not in "0123456789abcdef" for c in token):
+        if any(c not in "0123456789abcdef" for c in digits) or not stem.endswith(suffix):
             continue
         if name is not None and stem != f"{TEMPORARY_PREFIX}{name}":
             continue
         entry.unlink(missing_ok=True)
         removed.append(entry)
     return removed
+
+
+def fsync_folder(folder: str | Path) -> None:
+    """Fsyncs a folder, so that a rename into it survives a power cut (a no-op where folders cannot be opened)."""
+    _fsync_dir(Path(folder))
+
+
+def fsync_tree(folder: str | Path) -> None:
+    """Fsyncs every file and folder under ``folder`` (and ``folder`` itself).
+
+    For a folder written whole under a temporary name and then renamed into
+    place (an export's version): after this, a power cut after the rename
+    cannot leave the new name holding empty or half-written files.
+    """
+    folder = Path(folder)
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = Path(root) / name
+            if not path.is_symlink():
+                _fsync_file(path)
+        _fsync_dir(Path(root))

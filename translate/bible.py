@@ -8,7 +8,7 @@ English ones, used only as extra references for scoring) are ever queried:
 the same table holds copyrighted ones. Each version is checked by its Genesis 1:1, cleaned of the database's
 quirks and cached once per process; :func:`_bible_pairs` lists the cleaning
 rules, including the restoration of RV1909's all-caps chapter openings.
-Facts: shared/CORPUS_NOTES.md.
+Facts: docs/corpora.md.
 """
 
 from __future__ import annotations
@@ -401,7 +401,7 @@ def _bible_pairs(path: Path, source_lang: str, target_lang: str,
     the source language's own version.
 
     Test = Romans, dev = James, train = the other 64 books. Cleaning (facts
-    in shared/CORPUS_NOTES.md): soft hyphen -> '¡' (RV1909), backtick ->
+    in docs/corpora.md): soft hyphen -> '¡' (RV1909), backtick ->
     apostrophe, square brackets dropped but their words kept, verse markers
     like "(32:1)" removed, whitespace (tabs too) collapsed, NFC; a verse left
     without a letter or digit ("…", "***", "[]") is empty, and a pair with an

@@ -1,13 +1,15 @@
 """Training callbacks: dev BLEU and the best checkpoint, the time budget, NaN, logs, resuming.
 
 Keras's own callbacks are used where they exist (EarlyStopping,
-ReduceLROnPlateau, TensorBoard, CSVLogger, TerminateOnNaN, BackupAndRestore);
-the classes here add what this project needs on top of them. The order of the
-list that :func:`translate.training.train` builds matters, because callbacks
-run in list order at every hook:
+ReduceLROnPlateau, TensorBoard, TerminateOnNaN, BackupAndRestore); the
+classes here add what this project needs on top of them, or replace them
+where they write files in place (CSVLogger): every file is written
+atomically (:mod:`translate.atomic`). The order of the list that
+:func:`translate.training.train` builds matters, because callbacks run in
+list order at every hook:
 
 * ``DevBleu`` before ``EarlyStopping`` (which reads ``dev_bleu`` from the logs);
-* ``TrainingLogs`` before ``TensorBoard`` and ``CSVLogger`` (which write the logs);
+* ``TrainingLogs`` before ``TensorBoard`` and ``HistoryCsv`` (which write the logs);
 * ``AttentionImages`` (heatmaps in TensorBoard) anywhere before ``ResumableBackup``;
 * ``ResumableBackup`` last: at the end of an epoch it commits the state the
   others have just written, and at the start of training it restores their
@@ -17,19 +19,21 @@ run in list order at every hook:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 import keras
 
+from translate.atomic import atomic_path, write_text
 from translate.evaluation import score, translate_in_batches
 from translate.inference import TranslationGraph
+from translate.run_folder import BACKUP_WEIGHTS_PATTERN, CHECKPOINT_PATTERN, remove_backup
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +47,8 @@ def _finite_loss(logs: dict | None) -> bool:
 class DevBleu(keras.callbacks.Callback):
     """After each epoch: greedy-decode dev sentences, log BLEU, keep the best weights.
 
-    The weights are written to a temporary file and renamed, so a crash never
-    leaves a half-written best checkpoint. An epoch whose training loss is not
+    The weights are written atomically (:mod:`translate.atomic`), so a crash
+    never leaves a half-written best checkpoint. An epoch whose training loss is not
     finite is neither scored nor saved: its weights have diverged, and the
     checkpoint of the last good epoch must survive. ``best`` and
     ``best_epoch`` are restored by :class:`ResumableBackup` when a run resumes,
@@ -76,9 +80,8 @@ class DevBleu(keras.callbacks.Callback):
         if bleu > self.best:
             self.best = bleu
             self.best_epoch = epoch + 1
-            tmp = self.best_path.with_name(f".tmp-{self.best_path.name}")
-            self.model.save_weights(tmp)
-            os.replace(tmp, self.best_path)
+            with atomic_path(self.best_path, suffix=".weights.h5") as tmp:
+                self.model.save_weights(tmp)
 
 
 class AttentionImages(keras.callbacks.Callback):
@@ -165,13 +168,13 @@ class TimeBudget(keras.callbacks.Callback):
 class EpochCheckpoints(keras.callbacks.Callback):
     """Keeps the weights of the last ``keep`` epochs as ``epoch-NNN.weights.h5`` in ``directory``.
 
-    Each file is written under a temporary name and renamed, so a crash never
-    leaves a half-written checkpoint. Only files of this exact pattern are
+    Each file is written atomically (:mod:`translate.atomic`), so a crash
+    never leaves a half-written checkpoint. Only files of this exact pattern are
     removed, oldest epoch first; anything else in the folder is left alone. An
     epoch whose training loss is not finite is not saved.
     """
 
-    PATTERN = re.compile(r"epoch-(\d{3,})\.weights\.h5")
+    PATTERN = CHECKPOINT_PATTERN
 
     def __init__(self, directory: Path, keep: int):
         super().__init__()
@@ -196,9 +199,8 @@ class EpochCheckpoints(keras.callbacks.Callback):
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"epoch-{epoch + 1:03d}.weights.h5"
-        tmp = path.with_name(f".tmp-{path.name}")
-        self.model.save_weights(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".weights.h5") as tmp:
+            self.model.save_weights(tmp)
         kept = self.epochs_in(self.directory)
         for number in list(kept)[: max(0, len(kept) - self.keep)]:
             kept[number].unlink()
@@ -252,6 +254,44 @@ class TrainingLogs(keras.callbacks.Callback):
                 logs[key.replace("loss", "perplexity")] = math.exp(value) if value < 700 else math.inf
 
 
+class HistoryCsv(keras.callbacks.Callback):
+    """``history.csv``: one row per epoch, the whole file rewritten atomically after each.
+
+    Keras's CSVLogger appends to the file in place, so a kill mid-write can
+    leave a torn last row. The columns are CSVLogger's: ``epoch`` (counted
+    from 0), then the log keys sorted by name; a key that first appears later
+    is added at the end, and cells without a value read ``NA``. With
+    ``resume`` (a run resumed from its backup) the rows already in the file,
+    which :func:`trim_history` has cut to the finished epochs, are kept and
+    the new epochs follow them; otherwise the file starts again.
+    """
+
+    def __init__(self, path: str | Path, resume: bool = False):
+        super().__init__()
+        self.path = Path(path)
+        self.resume = resume
+        self.fields: list[str] = ["epoch"]
+        self.rows: list[dict] = []
+
+    def on_train_begin(self, logs=None):
+        self.fields, self.rows = ["epoch"], []
+        if self.resume and self.path.is_file():
+            with self.path.open(newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                self.rows = list(reader)
+                self.fields = list(reader.fieldnames or self.fields)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.fields += [key for key in sorted(logs) if key not in self.fields]
+        self.rows.append({"epoch": epoch, **logs})
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=self.fields, restval="NA", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text(self.path, text.getvalue())
+
+
 class ResumableBackup(keras.callbacks.BackupAndRestore):
     """Keras's BackupAndRestore with atomic writes and the callbacks' state included.
 
@@ -262,7 +302,9 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     temporary name and renamed, and the metadata, which names that file, is
     then replaced the same way: the rename of the metadata is the single
     moment a backup becomes current, so the folder always holds one complete,
-    consistent state. Older weights files are deleted afterwards.
+    consistent state. Older weights files of the backup are deleted
+    afterwards, and when training ends only the backup's own files go (Keras
+    deletes the whole folder).
 
     ``states`` maps a name to ``(object, attribute names)``; those attributes
     (numbers or None, e.g. DevBleu's best BLEU, EarlyStopping's wait count) are
@@ -316,14 +358,15 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             return
         super().on_epoch_end(epoch, logs)
 
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint:
+            remove_backup(Path(self.backup_dir))
+
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
         name = f"epoch-{self._current_epoch:04d}.weights.h5"
-        final = os.path.join(self.backup_dir, name)
-        tmp = os.path.join(self.backup_dir, f".tmp-{name}")
-        self.model.save_weights(tmp, overwrite=True)
-        _fsync(tmp)
-        os.replace(tmp, final)
+        with atomic_path(Path(self.backup_dir) / name, suffix=".weights.h5") as tmp:
+            self.model.save_weights(tmp, overwrite=True)
         metadata = {
             "epoch": self._current_epoch,
             "batch": self._last_batch_seen,
@@ -333,18 +376,18 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
                 for name_, (obj, attributes) in self.states.items()
             },
         }
-        _write_atomic(Path(self._training_metadata_path), json.dumps(metadata, indent=1))
+        write_text(self._training_metadata_path, json.dumps(metadata, indent=1))
         for old in os.listdir(self.backup_dir):
-            if old.endswith(".weights.h5") and old != name:
+            if BACKUP_WEIGHTS_PATTERN.fullmatch(old) and old != name:
                 os.remove(os.path.join(self.backup_dir, old))
 
 
 def trim_history(path: Path, epochs: int) -> None:
     """Keeps the header and the rows of ``history.csv`` for epochs ``0 .. epochs - 1``.
 
-    A run killed after CSVLogger wrote an epoch's row but before that epoch's
-    backup was committed trains the epoch again; without this it would have two
-    rows.
+    A run killed after :class:`HistoryCsv` wrote an epoch's row but before
+    that epoch's backup was committed trains the epoch again; without this it
+    would have two rows.
     """
     if not path.is_file():
         return
@@ -355,10 +398,9 @@ def trim_history(path: Path, epochs: int) -> None:
     kept = [rows[0]] + [row for row in rows[1:] if row and row[0].isdigit() and int(row[0]) < epochs]
     if len(kept) != len(rows):
         log.info("history.csv: dropping %d row(s) of epochs that are trained again", len(rows) - len(kept))
-        tmp = path.with_name(f".tmp-{path.name}")
-        with tmp.open("w", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerows(kept)
-        os.replace(tmp, path)
+        text = io.StringIO()
+        csv.writer(text).writerows(kept)
+        write_text(path, text.getvalue())
 
 
 def _plain(value: Any) -> Any:
@@ -376,20 +418,3 @@ def _read_json(path: Path) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

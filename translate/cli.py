@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from translate.layout import resolve_version
+from translate.layout import check_model_name, resolve_version
 
 SAMPLE_SENTENCES = (
     "In the beginning was the Word.",
@@ -146,6 +146,10 @@ def _config(args):
     if getattr(args, "strategy", None):
         overrides.append(f"train.strategy={args.strategy}")
     config = load_config(args.preset, args.config, overrides)
+    from translate.run_folder import check_prepare, check_train
+
+    # A run folder that may not be written is refused now, before TensorFlow loads (the library checks again).
+    (check_prepare if args.command == "prepare" else check_train)(config)
     if args.command == "train" and config.train.strategy == "multi_worker":
         from translate.distribute import read_tf_config
 
@@ -193,7 +197,10 @@ def cmd_train(args) -> int:
         decoding = config.decode
         _print_scores(f"test ({len(test_pairs)} sentences, beam {decoding.beam_size}, alpha {decoding.alpha}):",
                       scores)
-        (run.run_dir / "test_scores.json").write_text(json.dumps(scores.to_dict(), indent=2), encoding="utf-8")
+        from translate.atomic import write_text
+        from translate.run_folder import TEST_SCORES
+
+        write_text(run.run_dir / TEST_SCORES, json.dumps(scores.to_dict(), indent=2))
     if args.no_export:
         return 0
     path = export(run.graph, config, run.src_model, run.tgt_model)
@@ -209,6 +216,8 @@ def cmd_export(args) -> int:
     overrides += [f"decode.alpha={args.alpha}"] if args.alpha is not None else []
     if not (Path(args.run) / "config.yaml").is_file():
         raise ValueError(f"not a run folder (no config.yaml): {args.run}")
+    if args.name is not None:
+        check_model_name(args.name, "--name")
     from translate.config import load_config
 
     load_config(config_file=Path(args.run) / "config.yaml", overrides=overrides)  # refuses bad values now
@@ -226,10 +235,17 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _stdin_lines() -> list[str]:
+    """Standard input's lines, each at most 1 MiB (one error line for a stream without line breaks)."""
+    from translate.evaluation import read_stream_lines
+
+    return read_stream_lines(sys.stdin.buffer, "standard input")
+
+
 def _translate_on_server(args) -> int:
     from translate.serving import Client, ServingError
 
-    sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]
+    sentences = args.sentences or _stdin_lines()
     try:
         with Client(args.server, args.model_name, grpc=args.grpc, timeout=args.timeout) as client:
             if args.nbest:
@@ -252,7 +268,7 @@ def cmd_translate(args) -> int:
     resolve_version(args.model)  # a bad path fails here, before TensorFlow loads
     from translate.translator import load
 
-    sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]
+    sentences = args.sentences or _stdin_lines()
     translator = load(args.model)
     if args.nbest:
         if not 1 <= args.nbest <= translator.beam_size:

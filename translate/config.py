@@ -5,11 +5,18 @@ only states what differs from these defaults; ``key=value`` overrides on the
 command line come last. Unknown keys and values of the wrong type are refused
 with the dotted name of the key, so a typo never silently trains the wrong
 model.
+
+Config files and overrides are plain YAML without anchors and aliases
+(``&a``, ``*a``): an alias can make a few lines stand for an exponentially
+large value ("billion laughs"), and a config never needs one. Every number
+has a generous but finite upper bound (:data:`UPPER_BOUNDS`), so that a typo
+such as ``1e11`` is refused at once, before any data is read.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from translate import atomic
+from translate.layout import check_model_name
+from translate.messages import short_repr
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -57,6 +68,11 @@ class DataConfig:
     max_length_ratio: float = 3.0
     # SentencePiece is trained on at most this many sentences per language.
     sentencepiece_sample: int = 200_000
+    # A corpus line longer than this many bytes (line break included) is no
+    # sentence (a binary file, a missing line break, /dev/zero): reading
+    # stops there with file and line (on_error=skip skips it), so memory
+    # and time stay bounded.
+    max_line_bytes: int = 1 << 20
 
 
 @dataclass
@@ -148,6 +164,12 @@ class TrainConfig:
     keep_checkpoints: int = 0
     # Dev BLEU is computed each epoch on this many dev sentences (greedy).
     dev_sentences: int = 200
+    # A run folder that holds a trained model (best.weights.h5) is never
+    # replaced by accident: train refuses a finished run and prepare a trained
+    # one. true: start the run again from scratch, replacing the files the
+    # project made there (weights, history.csv, config.yaml, checkpoints, the
+    # backup, the SentencePiece models); other files are left alone.
+    overwrite: bool = False
     shuffle_buffer: int = 20_000
     seed: int = 1234
 
@@ -165,7 +187,7 @@ class DecodeConfig:
     max_source_pieces: int = 250
     # Beam width K (1 = greedy) and GNMT length penalty alpha (0 = none). The
     # best test BLEU in benchmarks/beam.py among settings that decode at least
-    # a third as fast as greedy (README, "Beam search").
+    # a third as fast as greedy (docs/decisions/beam-width-and-alpha.md).
     beam_size: int = 5
     alpha: float = 0.6
     max_length_ratio: float = 1.5
@@ -174,7 +196,7 @@ class DecodeConfig:
     # A batch is split into this many parts, each searched by its own loop.
     # A search step is a chain of ops too small to gain from being split over
     # cores; with one intra-op thread per op, TensorFlow runs the independent
-    # loops side by side, one per core (README, "Our GRU, and decoding threads").
+    # loops side by side, one per core (docs/decisions/decoding-threads.md).
     shards: int = 2
 
 
@@ -184,6 +206,59 @@ class ExportConfig:
 
     models_dir: str = "saved_models"
     name: str = "translator"
+
+
+# Upper bounds, checked before anything is read or built. Each is far above
+# what a recurrent translator on one machine uses (GNMT: 8 layers of 1,024
+# units, 32k pieces, beam 10) but finite, so a typo such as 1e11 fails at
+# once with the key's name instead of after reading a corpus or allocating a
+# tensor that cannot fit.
+UPPER_BOUNDS: dict[str, int | float] = {
+    # The largest common MT vocabularies have about 250k pieces.
+    "data.src_vocab_size": 1_000_000,
+    "data.tgt_vocab_size": 1_000_000,
+    # Pieces per sentence and length ratios: a sentence of 100k pieces is a book.
+    "data.max_pieces": 100_000,
+    "data.max_length_ratio": 1_000.0,
+    # Sentences held in memory to train SentencePiece.
+    "data.sentencepiece_sample": 100_000_000,
+    "data.max_line_bytes": 1 << 30,
+    # Widths: one GRU of 16,384 units already holds 3 GB of weights.
+    "model.embedding_dim": 16_384,
+    "model.encoder_units": 16_384,
+    "model.decoder_units": 16_384,
+    "model.attention_units": 16_384,
+    "model.output_dim": 16_384,
+    "model.encoder_layers": 64,
+    "model.decoder_layers": 64,
+    "train.batch_size": 65_536,
+    "train.epochs": 1_000_000,
+    "train.steps_per_epoch": 1_000_000_000,
+    "train.warmup_steps": 1_000_000_000,
+    "train.plateau_patience": 1_000_000,
+    "train.early_stopping_patience": 1_000_000,
+    # Rates beyond these only diverge; they are bounds against typos, not advice.
+    "train.learning_rate": 100.0,
+    "train.min_learning_rate": 100.0,
+    "train.weight_decay": 100.0,
+    "train.clip_norm": 1_000_000.0,
+    # One leap year.
+    "train.max_minutes": 527_040.0,
+    "train.keep_checkpoints": 100_000,
+    "train.attention_images": 1_000,
+    "train.dev_sentences": 10_000_000,
+    # Pairs held in memory by the shuffle.
+    "train.shuffle_buffer": 10_000_000,
+    # NumPy seeds are 32-bit (keras.utils.set_random_seed).
+    "train.seed": 2**32 - 1,
+    "decode.max_source_pieces": 100_000,
+    "decode.beam_size": 1_000,
+    "decode.alpha": 100.0,
+    "decode.max_length_ratio": 1_000.0,
+    "decode.max_length_offset": 100_000,
+    "decode.max_length_cap": 100_000,
+    "decode.shards": 1_024,
+}
 
 
 @dataclass
@@ -199,19 +274,25 @@ class Config:
 
     def validate(self) -> "Config":
         """Checks values that a type alone cannot; returns self."""
+        for ok, message in self._number_checks():
+            if not ok:
+                raise ValueError(message)
         checks = [
-            (self.model.cell in CELLS, f"model.cell must be one of {', '.join(CELLS)}, got {self.model.cell!r}"),
+            (self.model.cell in CELLS,
+             f"model.cell must be one of {', '.join(CELLS)}, got {short_repr(self.model.cell)}"),
             (self.data.subword_model in ("unigram", "bpe"),
-             f"data.subword_model must be unigram or bpe, got {self.data.subword_model!r}"),
+             f"data.subword_model must be unigram or bpe, got {short_repr(self.data.subword_model)}"),
             # byte_fallback needs 256 byte pieces plus the 4 specials and some words.
             (self.data.src_vocab_size >= 300, "data.src_vocab_size must be at least 300"),
             (self.data.tgt_vocab_size >= 300, "data.tgt_vocab_size must be at least 300"),
             (self.data.max_pieces >= 1, "data.max_pieces must be at least 1"),
             (self.data.max_length_ratio >= 1, "data.max_length_ratio must be at least 1"),
-            (self.data.on_error in ("raise", "skip"), f"data.on_error must be raise or skip, got {self.data.on_error!r}"),
+            (self.data.on_error in ("raise", "skip"),
+             f"data.on_error must be raise or skip, got {short_repr(self.data.on_error)}"),
             (self.data.unicode_form in (None, "NFC", "NFKC", "NFD", "NFKD"),
-             f"data.unicode_form must be NFC, NFKC, NFD, NFKD or null, got {self.data.unicode_form!r}"),
+             f"data.unicode_form must be NFC, NFKC, NFD, NFKD or null, got {short_repr(self.data.unicode_form)}"),
             (self.data.sentencepiece_sample >= 1, "data.sentencepiece_sample must be at least 1"),
+            (self.data.max_line_bytes >= 1, "data.max_line_bytes must be at least 1"),
             (0.0 <= self.model.dropout < 1.0, "model.dropout must be in [0, 1)"),
             (self.train.batch_size >= 1, "train.batch_size must be at least 1"),
             (self.train.epochs >= 1, "train.epochs must be at least 1"),
@@ -226,6 +307,7 @@ class Config:
             (self.decode.beam_size >= 1, f"decode.beam_size must be at least 1, got {self.decode.beam_size}"),
             (self.decode.shards >= 1, f"decode.shards must be at least 1, got {self.decode.shards}"),
             (self.decode.alpha >= 0, f"decode.alpha must be >= 0, got {self.decode.alpha}"),
+            (self.train.seed >= 0, f"train.seed must be >= 0, got {self.train.seed}"),
         ]
         for units in ("embedding_dim", "encoder_units", "encoder_layers", "decoder_units", "decoder_layers",
                       "attention_units"):
@@ -233,15 +315,34 @@ class Config:
         for ok, message in checks + self._model_checks() + self._train_checks():
             if not ok:
                 raise ValueError(message)
+        check_model_name(self.export.name, "export.name")
         return self
+
+    def _number_checks(self) -> list[tuple[bool, str]]:
+        """Every float is finite and every bounded number at most its :data:`UPPER_BOUNDS` entry."""
+        checks = []
+        for section in (self.data, self.model, self.train, self.decode):
+            prefix = _SECTIONS[type(section)]
+            for f in dataclasses.fields(section):
+                value = getattr(section, f.name)
+                if isinstance(value, float):
+                    checks.append((math.isfinite(value), f"{prefix}.{f.name} must be a finite number, got {value}"))
+        for name, bound in UPPER_BOUNDS.items():
+            section, _, key = name.partition(".")
+            value = getattr(getattr(self, section), key)
+            if value is not None:
+                checks.append((value <= bound, f"{name} must be at most {bound:,}, got {short_repr(value)}"))
+        return checks
 
     def _model_checks(self) -> list[tuple[bool, str]]:
         """Combinations of model options that cannot be built."""
         m = self.model
         memory_dim = memory_size(m)
         return [
-            (m.attention in ATTENTIONS, f"model.attention must be one of {', '.join(ATTENTIONS)}, got {m.attention!r}"),
-            (m.bidirectional in ("first", "all"), f"model.bidirectional must be first or all, got {m.bidirectional!r}"),
+            (m.attention in ATTENTIONS,
+             f"model.attention must be one of {', '.join(ATTENTIONS)}, got {short_repr(m.attention)}"),
+            (m.bidirectional in ("first", "all"),
+             f"model.bidirectional must be first or all, got {short_repr(m.bidirectional)}"),
             (m.output_dim is None or m.output_dim >= 1, "model.output_dim must be at least 1 or null"),
             (not (m.input_feeding and m.attention == "none"),
              "model.input_feeding needs attention, but model.attention is none"),
@@ -260,21 +361,24 @@ class Config:
     def _train_checks(self) -> list[tuple[bool, str]]:
         t = self.train
         return [
-            (t.optimizer in OPTIMIZERS, f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {t.optimizer!r}"),
+            (t.optimizer in OPTIMIZERS,
+             f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {short_repr(t.optimizer)}"),
             (t.weight_decay >= 0, "train.weight_decay must be >= 0"),
             (t.lr_schedule in LR_SCHEDULES,
-             f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {t.lr_schedule!r}"),
+             f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {short_repr(t.lr_schedule)}"),
             (t.warmup_steps >= 1, "train.warmup_steps must be at least 1"),
             (0 < t.plateau_factor < 1, "train.plateau_factor must be in (0, 1)"),
             (t.plateau_patience >= 0, "train.plateau_patience must be >= 0"),
             (t.min_learning_rate >= 0, "train.min_learning_rate must be >= 0"),
             (0 <= t.label_smoothing < 1, "train.label_smoothing must be in [0, 1)"),
-            (t.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}"),
+            (t.precision in PRECISIONS,
+             f"train.precision must be one of {', '.join(PRECISIONS)}, got {short_repr(t.precision)}"),
             (t.early_stopping_patience is None or t.early_stopping_patience >= 1,
              "train.early_stopping_patience must be at least 1 or null"),
             (t.attention_images >= 0, "train.attention_images must be >= 0 (0: none)"),
             (t.keep_checkpoints >= 0, "train.keep_checkpoints must be >= 0 (0: none)"),
-            (t.strategy in STRATEGIES, f"train.strategy must be one of {', '.join(STRATEGIES)}, got {t.strategy!r}"),
+            (t.strategy in STRATEGIES,
+             f"train.strategy must be one of {', '.join(STRATEGIES)}, got {short_repr(t.strategy)}"),
             (not (t.jit_compile and (self.model.attention == "bahdanau" or self.model.input_feeding)),
              "train.jit_compile needs the fused decoder: XLA cannot differentiate the step-by-step decoder that "
              "model.attention=bahdanau and model.input_feeding use"),
@@ -282,6 +386,9 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+_SECTIONS = {DataConfig: "data", ModelConfig: "model", TrainConfig: "train", DecodeConfig: "decode"}
 
 
 def memory_size(model: ModelConfig) -> int:
@@ -312,22 +419,22 @@ def _check_type(value: Any, annotation: Any, key: str) -> Any:
         except ValueError:
             pass
     if annotation in (int, float) and isinstance(value, bool):
-        raise ValueError(f"config key {key!r} must be {annotation.__name__}, got {value!r}")
+        raise ValueError(f"config key {short_repr(key)} must be {annotation.__name__}, got {short_repr(value)}")
     if not isinstance(value, annotation):
-        raise ValueError(f"config key {key!r} must be {annotation.__name__}, got {value!r}")
+        raise ValueError(f"config key {short_repr(key)} must be {annotation.__name__}, got {short_repr(value)}")
     return value
 
 
 def _merge(target: Any, values: dict[str, Any], prefix: str = "") -> None:
     if not isinstance(values, dict):
-        raise ValueError(f"config section {prefix.rstrip('.') or '<top>'!r} must be a mapping")
+        raise ValueError(f"config section {short_repr(prefix.rstrip('.') or '<top>')} must be a mapping")
     fields = {f.name: f for f in dataclasses.fields(target)}
     hints = typing.get_type_hints(type(target))
     for key, value in values.items():
         name = f"{prefix}{key}"
         if key not in fields:
             known = ", ".join(sorted(fields))
-            raise ValueError(f"unknown config key {name!r} (known here: {known})")
+            raise ValueError(f"unknown config key {short_repr(name)} (known here: {known})")
         current = getattr(target, key)
         if dataclasses.is_dataclass(current):
             _merge(current, value, prefix=f"{name}.")
@@ -339,32 +446,89 @@ def preset_path(name: str) -> Path:
     path = CONFIGS_DIR / f"{name}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml")))
-        raise ValueError(f"unknown preset {name!r} (available: {known})")
+        raise ValueError(f"unknown preset {short_repr(name)} (available: {known})")
     return path
+
+
+# A config file is a few kB; one over this is not a config (nor is /dev/zero).
+MAX_CONFIG_BYTES = 1 << 20
+
+
+class AnchorError(yaml.YAMLError):
+    """A YAML anchor or alias, which config files and overrides may not use."""
+
+    def __init__(self, mark: yaml.Mark) -> None:
+        super().__init__(f"YAML anchors and aliases (&name, *name) are not allowed in a config "
+                         f"(line {mark.line + 1}, column {mark.column + 1})")
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing anchors and aliases before any node is built.
+
+    An alias is a reference: ``*a`` stands for the whole value anchored as
+    ``&a``, so nine lines can make a value of 10^9 strings ("billion
+    laughs") that blows up whatever prints or copies it. A config never
+    needs one.
+    """
+
+    def compose_node(self, parent, index):  # noqa: ANN001 -- PyYAML's signature
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise AnchorError(event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str) -> Any:
+    """``text`` as YAML with :class:`ConfigLoader`; raises ValueError with one line on anything else."""
+    try:
+        return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 -- a SafeLoader subclass
+    except AnchorError as err:
+        raise ValueError(str(err)) from None
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"not valid YAML: {' '.join(str(err.problem or err.context).split())}{where}") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"not valid YAML: {' '.join(str(err).split())[:200]}") from None
+    except RecursionError:
+        raise ValueError("not valid YAML: nested too deeply") from None
+    except ValueError as err:  # an integer of more than 4,300 digits
+        raise ValueError(f"not valid YAML: {' '.join(str(err).split())[:200]}") from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ValueError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ValueError(f"config file is a folder, not a file: {path}") from None
+    except OSError as err:
+        raise ValueError(f"cannot read config file {path}: {err.strerror or err}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ValueError(f"config file {path} is larger than {MAX_CONFIG_BYTES:,} bytes: not a config file")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise ValueError(f"config file {path} is not UTF-8: {err}") from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ValueError(f"config file {path} is not valid YAML: {err}") from None
-    return data or {}
+        values = load_yaml(text)
+    except ValueError as err:
+        raise ValueError(f"config file {path}: {err}") from None
+    return values or {}
 
 
 def parse_override(text: str) -> dict[str, Any]:
-    """``"train.epochs=3"`` -> ``{"train": {"epochs": 3}}`` (value parsed as YAML)."""
+    """``"train.epochs=3"`` -> ``{"train": {"epochs": 3}}`` (value parsed as YAML, without anchors)."""
     if "=" not in text:
-        raise ValueError(f"override {text!r} must look like key=value, e.g. train.epochs=3")
+        raise ValueError(f"override {short_repr(text)} must look like key=value, e.g. train.epochs=3")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = yaml.load(raw, Loader=ConfigLoader) if raw.strip() else ""  # noqa: S506
+    except AnchorError as err:
+        raise ValueError(f"override {short_repr(text)}: {err}") from None
+    except (yaml.YAMLError, RecursionError, ValueError):
         value = raw
     nested: dict[str, Any] = {}
     node = nested
@@ -399,4 +563,12 @@ def config_from_dict(values: dict[str, Any]) -> Config:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    """Writes ``config`` as YAML, atomically: a run's config.yaml is what loads its weights again.
+
+    ``train.overwrite`` is saved as false: it is an instruction to one
+    command, not a property of the run, and a config file reused later must
+    never replace a run by itself.
+    """
+    values = config.to_dict()
+    values["train"]["overwrite"] = False
+    atomic.write_text(path, yaml.safe_dump(values, sort_keys=False))

@@ -53,6 +53,7 @@ from typing import BinaryIO
 
 from translate import bible
 from translate.cleaning import collapse_whitespace_nfc
+from translate.messages import short_repr
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +64,13 @@ ON_ERROR = ("raise", "skip")
 SPLIT_NAMES = ("train", "dev", "test")
 
 # A line longer than this is not a sentence (a binary file, a missing line
-# break): refusing it keeps memory bounded while streaming.
+# break): refusing it keeps memory bounded while streaming. The default of
+# data.max_line_bytes and of read_pairs(max_line_bytes=None).
 MAX_LINE_BYTES = 1 << 20
+# With on_error="skip" an overlong line is read past to its end, but only this
+# many times the cap: a stream with no line break at all (/dev/zero, a
+# binary file) is not a file of lines, and reading past it would never end.
+SKIP_LIMIT_FACTOR = 64
 
 # Skip reasons, stable strings that reports count by.
 NO_TAB = "tsv: no tab"
@@ -177,43 +183,45 @@ def parse_spec(spec: str) -> CorpusSpec:
     name, sep, rest = spec.partition(":")
     fmt = name.strip().lower()
     if not sep or not fmt or not rest.strip():
-        raise ValueError(f"bad corpus spec {spec!r}: {_SPEC_SHAPE}")
+        raise ValueError(f"bad corpus spec {short_repr(spec)}: {_SPEC_SHAPE}")
     if fmt not in _FORMATS:
         raise ValueError(
-            f"unknown corpus format {name!r} in {spec!r}: known formats are {', '.join(FORMATS)}"
+            f"unknown corpus format {short_repr(name)} in {short_repr(spec)}: known formats are {', '.join(FORMATS)}"
         )
     path, _, query = rest.rpartition("?") if "?" in rest else (rest, "", "")
     path = path.strip()
     if not path:
-        raise ValueError(f"bad corpus spec {spec!r}: no path before '?'")
+        raise ValueError(f"bad corpus spec {short_repr(spec)}: no path before '?'")
     known = _FORMATS[fmt]
     given: dict[str, str] = {}
     for item in query.split("&") if query else ():
         key, eq, value = item.partition("=")
         if not eq or not key:
-            raise ValueError(f"bad option {item!r} in {spec!r}: expected key=value")
+            raise ValueError(f"bad option {short_repr(item)} in {short_repr(spec)}: expected key=value")
         if key not in known:
             choices = f"known options are {', '.join(known)}" if known else f"{fmt} takes no options"
-            raise ValueError(f"unknown option {key!r} for {fmt} in {spec!r}: {choices}")
+            raise ValueError(f"unknown option {short_repr(key)} for {fmt} in {short_repr(spec)}: {choices}")
         if key in given:
-            raise ValueError(f"option {key!r} given twice in {spec!r}")
+            raise ValueError(f"option {short_repr(key)} given twice in {short_repr(spec)}")
         given[key] = urllib.parse.unquote(value)
     options: dict[str, object] = {}
     for key, option in known.items():
         if key not in given:
             if option.default is _REQUIRED:
                 example = f"{fmt}:{path}?src=en&tgt=es"
-                raise ValueError(f"{fmt} needs option {key}= in {spec!r}, e.g. {example!r}")
+                raise ValueError(f"{fmt} needs option {key}= in {short_repr(spec)}, e.g. {short_repr(example)}")
             options[key] = option.default
             continue
         value = option.parse(given[key])
         if value is None:
             raise ValueError(
-                f"bad value {given[key]!r} for option {key!r} in {spec!r}: expected {option.expected}"
+                f"bad value {short_repr(given[key])} for option {short_repr(key)} in {short_repr(spec)}: "
+                f"expected {option.expected}"
             )
         options[key] = value
     if "src" in options and options["src"] == options["tgt"]:
-        raise ValueError(f"src and tgt are the same ({given.get('src', options['src'])!r}) in {spec!r}")
+        same = short_repr(given.get("src", options["src"]))
+        raise ValueError(f"src and tgt are the same ({same}) in {short_repr(spec)}")
     return CorpusSpec(fmt, path, types.MappingProxyType(options))
 
 
@@ -221,6 +229,7 @@ def read_pairs(
     spec: str,
     on_error: str = "raise",
     skipped: collections.Counter | None = None,
+    max_line_bytes: int | None = None,
 ) -> Iterator[tuple[str, str, str | None]]:
     """Yields (source, target, split) streamed from the corpus named by ``spec``.
 
@@ -230,11 +239,20 @@ def read_pairs(
     ``skipped[reason]``; errors in a file's structure (mismatched moses line
     counts, malformed XML, bad gzip data) always raise. Empty sides are
     yielded: dropping them is cleaning.
+
+    A line of more than ``max_line_bytes`` bytes (default
+    :data:`MAX_LINE_BYTES`; ``data.max_line_bytes``) raises, naming the file
+    and the line, as soon as that many bytes are read, or is skipped; a
+    stream without line breaks raises even when skipping (see
+    :data:`SKIP_LIMIT_FACTOR`).
     """
     if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, not {on_error!r}")
+        raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, not {short_repr(on_error)}")
+    limit = MAX_LINE_BYTES if max_line_bytes is None else max_line_bytes
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ValueError(f"max_line_bytes must be a positive integer, got {short_repr(max_line_bytes)}")
     parsed = parse_spec(spec)
-    errors = _Errors(spec, on_error == "skip", skipped)
+    errors = _Errors(spec, on_error == "skip", skipped, limit)
     return _READERS[parsed.format](parsed, errors)
 
 
@@ -261,9 +279,11 @@ _LOGGED_SKIPS = 10
 class _Errors:
     """Raises on a bad record, or counts and logs it when skipping."""
 
-    def __init__(self, spec: str, skip: bool, skipped: collections.Counter | None) -> None:
+    def __init__(self, spec: str, skip: bool, skipped: collections.Counter | None,
+                 max_line_bytes: int = MAX_LINE_BYTES) -> None:
         self.spec = spec
         self.skip = skip
+        self.max_line_bytes = max_line_bytes
         self.shared = skipped
         self.counts: collections.Counter[str] = collections.Counter()
 
@@ -317,24 +337,24 @@ def _lines(path: Path, errors: _Errors) -> Iterator[tuple[int, str | None]]:
 
     Decoded strictly as UTF-8 line by line, so an error can name the line
     and the byte; only ``\\n`` ends a line (U+2028 and friends are text).
+    At most ``errors.max_line_bytes + 1`` bytes of a line are ever held.
     """
+    limit = errors.max_line_bytes
     with _open_binary(path) as f:
         lineno = 0
         while True:
             try:
-                raw = f.readline(MAX_LINE_BYTES + 1)
-                too_long = len(raw) > MAX_LINE_BYTES
-                rest = raw
-                # Drain the rest of an overlong line without holding it.
-                while too_long and rest and not rest.endswith(b"\n"):
-                    rest = f.readline(MAX_LINE_BYTES)
+                raw = f.readline(limit + 1)
             except (OSError, EOFError, zlib.error) as e:
                 raise _read_error(path, f"after line {lineno}", e) from None
             if not raw:
                 return
             lineno += 1
-            if too_long:
-                errors.bad(LINE_TOO_LONG, f"{path}:{lineno}: line longer than {MAX_LINE_BYTES:,} bytes")
+            if len(raw) > limit:
+                message = f"{path}:{lineno}: line longer than {limit:,} bytes (data.max_line_bytes)"
+                if errors.skip:
+                    _skip_rest_of_line(f, raw, path, lineno, limit)
+                errors.bad(LINE_TOO_LONG, message)
                 yield lineno, None
                 continue
             try:
@@ -354,6 +374,22 @@ def _lines(path: Path, errors: _Errors) -> Iterator[tuple[int, str | None]]:
                 if text.endswith("\r"):
                     text = text[:-1]
             yield lineno, text
+
+
+def _skip_rest_of_line(f: BinaryIO, raw: bytes, path: Path, lineno: int, limit: int) -> None:
+    """Reads past the rest of an overlong line, ``limit`` bytes at a time, for up to
+    ``SKIP_LIMIT_FACTOR * limit`` bytes; a line longer than that raises."""
+    budget = SKIP_LIMIT_FACTOR * limit
+    read, rest = len(raw), raw
+    try:
+        while rest and not rest.endswith(b"\n"):
+            if read > budget:
+                raise ValueError(f"{path}:{lineno}: no line break in {read:,} bytes: not a file of lines "
+                                 f"(data.max_line_bytes is {limit:,})")
+            rest = f.readline(limit)
+            read += len(rest)
+    except (OSError, EOFError, zlib.error) as e:
+        raise _read_error(path, f"in line {lineno}", e) from None
 
 
 def _count_lines(path: Path) -> int:
@@ -486,18 +522,18 @@ def _jsonl_pairs(path: Path, src: str, tgt: str, errors: _Errors) -> Iterator[Tr
         sides = []
         for key in (src, tgt):
             if key not in record:
-                errors.bad(MISSING_KEY, f"{path}:{lineno}: missing key {key!r}")
+                errors.bad(MISSING_KEY, f"{path}:{lineno}: missing key {short_repr(key)}")
                 break
             value = record[key]
             if not isinstance(value, str):
                 errors.bad(
-                    NOT_A_STRING, f"{path}:{lineno}: key {key!r} holds {_json_type(value)}, not a string"
+                    NOT_A_STRING, f"{path}:{lineno}: key {short_repr(key)} holds {_json_type(value)}, not a string"
                 )
                 break
             # "\ud800" is valid JSON but no valid text: it would fail much
             # later, when something encodes it.
             if "\\u" in line and _SURROGATE.search(value):
-                errors.bad(LONE_SURROGATE, f"{path}:{lineno}: key {key!r} holds a lone surrogate \\u escape")
+                errors.bad(LONE_SURROGATE, f"{path}:{lineno}: key {short_repr(key)} holds a lone surrogate \\u escape")
                 break
             sides.append(value)
         else:
@@ -628,7 +664,7 @@ def _tmx_pairs(path: Path, src: str, tgt: str, errors: _Errors) -> Iterator[Trip
             continue
         missing = [lang for lang, seg in ((src, source), (tgt, target)) if seg is None] or [tgt]
         tuid = tu.get("tuid")
-        where = f"{path}: tu {n_tu:,}" + (f" (tuid {tuid!r})" if tuid else "")
+        where = f"{path}: tu {n_tu:,}" + (f" (tuid {short_repr(tuid)})" if tuid else "")
         has = ", ".join(written for _, written, _ in variants) or "none"
         message = f"{where} has no segment in {' or '.join(map(repr, missing))} (it has: {has})"
         if errors.skip:

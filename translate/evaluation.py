@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from sacrebleu.metrics import BLEU, CHRF, TER
 from tqdm import tqdm
@@ -29,25 +30,50 @@ log = logging.getLogger(__name__)
 ReferenceStream = Sequence[str | None]
 
 
-def read_lines(path: str | Path, what: str = "file") -> list[str]:
-    """The lines of a UTF-8 text file, without line ends.
+def read_stream_lines(stream: BinaryIO, name: str, max_line_bytes: int | None = None) -> list[str]:
+    """The lines of a binary stream of UTF-8 text, without line ends (``\\n`` or ``\\r\\n``).
+
+    Only ``\\n`` ends a line. A line of more than ``max_line_bytes`` bytes
+    (default :data:`translate.corpora.MAX_LINE_BYTES`, 1 MiB) is refused as
+    soon as that many bytes are read, so a stream without line breaks
+    (``/dev/zero``) fails at once instead of filling memory.
+
+    Raises:
+        ValueError: naming ``name`` and the line, for an overlong line or invalid UTF-8.
+    """
+    from translate.corpora import MAX_LINE_BYTES
+
+    limit = MAX_LINE_BYTES if max_line_bytes is None else max_line_bytes
+    lines = []
+    while raw := stream.readline(limit + 1):
+        if len(raw) > limit:
+            raise ValueError(f"{name}: line {len(lines) + 1} is longer than {limit:,} bytes: not a file of lines")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{name} is not valid UTF-8 ({err.reason} at byte {err.start} of line "
+                             f"{len(lines) + 1})") from None
+        lines.append(text.rstrip("\n").rstrip("\r"))
+    return lines
+
+
+def read_lines(path: str | Path, what: str = "file", max_line_bytes: int | None = None) -> list[str]:
+    """The lines of a UTF-8 text file, without line ends (see :func:`read_stream_lines`).
 
     Raises:
         ValueError: naming ``what`` and the path, when the file is missing,
-            unreadable (a folder, no permission) or not UTF-8.
+            unreadable (a folder, no permission), not UTF-8 or has a line
+            longer than ``max_line_bytes``.
     """
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            # newline="" keeps a lone "\r" inside a line; only line ends are cut.
-            return [line.rstrip("\n").rstrip("\r") for line in handle]
+        with open(path, "rb") as handle:
+            return read_stream_lines(handle, f"{what} {path}", max_line_bytes)
     except FileNotFoundError:
         raise ValueError(f"{what} not found: {path}") from None
     except IsADirectoryError:
         raise ValueError(f"{what} is a folder, not a text file: {path}") from None
     except OSError as err:
         raise ValueError(f"cannot read {what} {path}: {err.strerror or err}") from None
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{what} {path} is not valid UTF-8 ({err.reason} at byte {err.start})") from None
 
 
 def check_counts(named: Sequence[tuple[str, Sequence]]) -> None:

@@ -1,6 +1,6 @@
 """Export: a versioned, string-in/string-out SavedModel for TensorFlow Serving.
 
-Layout (the contract in DESIGN.md)::
+Layout (the contract in docs/design.md)::
 
     saved_models/<name>/<version>/      version = 1, 2, 3, ... never overwritten
         saved_model.pb, variables/
@@ -17,9 +17,25 @@ input ``sentences: tf.string [batch]``:
 Scores are log-probabilities divided by GNMT's length penalty. The beam width
 K and alpha are fixed at export and recorded in ``assets/config.yaml``.
 
-A version is written into a hidden temporary folder beside the versions and
-renamed into place, so TF Serving, which polls the model folder, never sees a
-half-written version.
+A version is written into a hidden temporary folder beside the versions,
+fsynced and renamed into place, so TF Serving, which polls the model folder,
+never sees a half-written version. The model name must be one safe folder
+name (:func:`translate.layout.check_model_name`), checked before anything is
+written.
+
+The temporary folder is ``.export-<host>-<pid>-<8 hex digits>``: the machine
+and the process that write it. An export killed before the rename (Ctrl-C
+twice, SIGKILL, a power cut) leaves it behind; the next export into the same
+model folder removes it when its writer is gone: same host, and
+``os.kill(pid, 0)`` says no such process. A live writer's folder (another
+export running now) is never touched, and neither is one from another host
+(a models dir on a shared file system), whose processes this machine cannot
+see; a reused pid only delays the cleaning. Owner liveness rather than age,
+because an export of a large model can take long and two exports may run at
+once. Folders left by older versions of this module (``.export-`` and 8
+characters of :func:`tempfile.mkdtemp`, no owner in the name) are removed once
+older than a day. Nothing else is touched, and a hidden name is never a
+version (:func:`translate.layout.versions` counts only digit names).
 
 ``assets.extra/tf_serving_warmup_requests`` is a TFRecord file of
 ``tensorflow.serving.PredictionLog`` records, one ``PredictRequest`` per
@@ -36,16 +52,20 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import secrets
 import shutil
-import tempfile
+import socket
+import time
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
+from translate import atomic
 from translate.config import Config, save_config
 from translate.inference import TranslationGraph
-from translate.layout import SIGNATURE, versions
+from translate.layout import SIGNATURE, check_model_name, versions
 
 log = logging.getLogger(__name__)
 
@@ -101,14 +121,77 @@ def warmup_requests(sentences=WARMUP_SENTENCES, batches=WARMUP_BATCHES) -> list[
 
 
 def write_warmup(version_dir: Path, records: list[bytes]) -> Path:
-    """Writes ``records`` as ``version_dir/assets.extra/tf_serving_warmup_requests`` (TFRecord)."""
+    """Writes ``records`` as ``version_dir/assets.extra/tf_serving_warmup_requests`` (TFRecord, atomically)."""
     extra = Path(version_dir) / "assets.extra"
     extra.mkdir(exist_ok=True)
     path = extra / WARMUP_FILE
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for record in records:
-            writer.write(record)
+    with atomic.atomic_path(path) as tmp:
+        with tf.io.TFRecordWriter(str(tmp)) as writer:
+            for record in records:
+                writer.write(record)
     return path
+
+
+TEMPORARY_PREFIX = ".export-"
+# .export-<host>-<pid>-<8 hex digits>; the host may hold '-' itself.
+_TEMPORARY = re.compile(r"\.export-(?P<host>[A-Za-z0-9._-]+)-(?P<pid>[0-9]{1,10})-[0-9a-f]{8}")
+# What tempfile.mkdtemp(prefix=".export-") made before the owner was in the name.
+_LEGACY_TEMPORARY = re.compile(r"\.export-[a-z0-9_]{8}")
+LEGACY_MAX_AGE_S = 24 * 3600
+
+
+def _host() -> str:
+    """This machine's name as it goes into a temporary folder's name."""
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64] or "localhost"
+
+
+def _process_exists(pid: int) -> bool:
+    if os.name == "nt":
+        return True  # os.kill(pid, 0) would terminate the process there: never clean
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # PermissionError: alive, another user's
+        return True
+    return True
+
+
+def _is_stale(entry: Path, host: str, now: float) -> bool:
+    match = _TEMPORARY.fullmatch(entry.name)
+    if match:
+        return match["host"] == host and not _process_exists(int(match["pid"]))
+    if _LEGACY_TEMPORARY.fullmatch(entry.name):
+        return now - entry.stat().st_mtime > LEGACY_MAX_AGE_S
+    return False
+
+
+def remove_stale_exports(model_dir: str | Path) -> list[Path]:
+    """Removes the temporary folders of exports killed before their rename (module docstring); returns them."""
+    model_dir = Path(model_dir)
+    host, now, removed = _host(), time.time(), []
+    if not model_dir.is_dir():
+        return removed
+    for entry in model_dir.iterdir():
+        try:
+            if entry.is_symlink() or not entry.is_dir() or not _is_stale(entry, host, now):
+                continue
+        except OSError:
+            continue  # gone meanwhile: another export cleaned it
+        shutil.rmtree(entry, ignore_errors=True)
+        if entry.exists():
+            log.warning("could not remove the stale export folder %s", entry)
+        else:
+            log.info("removed %s, left by an export that did not finish", entry)
+            removed.append(entry)
+    return removed
+
+
+def _temporary_folder(model_dir: Path) -> Path:
+    """A new, empty ``.export-<host>-<pid>-<hex>`` folder in ``model_dir``."""
+    tmp = model_dir / f"{TEMPORARY_PREFIX}{_host()}-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    return tmp
 
 
 def export(graph: TranslationGraph, config: Config, src_model: bytes, tgt_model: bytes,
@@ -118,18 +201,24 @@ def export(graph: TranslationGraph, config: Config, src_model: bytes, tgt_model:
 
     ``warmup_sentences`` fill the warm-up records (see the module docstring).
     """
-    model_dir = Path(models_dir or config.export.models_dir) / (name or config.export.name)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=model_dir))
+    name = check_model_name(name if name is not None else config.export.name, "export name")
+    model_dir = Path(models_dir or config.export.models_dir) / name
+    try:
+        model_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create the model folder {model_dir}: {err.strerror or err}") from None
+    remove_stale_exports(model_dir)
+    tmp = _temporary_folder(model_dir)
     try:
         target = tmp / "model"
         _archive(graph).write_out(str(target), verbose=False)
         assets = target / "assets"
         assets.mkdir(exist_ok=True)
-        (assets / "src.model").write_bytes(src_model)
-        (assets / "tgt.model").write_bytes(tgt_model)
+        atomic.write_bytes(assets / "src.model", src_model)
+        atomic.write_bytes(assets / "tgt.model", tgt_model)
         save_config(config, assets / "config.yaml")
         write_warmup(target, warmup_requests(tuple(warmup_sentences)))
+        atomic.fsync_tree(target)
         # Another exporter may take a number first: never overwrite, take the next.
         while True:
             version = (versions(model_dir) or [0])[-1] + 1
@@ -140,6 +229,7 @@ def export(graph: TranslationGraph, config: Config, src_model: bytes, tgt_model:
             except OSError:
                 if not destination.exists():
                     raise
+        atomic.fsync_folder(model_dir)  # the rename itself survives a power cut
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("exported %s", destination)

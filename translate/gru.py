@@ -23,7 +23,7 @@ Here (:func:`recurrence`):
 The same weights, the same outputs and gradients (to float rounding; tests
 compare them with Keras's); the training step is about 10% faster on the
 2-core CPU, at the equal-size model's batch 64 and the quick preset's 16
-(README, "Speed").
+(benchmarks/results/gru_step.json; docs/decisions/our-gru.md).
 
 On a GPU the layer is Keras's own, so that Keras can pick the cuDNN kernel.
 """

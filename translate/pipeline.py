@@ -22,7 +22,7 @@ from translate.text import encode, with_specials
 # positions in batches of 16 (7.3% at 64) are then padding, against 12.8%
 # (13.7%) with the earlier boundaries (8, 12, 16, 20, 24, 32, 40, 48, 64, ...),
 # and the benchmark's equal-size model trained 5% more sentences a second
-# (README, "The loss and the length buckets"). Every step's cost grows with
+# (benchmarks/results/train_step_changes.json). Every step's cost grows with
 # the padded length, and buckets this narrow still fill: the split has
 # hundreds of sentences of each length.
 _BUCKET_BOUNDARIES = (*range(4, 65, 2), 72, 80, 90, 100, 114, 128, 160, 200, 256)

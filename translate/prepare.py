@@ -13,8 +13,12 @@ reads, cleans (:mod:`translate.cleaning`), assigns splits and remembers a
 64-bit hash per pair and a bounded random sample for SentencePiece; pass 2
 drops duplicates (found with numpy on the hashes), drops training pairs that
 are too long or too unequal in subword pieces, and writes the final files.
-Everything is written beside the run folder's ``data/`` and renamed into
-place, so an interrupted prepare leaves nothing half-written behind.
+Every file is written under a temporary name beside its final one and
+renamed into place at the end (:mod:`translate.atomic`), ``stats.json`` last:
+until it is there the folder counts as unprepared, so an interrupted prepare
+leaves nothing half-written in use. Prepare replaces only the files it makes;
+a run folder whose ``data/`` holds anything else, or that holds a trained
+model, is refused before anything is written (:mod:`translate.run_folder`).
 
 Splits do not move: the Bible splits by book; other corpora by a hash of the
 cleaned pair (:func:`translate.corpora.hash_split`), so appending or shuffling
@@ -24,13 +28,14 @@ lines never moves an existing pair; or explicit ``data.dev_corpus`` /
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import os
 import random
-import shutil
+import secrets
 import time
 from array import array
 from collections import Counter
@@ -43,16 +48,15 @@ import numpy as np
 import sentencepiece as spm
 from tqdm import tqdm
 
+from translate.atomic import TEMPORARY_PREFIX, atomic_path, remove_stale_temporaries
 from translate.cleaning import CleaningCounts, CleaningOptions, clean_pair
 from translate.config import Config, DataConfig
 from translate.corpora import TSV_MIN_PAIRS_TO_SPLIT, hash_split, read_pairs
+from translate.run_folder import DATA_DIR, SPLITS, STATS, check_prepare
 from translate.text import train_sentencepiece
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "dev", "test")
-DATA_DIR = "data"
-STATS = "stats.json"
 TOO_LONG = "too long"
 RATIO = "length ratio"
 DUPLICATE = "duplicate"
@@ -106,10 +110,10 @@ def _pair_hash(source: str, target: str) -> int:
 class _Pass1:
     """Pass 1 state: open split files, hashes, the SentencePiece sample."""
 
-    def __init__(self, tmp: Path, stack: ExitStack, sample_size: int, seed: int):
+    def __init__(self, scratch: dict[str, tuple[Path, Path]], stack: ExitStack, sample_size: int, seed: int):
         self.files = {
-            split: (stack.enter_context(open(tmp / f"{split}.src", "w", encoding="utf-8")),
-                    stack.enter_context(open(tmp / f"{split}.tgt", "w", encoding="utf-8")))
+            split: (stack.enter_context(open(scratch[split][0], "w", encoding="utf-8")),
+                    stack.enter_context(open(scratch[split][1], "w", encoding="utf-8")))
             for split in SPLITS
         }
         self.hashes = {split: array("Q") for split in SPLITS}
@@ -135,9 +139,10 @@ class _Pass1:
 
 
 def _read_cleaned(spec: str, options: CleaningOptions, on_error: str, skipped: Counter, counts: CleaningCounts,
-                  read_counts: Counter, progress: bool) -> Iterator[tuple[str, str, str | None]]:
+                  read_counts: Counter, progress: bool, max_line_bytes: int | None = None,
+                  ) -> Iterator[tuple[str, str, str | None]]:
     """The corpus' pairs, cleaned; ``read_counts[spec]`` counts every pair read, kept or not."""
-    reader = read_pairs(spec, on_error=on_error, skipped=skipped)
+    reader = read_pairs(spec, on_error=on_error, skipped=skipped, max_line_bytes=max_line_bytes)
     for source, target, split in tqdm(reader, desc=f"reading {spec}", unit=" pairs", disable=not progress,
                                       mininterval=2.0):
         read_counts[spec] += 1
@@ -185,28 +190,38 @@ def _removal_summary(removed: Counter) -> str:
 
 
 def prepare(config: Config, progress: bool = True) -> Prepared:
-    """Prepares ``config.run_dir`` from ``config.data`` and returns it."""
+    """Prepares ``config.run_dir`` from ``config.data`` and returns it.
+
+    Raises:
+        ValueError: the run folder may not be prepared (see
+            :func:`translate.run_folder.check_prepare`; nothing is written then),
+            or the corpus is unreadable or empty after cleaning.
+    """
+    check_prepare(config)
     data = config.data
     run_dir = Path(config.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = run_dir / DATA_DIR
+    made_data_dir = not data_dir.exists()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (run_dir, data_dir):
+        remove_stale_temporaries(folder)  # what a killed prepare or train left
     started = time.monotonic()
     options = CleaningOptions(strip_markup=data.strip_markup, unicode_form=data.unicode_form,
                               lowercase=data.lowercase)
     counts = CleaningCounts()
     skipped: Counter = Counter()
     read_counts: Counter = Counter()
-    tmp = run_dir / ".prepare-tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "pass1").mkdir(parents=True)
-    (tmp / DATA_DIR).mkdir()
+    # Pass 1's files are named like atomic temporaries, so a killed run's are cleared like theirs.
+    scratch = {split: (_scratch_path(data_dir, f"pass1.{split}.src"), _scratch_path(data_dir, f"pass1.{split}.tgt"))
+               for split in SPLITS}
     try:
         # Pass 1: read, clean, split, hash, sample.
         with ExitStack() as stack:
-            state = _Pass1(tmp / "pass1", stack, data.sentencepiece_sample, config.train.seed)
+            state = _Pass1(scratch, stack, data.sentencepiece_sample, config.train.seed)
             explicit = {"dev": data.dev_corpus, "test": data.test_corpus}
             fixed_splits = False
             for source, target, split in _read_cleaned(data.corpus, options, data.on_error, skipped, counts,
-                                                       read_counts, progress):
+                                                       read_counts, progress, data.max_line_bytes):
                 fixed_splits = fixed_splits or split is not None
                 if split is None:
                     split = hash_split(source, target)
@@ -216,7 +231,7 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
             for split, spec in explicit.items():
                 if spec:
                     for source, target, _ in _read_cleaned(spec, options, data.on_error, skipped, counts,
-                                                           read_counts, progress):
+                                                           read_counts, progress, data.max_line_bytes):
                         state.add(split, source, target)
         hashes = {split: np.frombuffer(state.hashes[split], dtype=np.uint64) for split in SPLITS}
         total = sum(len(h) for h in hashes.values())
@@ -228,9 +243,9 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
         if merged:
             # Too few pairs to hold any out: every split is the whole corpus (tiny test corpora).
             log.warning("only %d pairs: using all of them for train, dev and test alike", total)
-            _merge_all_splits(tmp / "pass1", hashes)
+            _merge_all_splits(scratch, hashes)
             hashes = {split: np.concatenate([hashes[s] for s in SPLITS]) for split in SPLITS}
-            state.sample = _read_pairs(tmp / "pass1" / "train.src", tmp / "pass1" / "train.tgt")
+            state.sample = _read_pairs(*scratch["train"])
 
         removed = {split: Counter() for split in SPLITS}
         if not len(hashes["train"]) or not state.sample:
@@ -246,69 +261,90 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
         processors = (spm.SentencePieceProcessor(model_proto=src_model),
                       spm.SentencePieceProcessor(model_proto=tgt_model))
 
-        # Pass 2: drop duplicates (and train pairs that are in dev/test), then length filters on train.
-        held_out = np.concatenate([hashes["dev"], hashes["test"]])
-        kept, lengths = {}, {}
-        for split in SPLITS:
-            keep = _first_occurrences(hashes[split])
-            removed[split][DUPLICATE] = int((~keep).sum())
-            if split == "train" and len(held_out) and not merged:
-                in_held_out = np.isin(hashes[split], held_out) & keep
-                removed[split][IN_DEV_OR_TEST] = int(in_held_out.sum())
-                keep &= ~in_held_out
-            kept[split], lengths[split] = _write_split(tmp, split, keep, processors, data, removed[split], progress)
-        for split in ("train", "dev"):
-            if kept[split] == 0:
-                raise ValueError(f"corpus {data.corpus} has no {split} pairs after cleaning; removed in {split}: "
-                                 f"{_removal_summary(removed[split])}; before: {_removal_summary(counts.removed)}")
+        # Every final file is written under its temporary name; leaving this block renames them all, in the
+        # reverse order of entering it: the splits, then the models, then stats.json, the one that makes the
+        # new preparation count. An error anywhere inside removes the temporaries and leaves the old files.
+        with ExitStack() as install:
+            stats_tmp = install.enter_context(atomic_path(run_dir / STATS))
+            model_tmps = [install.enter_context(atomic_path(run_dir / name)) for name in ("src.model", "tgt.model")]
+            split_tmps = {split: tuple(install.enter_context(atomic_path(path)) for path in split_files(run_dir, split))
+                          for split in SPLITS}
 
-        stats = {
-            "corpus": data.corpus,
-            "dev_corpus": data.dev_corpus,
-            "test_corpus": data.test_corpus,
-            "pairs_read": dict(read_counts),
-            "lines_skipped": dict(skipped),
-            "pairs_changed": dict(counts.changed),
-            "pairs_removed": {
-                "while cleaning": dict(counts.removed),
-                **{split: {reason: n for reason, n in removed[split].items() if n} for split in SPLITS},
-            },
-            "pairs": kept,
-            "length_pieces": {
-                split: {"source": _percentiles(lengths[split][0]), "target": _percentiles(lengths[split][1])}
-                for split in SPLITS
-            },
-            "sentencepiece": {"sample_pairs": sample_pairs,
-                              "src_vocab": processors[0].get_piece_size(),
-                              "tgt_vocab": processors[1].get_piece_size()},
-            "seconds": round(time.monotonic() - started, 1),
-            "data_config": dataclasses.asdict(data),
-        }
-        for name, proto in (("src.model", src_model), ("tgt.model", tgt_model)):
-            (tmp / DATA_DIR / name).write_bytes(proto)
-        (tmp / DATA_DIR / STATS).write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        _install(tmp, run_dir)
+            # Pass 2: drop duplicates (and train pairs that are in dev/test), then length filters on train.
+            held_out = np.concatenate([hashes["dev"], hashes["test"]])
+            kept, lengths = {}, {}
+            for split in SPLITS:
+                keep = _first_occurrences(hashes[split])
+                removed[split][DUPLICATE] = int((~keep).sum())
+                if split == "train" and len(held_out) and not merged:
+                    in_held_out = np.isin(hashes[split], held_out) & keep
+                    removed[split][IN_DEV_OR_TEST] = int(in_held_out.sum())
+                    keep &= ~in_held_out
+                kept[split], lengths[split] = _write_split(scratch[split], split_tmps[split], split, keep, processors,
+                                                           data, removed[split], progress)
+            for split in ("train", "dev"):
+                if kept[split] == 0:
+                    raise ValueError(f"corpus {data.corpus} has no {split} pairs after cleaning; removed in {split}: "
+                                     f"{_removal_summary(removed[split])}; before: {_removal_summary(counts.removed)}")
+
+            stats = {
+                "corpus": data.corpus,
+                "dev_corpus": data.dev_corpus,
+                "test_corpus": data.test_corpus,
+                "pairs_read": dict(read_counts),
+                "lines_skipped": dict(skipped),
+                "pairs_changed": dict(counts.changed),
+                "pairs_removed": {
+                    "while cleaning": dict(counts.removed),
+                    **{split: {reason: n for reason, n in removed[split].items() if n} for split in SPLITS},
+                },
+                "pairs": kept,
+                "length_pieces": {
+                    split: {"source": _percentiles(lengths[split][0]), "target": _percentiles(lengths[split][1])}
+                    for split in SPLITS
+                },
+                "sentencepiece": {"sample_pairs": sample_pairs,
+                                  "src_vocab": processors[0].get_piece_size(),
+                                  "tgt_vocab": processors[1].get_piece_size()},
+                "seconds": round(time.monotonic() - started, 1),
+                "data_config": dataclasses.asdict(data),
+            }
+            for tmp, proto in zip(model_tmps, (src_model, tgt_model)):
+                tmp.write_bytes(proto)
+            stats_tmp.write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            # The old preparation stops counting before its files are replaced: a kill among the renames
+            # leaves an unprepared folder, never old statistics over new splits.
+            (run_dir / STATS).unlink(missing_ok=True)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for path in (path for pair in scratch.values() for path in pair):
+            path.unlink(missing_ok=True)
+        if made_data_dir:
+            with contextlib.suppress(OSError):
+                data_dir.rmdir()  # only if this failed prepare left it empty
     log.info("prepared %s: %s", run_dir, ", ".join(f"{s} {n:,}" for s, n in kept.items()))
     return Prepared(run_dir, kept, src_model, tgt_model, stats)
 
 
-def _merge_all_splits(folder: Path, hashes: dict) -> None:
-    for side in ("src", "tgt"):
-        merged = "".join((folder / f"{split}.{side}").read_text(encoding="utf-8") for split in SPLITS)
+def _scratch_path(folder: Path, name: str) -> Path:
+    """A temporary file name in :mod:`translate.atomic`'s form, for a file that is never renamed into place."""
+    return folder / f"{TEMPORARY_PREFIX}{name}-{secrets.token_hex(4)}"
+
+
+def _merge_all_splits(scratch: dict[str, tuple[Path, Path]], hashes: dict) -> None:
+    for side in (0, 1):
+        merged = "".join(scratch[split][side].read_text(encoding="utf-8") for split in SPLITS)
         for split in SPLITS:
-            (folder / f"{split}.{side}").write_text(merged, encoding="utf-8")
+            scratch[split][side].write_text(merged, encoding="utf-8")
 
 
-def _write_split(tmp: Path, split: str, keep: np.ndarray, processors, data: DataConfig, removed: Counter,
-                 progress: bool) -> tuple[int, tuple[np.ndarray, np.ndarray]]:
-    """Writes the kept pairs of one split; returns the count and the piece lengths per side."""
-    out_src, out_tgt = tmp / DATA_DIR / f"{split}.src", tmp / DATA_DIR / f"{split}.tgt"
+def _write_split(pass1: tuple[Path, Path], out: tuple[Path, Path], split: str, keep: np.ndarray, processors,
+                 data: DataConfig, removed: Counter, progress: bool) -> tuple[int, tuple[np.ndarray, np.ndarray]]:
+    """Writes the kept pairs of one split from pass 1's files to ``out``; returns the count and the piece
+    lengths per side."""
     src_lengths, tgt_lengths = [], []
     index = kept = 0
-    with open(out_src, "w", encoding="utf-8") as w_src, open(out_tgt, "w", encoding="utf-8") as w_tgt:
-        chunks = _chunks(tmp / "pass1" / f"{split}.src", tmp / "pass1" / f"{split}.tgt")
+    with open(out[0], "w", encoding="utf-8") as w_src, open(out[1], "w", encoding="utf-8") as w_tgt:
+        chunks = _chunks(*pass1)
         for sources, targets in tqdm(chunks, desc=f"filtering {split}", unit=" chunks", disable=not progress,
                                      mininterval=2.0):
             mask = keep[index:index + len(sources)]
@@ -338,18 +374,6 @@ def _write_split(tmp: Path, split: str, keep: np.ndarray, processors, data: Data
     return kept, (join(src_lengths), join(tgt_lengths))
 
 
-def _install(tmp: Path, run_dir: Path) -> None:
-    """Moves the new data folder, models and stats into the run folder, replacing an older preparation."""
-    new = tmp / DATA_DIR
-    old = run_dir / DATA_DIR
-    trash = tmp / "old"
-    if old.exists():
-        os.rename(old, trash)
-    for name in ("src.model", "tgt.model", STATS):
-        os.replace(new / name, run_dir / name)
-    os.rename(new, old)
-
-
 def load_prepared(config: Config) -> Prepared | None:
     """The preparation in ``config.run_dir`` if there is one; it must match ``config.data``."""
     run_dir = Path(config.run_dir)
@@ -358,7 +382,9 @@ def load_prepared(config: Config) -> Prepared | None:
         return None
     stats = json.loads(stats_path.read_text(encoding="utf-8"))
     wanted = dataclasses.asdict(config.data)
-    differs = sorted(key for key in wanted if stats.get("data_config", {}).get(key) != wanted[key])
+    # A key newer than the preparation was at its default then (data.max_line_bytes: the fixed cap before).
+    prepared_with = {**dataclasses.asdict(DataConfig()), **stats.get("data_config", {})}
+    differs = sorted(key for key in wanted if prepared_with.get(key) != wanted[key])
     if differs:
         raise ValueError(f"run folder {run_dir} was prepared with other data settings "
                          f"({', '.join('data.' + k for k in differs)}): prepare it again or use another run_dir")

@@ -13,7 +13,9 @@ model on CPU:
 * A request's cost is a ``tf.while_loop`` of decoder steps that runs until
   the longest sentence in the batch is finished, so a merged batch costs
   about as much as its longest member. On the 2-core CI machine beam 5 ran
-  31.9 sentences/s at batch 1 and 89.4 at batch 64 (README, Speed): most of
+  31.9 sentences/s at batch 1 and 89.4 at batch 64 (benchmarks/throughput.py
+  at commit 5dd70df; no results file backs these two figures, see
+  docs/serving.md): most of
   the gain is there by 32, while batches of 64 make every short sentence wait
   for the longest of 64. ``max_batch_size`` 32 also bounds one request's rows:
   a request over it is refused (InvalidArgument, "Task size N is larger than
@@ -37,11 +39,12 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from translate.layout import versions
+from translate import atomic
+from translate.layout import check_model_name, versions
+from translate.messages import short_repr
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +73,16 @@ class Batching:
 
 
 def _text(value: str) -> str:
-    """A protobuf text-format string literal."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A protobuf text-format string literal (control characters as octal escapes)."""
+    escaped = []
+    for char in value:
+        if char in '\\"':
+            escaped.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            escaped.append(f"\\{ord(char):03o}")
+        else:
+            escaped.append(char)
+    return '"' + "".join(escaped) + '"'
 
 
 def discover_models(models_dir: str | Path) -> dict[str, list[int]]:
@@ -119,6 +130,13 @@ def models_config(models: dict[str, list[int]], models_dir: str | Path, policy: 
     base = base_path_prefix.rstrip("/") if base_path_prefix else str(Path(models_dir).resolve())
     if not base.startswith("/"):
         raise ValueError(f"the base path prefix must be absolute (TF Serving resolves no relative paths): {base}")
+    for name in models:
+        # TF Serving's model name and a line of this file: a name with a line
+        # break or a '/' could not be served under the name of its folder.
+        try:
+            check_model_name(name, "model folder")
+        except ValueError as err:
+            raise ValueError(f"{err} (in {models_dir}: rename it, or choose another model with --name)") from None
     lines = ["# Written by python -m translate serving-config; --model_config_file for tensorflow_model_server.",
              "model_config_list {"]
     for name, present in models.items():
@@ -153,7 +171,7 @@ def batching_parameters(batching: Batching = Batching()) -> str:
     b = batching.resolved()
     return "\n".join([
         "# Written by python -m translate serving-config; --enable_batching --batching_parameters_file.",
-        "# Why these values: translate/serving_config.py and the README (Serving).",
+        "# Why these values: translate/serving_config.py and docs/serving.md.",
         "# A request of more sentences than this is refused: clients split bigger jobs.",
         f"max_batch_size {{ value: {b.max_batch_size} }}",
         "# A lone beam-5 sentence takes ~30 ms on CPU: waiting 5 ms for company costs at most ~15%.",
@@ -174,20 +192,6 @@ def monitoring_config(path: str = PROMETHEUS_PATH) -> str:
             f"prometheus_config {{\n  enable: true\n  path: {_text(path)}\n}}\n")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Writes ``text`` to a temp file beside ``path`` and renames it: TF Serving re-reads
-    ``models.config`` when polling (``--model_config_file_poll_wait_seconds``) and must
-    never parse a half-written file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_serving_config(models_dir: str | Path, out_dir: str | Path | None = None, name: str | None = None,
                          policy: str | None = None, specific: list[int] | None = None, num_latest: int = 1,
                          stable: int | None = None, canary: int | None = None,
@@ -198,10 +202,12 @@ def write_serving_config(models_dir: str | Path, out_dir: str | Path | None = No
     Every value is checked before the first file is written, so a refused
     command leaves the old files as they were.
     """
+    if name is not None:
+        check_model_name(name, "--name")
     models = discover_models(models_dir)
     if name is not None:
         if name not in models:
-            raise ValueError(f"no exported versions of model {name!r} under {models_dir} "
+            raise ValueError(f"no exported versions of model {short_repr(name)} under {models_dir} "
                              f"(models with versions: {', '.join(models)})")
         models = {name: models[name]}
     texts = {
@@ -214,7 +220,10 @@ def write_serving_config(models_dir: str | Path, out_dir: str | Path | None = No
     out.mkdir(parents=True, exist_ok=True)
     written = {}
     for file_name, text in texts.items():
-        _write_atomic(out / file_name, text)
+        # Atomic: TF Serving re-reads models.config when polling
+        # (--model_config_file_poll_wait_seconds) and must never parse half a file.
+        atomic.remove_stale_temporaries(out, file_name)
+        atomic.write_text(out / file_name, text)
         written[file_name] = out / file_name
     log.info("wrote %s", ", ".join(str(p) for p in written.values()))
     return written

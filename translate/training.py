@@ -13,6 +13,11 @@ A run folder holds everything a run makes:
     logs/                TensorBoard event files (train.tensorboard), attention images in logs/attention
     backup/              the state of an unfinished run, to resume it (see
                          translate.callbacks.ResumableBackup); gone once it finishes
+
+Training into a folder that holds a finished run is refused unless
+``train.overwrite`` is set (:mod:`translate.run_folder`); every check runs
+before the first write, and every file is written atomically
+(:mod:`translate.atomic`).
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from translate.callbacks import (AttentionImages, DevBleu, EpochCheckpoints, ResumableBackup, StopOnNaN, TimeBudget,
-                                 TrainingLogs, trim_history)
+from translate.atomic import remove_stale_temporaries
+from translate.callbacks import (AttentionImages, DevBleu, EpochCheckpoints, HistoryCsv, ResumableBackup, StopOnNaN,
+                                 TimeBudget, TrainingLogs, trim_history)
 from translate.config import Config, load_config, save_config
 from translate.distribute import load_prepared_for_workers, make_strategy, output_dir, worker_backup_dir
 from translate.evaluation import score, translate_in_batches
@@ -37,16 +43,13 @@ from translate.losses import MaskedAccuracy, SmoothedCrossEntropy
 from translate.model import Seq2Seq, build_models
 from translate.pipeline import make_dataset, pairs_from_files, pairs_from_memory
 from translate.prepare import Prepared, prepare_or_load
+from translate.run_folder import (BACKUP_DIR, BEST_WEIGHTS, CHECKPOINTS_DIR, CONFIG, HISTORY, check_train,
+                                  remove_previous_training)
 from translate.schedules import InverseSqrt
 from translate.text import vocab_size_of
 from translate.trainer import GradNormModel
 
 log = logging.getLogger(__name__)
-
-BEST_WEIGHTS = "best.weights.h5"
-HISTORY = "history.csv"
-BACKUP_DIR = "backup"
-CHECKPOINTS_DIR = "checkpoints"
 
 
 @dataclass
@@ -119,7 +122,7 @@ def make_callbacks(run: Run, config: Config, dev_pairs: list[tuple[str, str]]) -
     """The callbacks of ``fit``, in the order they must run (see :mod:`translate.callbacks`).
 
     When the run folder holds a backup of an unfinished run, history.csv keeps
-    the rows of the epochs that backup has done and is appended to.
+    the rows of the epochs that backup has done and goes on from there.
     """
     t, run_dir = config.train, run.run_dir
     # Each worker of a cluster keeps its own backup, never in a temporary folder: all must resume alike.
@@ -152,7 +155,7 @@ def make_callbacks(run: Run, config: Config, dev_pairs: list[tuple[str, str]]) -
         if t.attention_images > 0:
             sentences = [source for source, _ in dev_pairs[: t.attention_images]]
             callbacks.append(AttentionImages(run.graph, sentences, run_dir / "logs" / "attention"))
-    callbacks.append(keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=epochs_done > 0))
+    callbacks.append(HistoryCsv(run_dir / HISTORY, resume=epochs_done > 0))
     callbacks.append(ResumableBackup(backup_dir, states))
     return callbacks
 
@@ -184,19 +187,25 @@ def train(config: Config, verbose: int | str = "auto", prepared: Prepared | None
     The run folder's prepared data is reused when it matches ``config.data``;
     otherwise the corpus is prepared first (:mod:`translate.prepare`). A run
     folder with a backup of an unfinished run (killed, say) resumes it after
-    its last finished epoch.
+    its last finished epoch. A finished run is refused unless
+    ``train.overwrite``, which trains it again from scratch.
 
     Args:
         verbose: Keras ``fit`` verbosity (the progress bar); 0 also hides prepare's progress.
 
     Raises:
-        ValueError: bad config or data, or the loss became NaN before any epoch finished.
+        ValueError: bad config or data, a run folder that may not be trained
+            (:func:`translate.run_folder.check_train`), or the loss became NaN
+            before any epoch finished. Until training starts, a refusal
+            changes nothing in the run folder.
     """
     with precision_policy(config.train.precision):
         return _train(config, verbose, prepared)
 
 
 def _train(config: Config, verbose: int | str, prepared: Prepared | None) -> Run:
+    # Every check comes before the first write: a refused run leaves its folder as it was.
+    check_train(config)
     if prepared is None and config.train.strategy == "multi_worker":
         # Every worker needs the same SentencePiece models and splits; none may prepare its own.
         prepared = load_prepared_for_workers(config)
@@ -204,10 +213,9 @@ def _train(config: Config, verbose: int | str, prepared: Prepared | None) -> Run
     strategy = make_strategy(config.train.strategy)
     # A non-chief worker writes its copies of the outputs to a temporary folder.
     run_dir = output_dir(Path(config.run_dir), config.train.strategy)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.yaml")
     keras.utils.set_random_seed(config.train.seed)
     if prepared is None:
+        # Refuses other data settings before it writes; prepare checks the folder before it writes.
         prepared = prepare_or_load(config, progress=verbose != 0)
     with strategy.scope():
         run = build_run(config, run_dir, prepared.src_model, prepared.tgt_model, training_class=GradNormModel)
@@ -224,6 +232,15 @@ def _train(config: Config, verbose: int | str, prepared: Prepared | None) -> Run
     dev_steps = _count_batches(dev_data)
     if dev_steps == 0:
         raise ValueError(f"no dev pair has at most data.max_pieces={config.data.max_pieces} pieces")
+
+    # The checks are done: from here on the run folder is written.
+    backup_dir = worker_backup_dir(Path(config.run_dir), BACKUP_DIR, config.train.strategy)
+    if train_cfg.overwrite:
+        remove_previous_training(run_dir, backup_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (run_dir, run_dir / CHECKPOINTS_DIR, backup_dir):
+        remove_stale_temporaries(folder)  # what a killed run left
+    save_config(config, run_dir / CONFIG)
 
     with strategy.scope():
         compile_for_training(run, config)
