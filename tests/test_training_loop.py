@@ -422,6 +422,34 @@ def test_a_run_killed_mid_epoch_resumes_after_its_last_epoch(tmp_path):
     assert (run_dir / training.BEST_WEIGHTS).is_file()
 
 
+@pytest.mark.timeout(1200)
+def test_a_killed_and_resumed_run_trains_exactly_as_an_uninterrupted_one(tmp_path):
+    # Dropout on, so that the random state must be restored too, not only the data order.
+    settings = [*SHORT, "train.steps_per_epoch=5", "train.epochs=3", "model.dropout=0.3", "train.keep_checkpoints=1"]
+    script = _TRAIN_SCRIPT.format(tests=str(REPO / "tests"))
+
+    def train_process(folder, mode):
+        done = subprocess.run([sys.executable, "-c", script, str(folder), mode, *settings], cwd=REPO,
+                              capture_output=True, text=True, timeout=400)
+        return done.returncode, done.stderr[-3000:]
+
+    returncode, log = train_process(tmp_path / "whole", "full")
+    assert returncode == 0, log
+    assert train_process(tmp_path / "cut", "kill")[0] == -signal.SIGKILL
+    returncode, log = train_process(tmp_path / "cut", "resume")
+    assert returncode == 0, log
+    whole, cut = _history(tmp_path / "whole" / "run"), _history(tmp_path / "cut" / "run")
+    for column in ("loss", "val_loss", "grad_norm"):
+        assert [float(r[column]) for r in cut] == pytest.approx([float(r[column]) for r in whole], rel=1e-5), column
+    model = training.load_run(tmp_path / "whole" / "run").models.training
+    last = "checkpoints/epoch-003.weights.h5"
+    model.load_weights(tmp_path / "whole" / "run" / last)
+    expected = [w.copy() for w in model.get_weights()]
+    model.load_weights(tmp_path / "cut" / "run" / last)
+    for got, want in zip(model.get_weights(), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_an_xla_train_step_learns_as_the_plain_one(tiny_run):
     # train.jit_compile compiles the same step with XLA: the same losses on the same batches.
     from translate.training import build_run, compile_for_training, training_dataset

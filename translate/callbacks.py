@@ -306,6 +306,11 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     afterwards, and when training ends only the backup's own files go (Keras
     deletes the whole folder).
 
+    The dropout seed generators' states, which Keras's weights files leave
+    out, go into the metadata too, so that a resumed run draws the same masks
+    as an uninterrupted one (with the data stream that ``train`` skips ahead,
+    the resume is exact: ``tests/test_training_loop.py``).
+
     ``states`` maps a name to ``(object, attribute names)``; those attributes
     (numbers or None, e.g. DevBleu's best BLEU, EarlyStopping's wait count) are
     saved with each backup and set again on resume, after the objects' own
@@ -337,6 +342,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             # The backup holds the optimizer's variables too (Adam's moments, the step count).
             self.model.optimizer.build(self.model.trainable_variables)
         self.model.load_weights(weights)
+        _set_seed_states(self.model, metadata.get("seed_generators", {}))
         # How Keras's own BackupAndRestore tells fit where to start.
         self.model._initial_epoch = self.resumed_epoch = int(metadata["epoch"])
         restored = []
@@ -371,6 +377,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             "epoch": self._current_epoch,
             "batch": self._last_batch_seen,
             "weights": name,
+            "seed_generators": _seed_states(self.model),
             "states": {
                 name_: {attribute: _plain(getattr(obj, attribute)) for attribute in attributes}
                 for name_, (obj, attributes) in self.states.items()
@@ -380,6 +387,25 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         for old in os.listdir(self.backup_dir):
             if BACKUP_WEIGHTS_PATTERN.fullmatch(old) and old != name:
                 os.remove(os.path.join(self.backup_dir, old))
+
+
+def _seed_generator_variables(model: keras.Model) -> dict[str, Any]:
+    """The state variables of the model's random seed generators (dropout's), by path."""
+    return {v.path: v for v in model.variables if v.path.endswith("seed_generator_state")}
+
+
+def _seed_states(model: keras.Model) -> dict[str, list[int]]:
+    # Keras's save_weights leaves the seed generators out; without their state
+    # a resumed run would draw other dropout masks than an uninterrupted one.
+    return {path: [int(x) for x in keras.ops.convert_to_numpy(v)] for path, v in
+            _seed_generator_variables(model).items()}
+
+
+def _set_seed_states(model: keras.Model, states: dict[str, list[int]]) -> None:
+    variables = _seed_generator_variables(model)
+    for path, state in states.items():
+        if path in variables:
+            variables[path].assign(keras.ops.convert_to_tensor(state, dtype=variables[path].dtype))
 
 
 def trim_history(path: Path, epochs: int) -> None:

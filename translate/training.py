@@ -247,8 +247,14 @@ def _train(config: Config, verbose: int | str, prepared: Prepared | None) -> Run
 
     dev_sample = dev_pairs[: train_cfg.dev_sentences]
     callbacks = make_callbacks(run, config, dev_sample)
+    # Exact resume: fit keeps one iterator over the repeated stream for all
+    # epochs, and the stream is the same in every process (seeded shuffle), so
+    # a run resumed after N epochs skips the N * steps batches those epochs
+    # took. The weights file of the backup holds the optimizer and the dropout
+    # seed generators' states, so the rest continues as if never stopped.
+    done = ResumableBackup.committed_epoch(worker_backup_dir(Path(config.run_dir), BACKUP_DIR, train_cfg.strategy))
     run.models.training.fit(
-        train_data.repeat(),
+        train_data.repeat().skip(done * steps),
         epochs=train_cfg.epochs,
         steps_per_epoch=steps,
         validation_data=dev_data,
