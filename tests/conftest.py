@@ -1,46 +1,21 @@
-"""Shared fixtures: one tiny model, trained for a few steps on tests/data/tiny.tsv and exported once."""
+"""Shared fixtures: one tiny model, trained for a few steps on the tiny corpus and exported once.
+
+The tiny setting itself lives in :mod:`translate.testing.tiny`; tests import it from here as before.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
 
+from translate.testing.tiny import TINY_CORPUS, TINY_OVERRIDES, tiny_config  # noqa: F401  (tests import them from here)
+
 DATA = Path(__file__).resolve().parent / "data"
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-# A model small enough to train in seconds; large enough to exercise every part.
-TINY_OVERRIDES = [
-    f"data.corpus=tsv:{DATA / 'tiny.tsv'}",
-    "data.src_vocab_size=400",
-    "data.tgt_vocab_size=400",
-    "data.max_pieces=40",
-    "model.embedding_dim=16",
-    "model.encoder_units=16",
-    "model.decoder_units=32",
-    "model.attention_units=16",
-    "model.dropout=0.0",
-    "train.batch_size=8",
-    "train.epochs=2",
-    "train.steps_per_epoch=15",
-    "train.learning_rate=0.01",
-    # Tracing the align search costs seconds per run; tests/test_plotting.py runs the callback itself.
-    "train.attention_images=0",
-    "decode.max_length_cap=40",
-    "decode.max_source_pieces=60",
-]
-
-
-def tiny_config(tmp: Path, *extra: str):
-    from translate.config import load_config
-
-    return load_config(overrides=[*TINY_OVERRIDES, f"run_dir={tmp / 'run'}",
-                                  f"export.models_dir={tmp / 'saved_models'}", *extra])
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """The TF Serving contract: warm-up records, the REST and gRPC surfaces, bad requests, concurrency, the client.
 
-Everything runs against ``tests/serving_standin.py`` on 127.0.0.1 with free
+Everything runs against ``translate/testing/serving_standin.py`` on 127.0.0.1 with free
 ports, configured from the operator files that ``serving-config`` writes.
 """
 
@@ -30,9 +30,8 @@ SENTENCES = ["Good morning.", "Where is the house?", "Thank you.", "I love you ð
 @pytest.fixture(scope="module")
 def served(tiny_export, tmp_path_factory):
     """The stand-in serving the tiny export from the files ``serving-config`` writes (stable = version 1)."""
-    from serving_standin import BatchingOptions, StandIn
-
     from translate.serving_config import write_serving_config
+    from translate.testing.serving_standin import BatchingOptions, StandIn
 
     out = tmp_path_factory.mktemp("serving-config")
     files = write_serving_config(tiny_export.parent.parent, out, name="translator", stable=1)

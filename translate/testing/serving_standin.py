@@ -26,8 +26,10 @@ Error texts follow TF Serving's source (``predict_util.cc``,
 where a message comes from TensorFlow itself (a wrong input dtype) the
 stand-in checks the same thing first and words it as TensorFlow does.
 
-Not a test file (no ``test_`` prefix); tests, the notebook and
-``benchmarks/serving.py`` import it with ``tests/`` on ``sys.path``.
+Part of :mod:`translate.testing`: the tests, notebook 03 and
+``benchmarks/serving.py`` and ``benchmarks/soak.py`` import it as
+``translate.testing.serving_standin`` (it imports TensorFlow; ``import
+translate`` and ``import translate.testing`` do not).
 """
 
 from __future__ import annotations
