@@ -97,6 +97,7 @@ def test_baseline_attention_ignores_padding(prepared_tiny):
     sys.path.insert(0, str(BENCHMARKS / "baselines"))
     import numpy as np
     import tensorflow as tf
+
     import tf_tutorial
 
     model, dataset, _ = tf_tutorial.build(prepared_tiny.run_dir, units=8, batch_size=8, seed=1)

@@ -63,8 +63,8 @@ def test_an_installed_wheel_finds_its_presets_and_tiny_corpus_and_has_the_script
     assert {"translate/configs/quick.yaml", "translate/configs/base.yaml", "translate/configs/large.yaml",
             "translate/testing/data/tiny.tsv", "translate/testing/serving_standin.py"} <= names
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
-                   check=True, env=env, cwd=tmp_path)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+                    str(wheel)], check=True, env=env, cwd=tmp_path)
     env["PYTHONPATH"] = str(target)
     check = ("from translate.config import CONFIGS_DIR, load_config; from translate.testing.tiny import tiny_config; "
              "print(CONFIGS_DIR); print(load_config('quick').model.cell); print(tiny_config('x').data.corpus)")

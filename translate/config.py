@@ -276,7 +276,7 @@ class Config:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         """Checks values that a type alone cannot; returns self."""
         for ok, message in self._number_checks():
             if not ok:

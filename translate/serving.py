@@ -30,11 +30,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import socket
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from translate.layout import SIGNATURE
 
@@ -227,7 +227,7 @@ class Client:
                 except (ValueError, KeyError, TypeError):
                     message = raw or err.reason
                 raise ServingError(str(message), http_status=err.code) from None
-            except (urllib.error.URLError, socket.timeout, ConnectionError) as err:
+            except (TimeoutError, urllib.error.URLError, ConnectionError) as err:
                 reason = getattr(err, "reason", err)
                 refused = isinstance(reason, ConnectionRefusedError)
                 if attempt < self.retries and (idempotent or refused):
