@@ -77,11 +77,11 @@ def decoding_race(args, tmp: str) -> dict:
     import numpy as np
 
     import translate
+    from timing import decode_passes
     from translate.export import export
     from translate.inference import TranslationGraph
     from translate.prepare import read_split
     from translate.training import load_run
-    from timing import decode_passes
 
     translators, sources = {}, None
     for spec in args.decode:

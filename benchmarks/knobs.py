@@ -64,7 +64,8 @@ def main() -> None:
                        "--warmup", str(args.warmup), "--steps", str(args.steps), "--out", str(out),
                        f"train.batch_size={args.batch_size}", *overrides]
             all_cores = sorted(os.sched_getaffinity(0))
-            pin = (lambda: os.sched_setaffinity(0, set(all_cores[:cores]))) if cores else None
+            # Called by subprocess.run below, within this iteration.
+            pin = (lambda: os.sched_setaffinity(0, set(all_cores[:cores]))) if cores else None  # noqa: B023
             print(f"[knobs] {name}", file=sys.stderr, flush=True)
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env={**os.environ, **env_extra},
                            preexec_fn=pin)

@@ -127,8 +127,8 @@ def padding(run, config, prepared) -> dict:
     # Without bucketing: lengths as the pipeline sees them (+1 for EOS / BOS), same filter.
     limit = config.data.max_pieces + 1
     lengths = []
-    for side, (model, path) in enumerate(((prepared.src_model, prepared.files("train")[0]),
-                                          (prepared.tgt_model, prepared.files("train")[1]))):
+    for model, path in ((prepared.src_model, prepared.files("train")[0]),
+                        (prepared.tgt_model, prepared.files("train")[1])):
         pieces = spm.SentencePieceProcessor(model_proto=model)
         lines = Path(path).read_text(encoding="utf-8").splitlines()
         lengths.append(np.array([len(ids) + 1 for ids in pieces.encode(lines)]))
@@ -252,7 +252,7 @@ def main() -> None:
             translator = translate.load(path)
             translator(batches_of_64[0])  # warm
             decode_dir = str(trace_root / f"decode-{number}")
-            seconds = traced(lambda: [translator(b) for b in batches_of_64], decode_dir)
+            seconds = traced(lambda: [translator(b) for b in batches_of_64], decode_dir)  # noqa: B023 - called at once
             by_op, by_kind, total = op_self_times(decode_dir)
             report["decode_traces"].append({
                 "model": str(path) if args.model else "untrained export", "sentences": len(sources),

@@ -11,8 +11,9 @@ processes (``python -m translate train``). ``--table attention``: each cell
 with Bahdanau attention, then the GRU with each other attention placement.
 ``--table choices``: the quick preset's training choices (batch size,
 dropout, ...). ``--table default``: the default attention (bahdanau) and
-luong_dot, two seeds each, with the mean and spread over seeds. With ``--jobs N`` N variants train at once, each pinned to its
-own core, so that they never share one (on 2 cores, 2 jobs of 1 core each).
+luong_dot, two seeds each, with the mean and spread over seeds. With ``--jobs N``
+N variants train at once, each pinned to its own core, so that they never
+share one (on 2 cores, 2 jobs of 1 core each).
 Then each run's best checkpoint translates the dev and test splits with the
 preset's decoding (beam search, as exported), and sacrebleu scores them.
 

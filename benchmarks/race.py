@@ -298,7 +298,10 @@ def worker_command(kind: str, args: argparse.Namespace, extra: list[str]) -> lis
 
 
 def race(args: argparse.Namespace, env_of: Callable[[str], dict[str, str]]) -> dict:
-    """Starts the contestants' workers, takes the turns, and summarizes; ``env_of(setting)`` is a thread setting's environment."""
+    """Starts the contestants' workers, takes the turns, and summarizes.
+
+    ``env_of(setting)`` is a thread setting's environment.
+    """
     baseline = ["--units", str(args.units), "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
                 *(["--baseline-weights", args.baseline_weights] if args.baseline_weights else [])]
     ours = ["--preset", args.preset, *(f"--set={o}" for o in args.set)]

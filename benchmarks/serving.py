@@ -2,7 +2,7 @@
 
     python benchmarks/serving.py --model saved_models/translator --out benchmarks/results/serving.json
 
-Serves the newest version of ``--model`` with ``tests/serving_standin.py``
+Serves the newest version of ``--model`` with ``translate/testing/serving_standin.py``
 (TF Serving's REST and gRPC surfaces, server-side batching with the values
 ``python -m translate serving-config`` writes), then, for each protocol and
 request batch size, sends ``--requests`` requests from ``--concurrency``
@@ -30,7 +30,6 @@ from report import emit, machine
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 SENTENCES = ["In the beginning was the Word.", "Love your neighbor as yourself.", "Where are you going?",
              "The Lord is my shepherd; I shall not want.", "Good morning.", "Blessed are the meek.",
@@ -73,11 +72,10 @@ def main() -> None:
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
 
-    from serving_standin import BatchingOptions, StandIn
-
     from translate.layout import versions
     from translate.serving import Client
     from translate.serving_config import write_serving_config
+    from translate.testing.serving_standin import BatchingOptions, StandIn
 
     model_dir = Path(args.model)
     if not versions(model_dir):
@@ -91,8 +89,9 @@ def main() -> None:
             for protocol in ("rest", "grpc"):
                 port = server.grpc_port if protocol == "grpc" else server.rest_port
                 for batch in args.batches:
-                    factory = lambda: Client(f"127.0.0.1:{port}", model_dir.name,  # noqa: E731
-                                             grpc=protocol == "grpc", timeout=300)
+                    # measure() calls it before this iteration ends.
+                    factory = lambda: Client(f"127.0.0.1:{port}", model_dir.name,  # noqa: E731, B023
+                                             grpc=protocol == "grpc", timeout=300)  # noqa: B023
                     rows.append({"protocol": protocol, **measure(factory, batch, args.requests, args.concurrency)})
         finally:
             server.stop()
@@ -100,7 +99,8 @@ def main() -> None:
     beam = next((line.split(":")[1].strip() for line in config.splitlines() if line.strip().startswith("beam_size")),
                 "?")
     emit({"benchmark": "serving", "machine": machine(), "model": str(model_dir), "beam_size": beam,
-          "server": "tests/serving_standin.py (in process)", "batching": vars(batching), "results": rows}, args.out)
+          "server": "translate/testing/serving_standin.py (in process)", "batching": vars(batching),
+          "results": rows}, args.out)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python benchmarks/soak.py --model saved_models/translator --out benchmarks/results/soak.json
 
-Serves the newest version of ``--model`` with ``tests/serving_standin.py``
+Serves the newest version of ``--model`` with ``translate/testing/serving_standin.py``
 (TF Serving's REST and gRPC surfaces, server-side batching with the values
 ``python -m translate serving-config`` writes) in a child process of its own,
 so that its resident memory can be read, and sends ``--requests`` requests
@@ -64,7 +64,6 @@ from report import emit, machine
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 SENTENCES = ["In the beginning was the Word.", "Love your neighbor as yourself.", "Where are you going?",
              "The Lord is my shepherd; I shall not want.", "Good morning.", "Blessed are the meek.",
@@ -154,9 +153,8 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int | None:
 def serve_child(model_dir: Path) -> None:
     """Runs the stand-in until stdin closes; the first stdout line is READY + its ports as JSON."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    from serving_standin import BatchingOptions, StandIn
-
     from translate.serving_config import write_serving_config
+    from translate.testing.serving_standin import BatchingOptions, StandIn
 
     with tempfile.TemporaryDirectory() as tmp:
         files = write_serving_config(model_dir.parent, tmp, name=model_dir.name)
@@ -409,7 +407,8 @@ def soak(server: Server, model_name: str, args, mix: dict[str, int]) -> dict:
     start, middle, end = samples[0], samples.get(50), samples[100]
     growth = round(100 * (end - start) / start, 2) if start and end else None
     return {"benchmark": "soak", "machine": machine(), "model": args.model,
-            "server": f"tests/serving_standin.py (subprocess, pid {server.pid})", "batching": server.info["batching"],
+            "server": f"translate/testing/serving_standin.py (subprocess, pid {server.pid})",
+            "batching": server.info["batching"],
             "threads": args.threads, "seed": args.seed, "mix": mix,
             "warmup": {"sent": len(warmup_rows), "answered_ok": sum(1 for r in warmup_rows if r[2] == "OK"),
                        "unexpected_replies": sum(1 for p, k, o, *_ in warmup_rows if o != expected_outcome(p, k))},

@@ -1,46 +1,21 @@
-"""Shared fixtures: one tiny model, trained for a few steps on tests/data/tiny.tsv and exported once."""
+"""Shared fixtures: one tiny model, trained for a few steps on the tiny corpus and exported once.
+
+The tiny setting itself lives in :mod:`translate.testing.tiny`; tests import it from here as before.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
 
+from translate.testing.tiny import TINY_CORPUS, TINY_OVERRIDES, tiny_config  # noqa: F401  (tests import them from here)
+
 DATA = Path(__file__).resolve().parent / "data"
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-# A model small enough to train in seconds; large enough to exercise every part.
-TINY_OVERRIDES = [
-    f"data.corpus=tsv:{DATA / 'tiny.tsv'}",
-    "data.src_vocab_size=400",
-    "data.tgt_vocab_size=400",
-    "data.max_pieces=40",
-    "model.embedding_dim=16",
-    "model.encoder_units=16",
-    "model.decoder_units=32",
-    "model.attention_units=16",
-    "model.dropout=0.0",
-    "train.batch_size=8",
-    "train.epochs=2",
-    "train.steps_per_epoch=15",
-    "train.learning_rate=0.01",
-    # Tracing the align search costs seconds per run; tests/test_plotting.py runs the callback itself.
-    "train.attention_images=0",
-    "decode.max_length_cap=40",
-    "decode.max_source_pieces=60",
-]
-
-
-def tiny_config(tmp: Path, *extra: str):
-    from translate.config import load_config
-
-    return load_config(overrides=[*TINY_OVERRIDES, f"run_dir={tmp / 'run'}",
-                                  f"export.models_dir={tmp / 'saved_models'}", *extra])
 
 
 @pytest.fixture(scope="session")
@@ -86,3 +61,56 @@ def foreign_savedmodel(tmp_path_factory):
     path = tmp_path_factory.mktemp("foreign") / "model"
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
     return path
+
+
+# -- two tiers: `python -m pytest -m "not slow"` skips what trains, spawns the CLI, a benchmark or a
+# notebook, or builds the C++ loader; `python -m pytest` runs everything -------------------------------
+
+# Fixtures that train or build something (with everything that depends on them).
+SLOW_FIXTURES = {"tiny_run", "tiny_export", "finished_run", "baseline", "binary"}
+# Whole files: the C++ loader, a soak, benchmark scripts in subprocesses, the CLI in subprocesses.
+SLOW_FILES = {"test_cpp_serving_harness.py", "test_serving_cpp.py", "test_soak.py", "test_benchmarks_curve.py",
+              "test_benchmarks_attention.py", "test_cli.py"}
+# Single tests, as file::function (every parametrization) or file::function[id]: training runs, CLI and worker
+# subprocesses, notebooks; then, to keep the fast tier near a minute, the full-size preset models, the very large
+# inputs, and the shard counts whose cases (uneven, one sentence a part, empty parts) [2-1] and [5-3] also cover.
+SLOW_TESTS = {
+    "test_notebooks.py::test_notebook_runs_top_to_bottom_in_the_tiny_setting",
+    "test_bad_input.py::test_standard_input_without_line_breaks_is_refused_at_the_cap",
+    "test_bad_input.py::test_evaluating_a_file_without_line_breaks_is_refused_at_the_cap",
+    "test_config.py::test_config_naming_a_directory_is_one_line",
+    "test_config.py::test_vocab_size_over_the_bound_is_refused_before_reading",
+    "test_corpora.py::test_prepare_refuses_a_corpus_without_line_breaks_in_one_line",
+    "test_distribute.py::test_mirrored_over_two_cpus_follows_the_one_device_loss_curve",
+    "test_distribute.py::test_two_workers_train_to_the_end_and_only_the_chief_writes",
+    "test_evaluate.py::test_cli_scores_a_hypothesis_file_against_two_references_and_compares_and_writes_sentences",
+    "test_evaluate.py::test_cli_builtin_scores_against_every_english_version",
+    "test_evaluate.py::test_evaluate_bad_input_exits_2_with_one_line",
+    "test_evaluate.py::test_a_broken_savedmodel_is_one_line_too",
+    "test_plotting.py::test_plot_bad_input_exits_2_with_one_line",
+    "test_serving_config.py::test_cli_writes_the_files_and_refuses_a_dir_without_versions",
+    "test_serving_config.py::test_a_model_folder_name_with_a_line_break_is_refused_in_one_line",
+    "test_training.py::test_the_time_budget_stops_training_early_and_keeps_a_model",
+    "test_training.py::test_keep_checkpoints_keeps_the_last_epochs_weights_and_history_has_minutes",
+    "test_training_loop.py::test_a_run_with_adamw_warmup_smoothing_and_tensorboard_logs_every_scalar",
+    "test_training_loop.py::test_mixed_bfloat16_trains_translates_and_restores_float32",
+    "test_training_loop.py::test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint",
+    "test_training_loop.py::test_a_run_killed_mid_epoch_resumes_after_its_last_epoch",
+    "test_training_loop.py::test_a_killed_and_resumed_run_trains_exactly_as_an_uninterrupted_one",
+    "test_model.py::test_every_preset_builds",
+    "test_config.py::test_a_huge_value_is_cut_short_in_the_error_message",
+    "test_corpora.py::test_tmx_memory_stays_flat",
+    "test_search.py::test_a_batch_in_shards_gives_what_one_loop_gives[2-3]",
+    "test_search.py::test_a_batch_in_shards_gives_what_one_loop_gives[3-1]",
+    "test_search.py::test_a_batch_in_shards_gives_what_one_loop_gives[3-3]",
+    "test_search.py::test_a_batch_in_shards_gives_what_one_loop_gives[5-1]",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = {f"{item.path.name}::{item.name}", f"{item.path.name}::{getattr(item, 'originalname', item.name)}"}
+        if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in SLOW_FILES
+                or names & SLOW_TESTS):
+            item.add_marker(pytest.mark.slow)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
-
 import pytest
+import tensorflow as tf
 
 from translate.attention import AdditiveAttention, make_attention
 from translate.config import ModelConfig
@@ -51,8 +50,8 @@ def test_dot_score_is_the_inner_product_and_needs_equal_sizes():
     query = tf.constant([[3.0, 1.0]])
     _, weights = layer(query, memory, layer.precompute_keys(memory), tf.constant([[True, True]]))
     # softmax([3, 1])
-    np.testing.assert_allclose(weights.numpy(), [[np.exp(3) / (np.exp(3) + np.exp(1)), np.exp(1) / (np.exp(3) + np.exp(1))]],
-                               rtol=1e-6)
+    np.testing.assert_allclose(weights.numpy(),
+                               [[np.exp(3) / (np.exp(3) + np.exp(1)), np.exp(1) / (np.exp(3) + np.exp(1))]], rtol=1e-6)
     with pytest.raises(ValueError, match="query size .3. to equal the memory size .2."):
         make_attention("luong_dot", units=0, query_dim=3, memory_dim=2)
 

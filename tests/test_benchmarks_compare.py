@@ -2,7 +2,7 @@
 
 The full ``benchmarks/compare.py`` trains three models for 15 minutes each;
 here the baseline runs end to end in a tiny setting (a few seconds of
-training on tests/data/tiny.tsv, a 5-step decoding loop), and compare.py's
+training on the tiny corpus, a 5-step decoding loop), and compare.py's
 ratios and table are checked on reports shaped like the real ones.
 """
 
@@ -97,6 +97,7 @@ def test_baseline_attention_ignores_padding(prepared_tiny):
     sys.path.insert(0, str(BENCHMARKS / "baselines"))
     import numpy as np
     import tensorflow as tf
+
     import tf_tutorial
 
     model, dataset, _ = tf_tutorial.build(prepared_tiny.run_dir, units=8, batch_size=8, seed=1)

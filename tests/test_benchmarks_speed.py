@@ -75,6 +75,7 @@ def test_op_names_lose_their_call_and_loop_prefixes():
 
 def test_a_trace_of_a_matmul_attributes_time_to_it(tmp_path):
     import tensorflow as tf
+
     from profiling import op_self_times, traced
 
     a = tf.random.normal([256, 256])

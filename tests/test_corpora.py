@@ -15,6 +15,7 @@ import pytest
 
 from translate import corpora
 from translate.corpora import hash_split, load_corpus, read_pairs
+from translate.testing.tiny import TINY_CORPUS
 
 DATA = Path(__file__).parent / "data"
 
@@ -32,7 +33,7 @@ def test_tiny_tsv_uses_every_pair_for_every_split():
 
 
 def test_shared_tiny_fixture_loads():
-    splits = load_corpus(f"tsv:{DATA / 'tiny.tsv'}")
+    splits = load_corpus(f"tsv:{TINY_CORPUS}")
     assert len(splits.train) == 39 < corpora.TSV_MIN_PAIRS_TO_SPLIT
     assert splits.dev == splits.test == splits.train
 

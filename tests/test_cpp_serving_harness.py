@@ -27,7 +27,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cpp_serving  # noqa: E402
-
 from translate.text import PAD_ID  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
@@ -92,6 +91,7 @@ def toy_export(tmp_path_factory):
     """(export dir, in-process serving tf.function)."""
     import keras
     import tensorflow as tf
+
     from translate.text import encode, make_tokenizer
 
     class TokenizerHolder(tf.Module):

@@ -1,7 +1,7 @@
 """Every notebook runs top to bottom in the tiny setting, and is stored without outputs.
 
 ``TRANSLATE_NOTEBOOK_TINY=1`` switches each notebook to a tiny model trained
-for a few steps on tests/data/tiny.tsv, writing only to temporary folders
+for a few steps on translate/testing/data/tiny.tsv, writing only to temporary folders
 (here under pytest's tmp_path, through TMPDIR), so nothing lands in the
 repository. A cell that raises fails the test with the cell's error.
 """

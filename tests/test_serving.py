@@ -1,6 +1,6 @@
 """The TF Serving contract: warm-up records, the REST and gRPC surfaces, bad requests, concurrency, the client.
 
-Everything runs against ``tests/serving_standin.py`` on 127.0.0.1 with free
+Everything runs against ``translate/testing/serving_standin.py`` on 127.0.0.1 with free
 ports, configured from the operator files that ``serving-config`` writes.
 """
 
@@ -31,9 +31,8 @@ SENTENCES = ["Good morning.", "Where is the house?", "Thank you.", "I love you ð
 @pytest.fixture(scope="module")
 def served(tiny_export, tmp_path_factory):
     """The stand-in serving the tiny export from the files ``serving-config`` writes (stable = version 1)."""
-    from serving_standin import BatchingOptions, StandIn
-
     from translate.serving_config import write_serving_config
+    from translate.testing.serving_standin import BatchingOptions, StandIn
 
     out = tmp_path_factory.mktemp("serving-config")
     files = write_serving_config(tiny_export.parent.parent, out, name="translator", stable=1)
@@ -583,7 +582,6 @@ def _grpc_malformed_replies():
     import tensorflow as tf
 
     strings = tf.make_tensor_proto(["hola", "adios"], dtype=tf.string)
-    scores = tf.make_tensor_proto([-1.0, -2.0], dtype=tf.float32)
     return [
         ("a missing output", {"translations": strings}, "no 'scores' output (outputs: translations)"),
         ("too few rows", {"translations": strings, "scores": tf.make_tensor_proto([-1.0], dtype=tf.float32)},

@@ -10,8 +10,14 @@ import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 
 from conftest import REPO
-from translate.serving_config import (BATCHING_CONFIG, MODELS_CONFIG, MONITORING_CONFIG, Batching,
-                                      read_max_batch_size, write_serving_config)
+from translate.serving_config import (
+    BATCHING_CONFIG,
+    MODELS_CONFIG,
+    MONITORING_CONFIG,
+    Batching,
+    read_max_batch_size,
+    write_serving_config,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -44,8 +50,10 @@ def _message_class(file_proto: descriptor_pb2.FileDescriptorProto, name: str):
 def batching_parameters_class():
     """TF Serving's BatchingParameters (session_bundle_config.proto), which its pip package does not ship."""
     F = descriptor_pb2.FieldDescriptorProto
-    fields = [("max_batch_size", 1, ".google.protobuf.Int64Value"), ("batch_timeout_micros", 2, ".google.protobuf.Int64Value"),
-              ("max_enqueued_batches", 3, ".google.protobuf.Int64Value"), ("num_batch_threads", 4, ".google.protobuf.Int64Value"),
+    fields = [("max_batch_size", 1, ".google.protobuf.Int64Value"),
+              ("batch_timeout_micros", 2, ".google.protobuf.Int64Value"),
+              ("max_enqueued_batches", 3, ".google.protobuf.Int64Value"),
+              ("num_batch_threads", 4, ".google.protobuf.Int64Value"),
               ("thread_pool_name", 5, ".google.protobuf.StringValue")]
     message = descriptor_pb2.DescriptorProto(name="BatchingParameters", field=[
         F(name=n, number=k, label=F.LABEL_OPTIONAL, type=F.TYPE_MESSAGE, type_name=t) for n, k, t in fields])

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import tensorflow as tf
 
-from conftest import DATA
+from conftest import TINY_CORPUS
 from translate.text import BOS_ID, EOS_ID, decode, encode, make_tokenizer, train_sentencepiece
 
-SPANISH = [line.split("\t")[1] for line in (DATA / "tiny.tsv").read_text(encoding="utf-8").splitlines()]
+SPANISH = [line.split("\t")[1] for line in TINY_CORPUS.read_text(encoding="utf-8").splitlines()]
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from conftest import tiny_config
-from translate.prepare import prepare
 from translate.callbacks import EpochCheckpoints
+from translate.prepare import prepare
 from translate.training import BEST_WEIGHTS, CHECKPOINTS_DIR, load_run, train
 
 # A short run: a few steps per epoch, a few dev sentences for BLEU.

@@ -19,8 +19,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO, tiny_config
-from translate import training
-from translate import atomic
+from translate import atomic, training
 from translate.callbacks import HistoryCsv, ResumableBackup, TrainingLogs, trim_history
 from translate.losses import MaskedAccuracy, SmoothedCrossEntropy, sparse_cross_entropy
 from translate.schedules import InverseSqrt

@@ -142,7 +142,8 @@ class AdditiveAttention(_Attention):
             if not layer.built:
                 layer.build(shape)
         if self.normalize and not hasattr(self, "scale"):
-            self.scale = self.add_weight(shape=(), name="g", initializer=keras.initializers.Constant(self.units ** -0.5))
+            self.scale = self.add_weight(shape=(), name="g",
+                                         initializer=keras.initializers.Constant(self.units ** -0.5))
         self.built = True
 
     def precompute_keys(self, memory):

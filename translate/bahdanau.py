@@ -260,7 +260,8 @@ def attentive_recurrence(kind: str, projected, h0, cell0, cell: CellWeights, att
 
             d_states, d_contexts, d_weights, d_final_cell = (
                 tf.zeros_like(x) if d is None else d
-                for d, x in zip((d_states, d_contexts, d_weights, d_final_cell), (states, contexts, weights, cells[-1])))
+                for d, x in zip((d_states, d_contexts, d_weights, d_final_cell),
+                                (states, contexts, weights, cells[-1])))
             # A GRU's last "cell" is its last state: that gradient starts the state's chain.
             init_h, init_cell = (d_final_cell, tf.zeros_like(cell0)) if gru else (tf.zeros_like(h0), d_final_cell)
             _, d_h0, d_cell0, d_keys, d_v, d_xs, d_fused, d_context_all = loop(

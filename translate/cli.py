@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the run's best.weights.h5)")
     export.add_argument("--models-dir", help="where model folders live (default: the run's export.models_dir)")
     export.add_argument("--name", help="model name (default: the run's export.name)")
-    export.add_argument("--beam", type=int, help="beam width K, fixed in the export (default: the run's decode.beam_size)")
+    export.add_argument("--beam", type=int,
+                        help="beam width K, fixed in the export (default: the run's decode.beam_size)")
     export.add_argument("--alpha", type=float, help="GNMT length penalty, fixed in the export (default: decode.alpha)")
 
     translate = commands.add_parser("translate", help="translate sentences with an exported model or a model server")
@@ -81,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serving = commands.add_parser("serving-config", help="write models.config, batching_parameters.txt and "
                                   "monitoring.config for TensorFlow Serving")
-    serving.add_argument("--models-dir", default="saved_models", help="the folder of model folders (default: %(default)s)")
+    serving.add_argument("--models-dir", default="saved_models",
+                         help="the folder of model folders (default: %(default)s)")
     serving.add_argument("--out", help="where to write the files (default: the models dir)")
     serving.add_argument("--name", help="only this model (default: every model folder with versions)")
     serving.add_argument("--policy", choices=("latest", "specific"),
@@ -91,10 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     serving.add_argument("--stable", type=int, metavar="V", help="label version V 'stable'")
     serving.add_argument("--canary", type=int, metavar="V", help="label version V 'canary'")
     serving.add_argument("--base-path", metavar="DIR",
-                         help="the models dir as the server sees it, e.g. /models in Docker (default: its absolute path)")
+                         help="the models dir as the server sees it, e.g. /models in Docker "
+                              "(default: its absolute path)")
     serving.add_argument("--max-batch-size", type=int, default=32, help="batching: most sentences per request")
     serving.add_argument("--batch-timeout-micros", type=int, default=5000, help="batching: longest wait for a batch")
-    serving.add_argument("--batch-threads", type=int, default=0, help="batching: threads (default: this machine's cores)")
+    serving.add_argument("--batch-threads", type=int, default=0,
+                         help="batching: threads (default: this machine's cores)")
 
     evaluate = commands.add_parser(
         "evaluate", help="BLEU, chrF and TER (sacrebleu) of a model or a file of translations",
@@ -362,8 +366,16 @@ def _trained_corpus(version: Path) -> str | None:
 
 
 def cmd_evaluate(args) -> int:
-    from translate.evaluation import (check_counts, compare, per_reference_scores, read_lines, score,
-                                      sentence_scores, translate_in_batches, write_sentence_scores)
+    from translate.evaluation import (
+        check_counts,
+        compare,
+        per_reference_scores,
+        read_lines,
+        score,
+        sentence_scores,
+        translate_in_batches,
+        write_sentence_scores,
+    )
 
     # Every check that needs no model runs before TensorFlow loads.
     systems: list[tuple[str, Path | list[str]]] = []  # (name, model version folder or hypotheses)

@@ -29,7 +29,11 @@ from translate import atomic
 from translate.layout import check_model_name
 from translate.messages import short_repr
 
-CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+# The presets: configs/ at the top of a checkout (editable installs too); an installed package carries a copy as
+# translate/configs/ (pyproject.toml maps the folder in as package data), which comes first.
+_PACKAGE_DIR = Path(__file__).resolve().parent
+CONFIGS_DIR = next((d for d in (_PACKAGE_DIR / "configs", _PACKAGE_DIR.parent / "configs") if d.is_dir()),
+                   _PACKAGE_DIR.parent / "configs")
 
 CELLS = ("gru", "lstm", "simple_rnn")
 # See translate.attention: where each one sits and which paper it comes from.
@@ -272,7 +276,7 @@ class Config:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         """Checks values that a type alone cannot; returns self."""
         for ok, message in self._number_checks():
             if not ok:

@@ -263,7 +263,7 @@ def hash_split(source: str, target: str) -> str:
     dev below 10. A pair keeps its split when the corpus grows or is
     shuffled, and duplicates can never straddle splits.
     """
-    digest = hashlib.sha1(f"{source}\t{target}".encode("utf-8")).hexdigest()
+    digest = hashlib.sha1(f"{source}\t{target}".encode()).hexdigest()
     bucket = int(digest, 16) % 100
     return "test" if bucket < 5 else "dev" if bucket < 10 else "train"
 

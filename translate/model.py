@@ -218,7 +218,8 @@ class Decoder(keras.layers.Layer):
         if self.kind != "bahdanau" or self.input_feeding or len(self.rnns) != 1 or not self.use_hoisted_loop:
             return False
         cell = self.rnns[0].cell
-        if not (isinstance(cell, keras.layers.LSTMCell) or (isinstance(cell, keras.layers.GRUCell) and cell.reset_after)):
+        if not (isinstance(cell, keras.layers.LSTMCell)
+                or (isinstance(cell, keras.layers.GRUCell) and cell.reset_after)):
             return False
         return (cell.use_bias and not cell.dropout and not cell.recurrent_dropout
                 and cell.activation is keras.activations.tanh
@@ -338,7 +339,8 @@ def _encoder_stack(config: ModelConfig, embedded):
     x, finals = embedded, []
     for i in range(config.encoder_layers):
         both_ways = i == 0 or config.bidirectional == "all"
-        rnn = rnn_class(config.encoder_units, return_sequences=True, return_state=True, name=f"encoder_{config.cell}_{i}")
+        rnn = rnn_class(config.encoder_units, return_sequences=True, return_state=True,
+                        name=f"encoder_{config.cell}_{i}")
         layer = keras.layers.Bidirectional(rnn, name=f"encoder_{i}") if both_ways else rnn
         layer_input = keras.layers.Dropout(config.dropout, name=f"encoder_dropout_{i}")(x) if i > 0 else x
         output, *finals = layer(layer_input)

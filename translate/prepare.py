@@ -104,7 +104,7 @@ def _read_pairs(src_path: Path, tgt_path: Path, limit: int | None = None) -> lis
 
 
 def _pair_hash(source: str, target: str) -> int:
-    return int.from_bytes(hashlib.blake2b(f"{source}\t{target}".encode("utf-8"), digest_size=8).digest(), "little")
+    return int.from_bytes(hashlib.blake2b(f"{source}\t{target}".encode(), digest_size=8).digest(), "little")
 
 
 class _Pass1:

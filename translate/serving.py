@@ -39,11 +39,11 @@ import base64
 import http.client
 import json
 import logging
-import socket
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from translate.layout import SIGNATURE
 
@@ -351,7 +351,7 @@ class Client:
                     # Not TF Serving's {"error": ...}: a proxy's page, say. Name who answered.
                     message = f"{url} answered {_snippet(raw)}" if raw.strip() else f"{url}: {err.reason}"
                 raise ServingError(str(message), http_status=err.code) from None
-            except (urllib.error.URLError, socket.timeout, ConnectionError) as err:
+            except (TimeoutError, urllib.error.URLError, ConnectionError) as err:
                 reason = getattr(err, "reason", err)
                 refused = isinstance(reason, ConnectionRefusedError)
                 if attempt < self.retries and (idempotent or refused):

@@ -65,7 +65,7 @@ class Batching:
     num_batch_threads: int = 0  # 0: the cores of the machine that writes the file
     max_enqueued_batches: int = 8
 
-    def resolved(self) -> "Batching":
+    def resolved(self) -> Batching:
         threads = self.num_batch_threads or os.cpu_count() or 1
         if self.max_batch_size < 1 or self.batch_timeout_micros < 0 or threads < 1 or self.max_enqueued_batches < 1:
             raise ValueError(f"batching values must be positive: {self}")

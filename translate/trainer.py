@@ -51,7 +51,7 @@ class GradNormModel(keras.Model):
             self.grad_norm_tracker.update_state(self._global_norm(gradients))
             self.optimizer.apply_gradients(zip(gradients, trainable_weights))
         else:
-            warnings.warn("The model does not have any trainable weights.")
+            warnings.warn("The model does not have any trainable weights.", stacklevel=2)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def _global_norm(self, gradients):

@@ -33,8 +33,17 @@ import keras
 import tensorflow as tf
 
 from translate.atomic import remove_stale_temporaries
-from translate.callbacks import (AttentionImages, DevBleu, EpochCheckpoints, HistoryCsv, ResumableBackup, StopOnNaN,
-                                 TimeBudget, TrainingLogs, trim_history)
+from translate.callbacks import (
+    AttentionImages,
+    DevBleu,
+    EpochCheckpoints,
+    HistoryCsv,
+    ResumableBackup,
+    StopOnNaN,
+    TimeBudget,
+    TrainingLogs,
+    trim_history,
+)
 from translate.config import Config, load_config, save_config
 from translate.distribute import load_prepared_for_workers, make_strategy, output_dir, worker_backup_dir
 from translate.evaluation import score, translate_in_batches
@@ -43,8 +52,15 @@ from translate.losses import MaskedAccuracy, SmoothedCrossEntropy
 from translate.model import Seq2Seq, build_models
 from translate.pipeline import make_dataset, pairs_from_files, pairs_from_memory
 from translate.prepare import Prepared, prepare_or_load
-from translate.run_folder import (BACKUP_DIR, BEST_WEIGHTS, CHECKPOINTS_DIR, CONFIG, HISTORY, check_train,
-                                  remove_previous_training)
+from translate.run_folder import (
+    BACKUP_DIR,
+    BEST_WEIGHTS,
+    CHECKPOINTS_DIR,
+    CONFIG,
+    HISTORY,
+    check_train,
+    remove_previous_training,
+)
 from translate.schedules import InverseSqrt
 from translate.text import vocab_size_of
 from translate.trainer import GradNormModel

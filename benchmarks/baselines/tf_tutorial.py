@@ -69,6 +69,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_text as tf_text  # noqa: E402
+
 from report import emit, machine  # noqa: E402
 from timing import peak_rss_mb, time_decoding, train_for_budget  # noqa: E402
 

@@ -26,8 +26,10 @@ Error texts follow TF Serving's source (``predict_util.cc``,
 where a message comes from TensorFlow itself (a wrong input dtype) the
 stand-in checks the same thing first and words it as TensorFlow does.
 
-Not a test file (no ``test_`` prefix); tests, the notebook and
-``benchmarks/serving.py`` import it with ``tests/`` on ``sys.path``.
+Part of :mod:`translate.testing`: the tests, notebook 03 and
+``benchmarks/serving.py`` and ``benchmarks/soak.py`` import it as
+``translate.testing.serving_standin`` (it imports TensorFlow; ``import
+translate`` and ``import translate.testing`` do not).
 """
 
 from __future__ import annotations
@@ -50,8 +52,14 @@ import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
 from google.protobuf import json_format, text_format
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
-                                     predict_pb2, prediction_log_pb2, prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_log_pb2,
+    prediction_service_pb2_grpc,
+)
 from tensorflow_serving.config import model_server_config_pb2
 
 log = logging.getLogger(__name__)
@@ -211,7 +219,7 @@ class BatchingOptions:
     max_enqueued_batches: int = 8
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "BatchingOptions":
+    def from_file(cls, path: str | Path) -> BatchingOptions:
         """Reads the fields of a ``batching_parameters.txt`` (``name { value: N }`` lines)."""
         values = dict(re.findall(r"^\s*(\w+)\s*\{\s*value:\s*(\d+)\s*\}", Path(path).read_text(encoding="utf-8"), re.M))
         known = {k: int(v) for k, v in values.items() if k in cls.__dataclass_fields__}
@@ -265,7 +273,8 @@ class StandIn:
 
     def _load(self, config) -> None:
         base = Path(config.base_path)
-        present = sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()) if base.is_dir() else []
+        present = (sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
+                   if base.is_dir() else [])
         policy = config.model_version_policy.WhichOneof("policy_choice") or "latest"
         if policy == "specific":
             wanted = sorted(config.model_version_policy.specific.versions)
@@ -427,7 +436,7 @@ class StandIn:
 
     # -- servers ----------------------------------------------------------------
 
-    def start(self) -> "StandIn":
+    def start(self) -> StandIn:
         self.http = ThreadingHTTPServer(("127.0.0.1", self._rest_port), _rest_handler(self))
         self.http.daemon_threads = True
         threading.Thread(target=self.http.serve_forever, daemon=True, name="standin-rest").start()
