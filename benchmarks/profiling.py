@@ -1,31 +1,4 @@
-"""Where the time goes: one training epoch and one decode of the test split, profiled.
-
-    python benchmarks/profiling.py --preset quick --model saved_models/translator \\
-        --out benchmarks/results/profiling.json
-
-Three views, each printed as a top-N list and kept in the JSON:
-
-1. **Python (cProfile)** of one training epoch through ``translate``'s own
-   ``fit`` setup (the callbacks included): shows how much of the epoch is the
-   compiled step (``TFE_Py_Execute``) and how much is Python around it
-   (callbacks, the input pipeline's Python side, logging).
-2. **TensorFlow ops of the training step** (``tf.profiler`` trace of
-   ``--trace-steps`` steps): the self time of each op, summed over the
-   TensorFlow compute threads, grouped by op (layer path and kernel, with
-   loop and call prefixes folded away) and by kernel type.
-3. **TensorFlow ops of decoding**: the same trace over translating the whole
-   test split (Romans for the built-in Bible) in batches of 64 with
-   ``--model`` (default: export the model of step 2, untrained: worst case).
-
-Also measured: the share of padding in training batches with and without
-length bucketing, and decoding speed over the test split in corpus order
-against sorted by length (as ``translate evaluate`` batches).
-
-The trace is read from the profiler's ``.xplane.pb`` with the protobuf
-classes that TensorFlow ships, so no TensorBoard plugin is needed (open the
-same folder in TensorBoard's profiler to browse it). Self time: an op's
-duration minus that of the ops nested in it on the same thread.
-"""
+"""Where the time goes and how close training comes to the machine: ``profile`` and ``utilization``."""
 
 from __future__ import annotations
 
@@ -41,10 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from report import emit, machine
+from benchmarks.harness import emit, machine, measure_training, prepare_split, subcommand
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# --- profile ----------------------------------------------------------------------------------
 
 # Prefixes of a traced op's name that say where it runs, not what it is.
 _NOISE = [re.compile(p) for p in (r"(StatefulPartitionedCall|PartitionedCall)(_\d+)?/", r"while/body/_\d+/",
@@ -181,73 +153,84 @@ def traced(function, trace_dir: str) -> float:
     return seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="quick")
-    parser.add_argument("--model", action="append", default=[],
-                        help="an export to profile decoding with; repeat for several (default: the untrained model)")
-    parser.add_argument("--trace-steps", type=int, default=20, help="training steps under the op trace")
-    parser.add_argument("--epoch-steps", type=int, help="cut the profiled epoch to this many steps (default: all)")
-    parser.add_argument("--top", type=int, default=12)
-    parser.add_argument("--trace-dir", help="keep the traces here (default: a temporary folder)")
-    parser.add_argument("--out", help="also write the JSON here")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
-    args = parser.parse_args()
+def profile(args: argparse.Namespace) -> None:
+    """Where the time goes: one training epoch and one decode of the test split, profiled.
 
+        python -m benchmarks profile --preset quick --model saved_models/translator \\
+            --out benchmarks/results/profiling.json
+
+    Three views, each printed as a top-N list and kept in the JSON:
+
+    1. **Python (cProfile)** of one training epoch through ``translate``'s own
+       ``fit`` setup (the callbacks included): shows how much of the epoch is
+       the compiled step (``TFE_Py_Execute``) and how much is Python around it
+       (callbacks, the input pipeline's Python side, logging).
+    2. **TensorFlow ops of the training step** (``tf.profiler`` trace of
+       ``--trace-steps`` steps): the self time of each op, summed over the
+       TensorFlow compute threads, grouped by op (layer path and kernel, with
+       loop and call prefixes folded away) and by kernel type.
+    3. **TensorFlow ops of decoding**: the same trace over translating the
+       whole test split (Romans for the built-in Bible) in batches of 64 with
+       ``--model`` (default: export the model of step 2, untrained: worst case).
+
+    Also measured: the share of padding in training batches with and without
+    length bucketing, and decoding speed over the test split in corpus order
+    against sorted by length (as ``translate evaluate`` batches).
+
+    The trace is read from the profiler's ``.xplane.pb`` with the protobuf
+    classes that TensorFlow ships, so no TensorBoard plugin is needed (open the
+    same folder in TensorBoard's profiler to browse it). Self time: an op's
+    duration minus that of the ops nested in it on the same thread.
+    """
     import keras
     import tensorflow as tf
 
     import translate
-    from translate.config import load_config
     from translate.export import export
-    from translate.prepare import prepare
     from translate.training import build_run, compile_for_training, make_callbacks, training_dataset
 
-    work = tempfile.TemporaryDirectory()
-    trace_root = Path(args.trace_dir or work.name)
-    config = load_config(args.preset, overrides=[*args.overrides, f"run_dir={work.name}/run",
-                                                 "train.tensorboard=false"])
-    prepared = prepare(config, progress=False)
-    keras.utils.set_random_seed(config.train.seed)
-    run = build_run(config, prepared.run_dir, prepared.src_model, prepared.tgt_model)
-    compile_for_training(run, config)
-    data = training_dataset(run, config, prepared)
-    report = {"preset": args.preset, "overrides": args.overrides, "machine": machine(),
-              "tensorflow": tf.__version__}
+    with tempfile.TemporaryDirectory() as work:
+        trace_root = Path(args.trace_dir or work)
+        config, prepared = prepare_split(args.preset, [*args.overrides, "train.tensorboard=false"], tmp=work)
+        keras.utils.set_random_seed(config.train.seed)
+        run = build_run(config, prepared.run_dir, prepared.src_model, prepared.tgt_model)
+        compile_for_training(run, config)
+        data = training_dataset(run, config, prepared)
+        report = {"preset": args.preset, "overrides": args.overrides, "machine": machine(),
+                  "tensorflow": tf.__version__}
 
-    report["padding_fraction"] = padding(run, config, prepared)
+        report["padding_fraction"] = padding(run, config, prepared)
 
-    # 1. One epoch under cProfile, with the callbacks `translate train` uses.
-    callbacks = make_callbacks(run, config, prepared.read("dev")[: config.train.dev_sentences])
-    profiler = cProfile.Profile()
-    started = time.perf_counter()
-    profiler.enable()
-    epoch = data.take(args.epoch_steps) if args.epoch_steps else data
-    run.models.training.fit(epoch, epochs=1, callbacks=callbacks, verbose=0)
-    profiler.disable()
-    report["epoch_seconds"] = round(time.perf_counter() - started, 1)
-    stats = pstats.Stats(profiler)
-    for key, column in (("python_cumulative_s", 3), ("python_self_s", 2)):
-        rows = sorted(((f"{Path(f).name}:{line}({fn})", s[column]) for (f, line, fn), s in stats.stats.items()),
-                      key=lambda r: -r[1])
-        report[key] = [{"function": name, "seconds": round(s, 1)} for name, s in rows[: args.top]]
+        # 1. One epoch under cProfile, with the callbacks `translate train` uses.
+        callbacks = make_callbacks(run, config, prepared.read("dev")[: config.train.dev_sentences])
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        profiler.enable()
+        epoch = data.take(args.epoch_steps) if args.epoch_steps else data
+        run.models.training.fit(epoch, epochs=1, callbacks=callbacks, verbose=0)
+        profiler.disable()
+        report["epoch_seconds"] = round(time.perf_counter() - started, 1)
+        stats = pstats.Stats(profiler)
+        for key, column in (("python_cumulative_s", 3), ("python_self_s", 2)):
+            rows = sorted(((f"{Path(f).name}:{line}({fn})", s[column]) for (f, line, fn), s in stats.stats.items()),
+                          key=lambda r: -r[1])
+            report[key] = [{"function": name, "seconds": round(s, 1)} for name, s in rows[: args.top]]
 
-    # 2. Ops of the training step.
-    batches = list(data.take(args.trace_steps))
-    step = run.models.training.train_on_batch
-    step(*batches[0])  # warm
-    train_dir = str(trace_root / "train")
-    seconds = traced(lambda: [step(inputs, target) for inputs, target in batches], train_dir)
-    by_op, by_kind, total = op_self_times(train_dir)
-    report["train_trace"] = {"steps": len(batches), "wall_seconds": round(seconds, 2), "op_ms": round(total, 1),
-                             "top_ops": top(by_op, total, args.top), "top_kinds": top(by_kind, total, args.top)}
+        # 2. Ops of the training step.
+        batches = list(data.take(args.trace_steps))
+        step = run.models.training.train_on_batch
+        step(*batches[0])  # warm
+        train_dir = str(trace_root / "train")
+        seconds = traced(lambda: [step(inputs, target) for inputs, target in batches], train_dir)
+        by_op, by_kind, total = op_self_times(train_dir)
+        report["train_trace"] = {"steps": len(batches), "wall_seconds": round(seconds, 2), "op_ms": round(total, 1),
+                                 "top_ops": top(by_op, total, args.top), "top_kinds": top(by_kind, total, args.top)}
 
-    # 3. Ops of decoding the test split, batch 64, with each model.
-    sources = [s for s, _ in prepared.read("test")]
-    batches_of_64 = [sources[i : i + 64] for i in range(0, len(sources), 64)]
-    report["decode_traces"] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = args.model or [export(run.graph, config, prepared.src_model, prepared.tgt_model, tmp, "profile")]
+        # 3. Ops of decoding the test split, batch 64, with each model.
+        sources = [s for s, _ in prepared.read("test")]
+        batches_of_64 = [sources[i : i + 64] for i in range(0, len(sources), 64)]
+        report["decode_traces"] = []
+        paths = args.model or [export(run.graph, config, prepared.src_model, prepared.tgt_model, work, "profile")]
         for number, path in enumerate(paths):
             translator = translate.load(path)
             translator(batches_of_64[0])  # warm
@@ -268,5 +251,181 @@ def main() -> None:
             print(f"  {100 * row['share']:5.1f}%  {row['name']}", file=sys.stderr)
 
 
-if __name__ == "__main__":
-    main()
+# --- utilization ------------------------------------------------------------------------------
+
+# Weight-path prefixes and where they run.
+PER_SOURCE = ("encoder", "U/", "W_a/")  # the encoder RNNs; attention keys are projected once per source piece
+PER_SENTENCE = ("bridge",)
+PER_TARGET = ("decoder/", "logits/")
+
+
+def matrix_flops(shape) -> int:
+    """Forward FLOPs of one vector through a ``[in, out]`` kernel: a multiply and an add per weight."""
+    rows, cols = shape
+    return 2 * int(rows) * int(cols)
+
+
+def flops_per_target_token(model, attention: str, memory_dim: int, attention_units: int,
+                           src_len: float, tgt_len: float) -> dict:
+    """Forward and training FLOPs per target piece, from ``model``'s weight shapes.
+
+    Args:
+        model: the training ``keras.Model`` (its ``weights``).
+        attention: ``model.attention`` of the config.
+        memory_dim: width of the encoder output ``h_j``.
+        attention_units: width of the additive score's hidden layer.
+        src_len, tgt_len: mean real source and target pieces per sentence.
+    Returns:
+        ``{"per_source_piece", "per_sentence", "per_target_piece", "attention", "forward", "training"}``,
+        FLOPs, with ``forward``/``training`` per target piece.
+    Raises:
+        ValueError: on a weight matrix this count does not place (so none is silently left out).
+    """
+    per_source = per_sentence = per_target = 0
+    for weight in model.weights:
+        path = weight.path
+        if len(weight.shape) != 2 or "embedding" in path or path.endswith("/bias"):
+            continue  # a table lookup or a bias add: no matmul
+        if path.startswith(PER_SOURCE):
+            per_source += matrix_flops(weight.shape)
+        elif path.startswith(PER_SENTENCE):
+            per_sentence += matrix_flops(weight.shape)
+        elif path.startswith(PER_TARGET):
+            if path.startswith("decoder/attention/"):
+                continue  # counted with the scores below: the additive W and v
+            per_target += matrix_flops(weight.shape)
+        else:
+            raise ValueError(f"weight {path} {tuple(weight.shape)}: not placed as source, sentence or target work")
+    # Per target piece, over the source positions: the context sum_j a_j h_j,
+    # and the scores (dot/general: q . k_j; additive: W q once, then v^T tanh(.) over j).
+    scores_and_context = 0
+    if attention in ("luong_dot", "luong_general"):
+        scores_and_context = 2 * src_len * memory_dim + 2 * src_len * memory_dim
+    elif attention in ("bahdanau", "additive"):
+        query_dim = next(int(w.shape[0]) for w in model.weights if w.path.startswith("decoder/attention/W/"))
+        scores_and_context = (matrix_flops((query_dim, attention_units)) + 2 * src_len * attention_units
+                              + 2 * src_len * memory_dim)
+    forward = per_source * src_len / tgt_len + per_sentence / tgt_len + per_target + scores_and_context
+    return {"per_source_piece": per_source, "per_sentence": per_sentence, "per_target_piece": per_target,
+            "attention": round(scores_and_context), "forward": round(forward), "training": round(3 * forward)}
+
+
+def matmul_gflops(n: int, m: int, k: int, seconds: float = 3.0) -> float:
+    """Best observed fp32 GFLOP/s of ``[n, k] @ [k, m]`` over about ``seconds`` of repeats."""
+    import tensorflow as tf
+
+    a = tf.random.normal([n, k])
+    b = tf.random.normal([k, m])
+    matmul = tf.function(lambda x, y: tf.matmul(x, y))
+    matmul(a, b).numpy()
+    best, deadline = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        for _ in range(10):
+            out = matmul(a, b)
+        out.numpy()
+        best = min(best, (time.perf_counter() - started) / 10)
+    return 2 * n * m * k / best / 1e9
+
+
+def utilization(args: argparse.Namespace) -> None:
+    """How close training comes to the machine: model FLOPs per target token, achieved GFLOP/s, matmul peak.
+
+        python -m benchmarks utilization --preset quick --out benchmarks/results/utilization.json
+
+    In one process, one after the other:
+
+    1. **FLOPs per target token**, counted from the shapes of the model's
+       weight matrices (:func:`flops_per_target_token`): a ``[in, out]``
+       kernel applied to one vector costs ``2 * in * out`` FLOPs (a multiply
+       and an add). Encoder kernels (and the attention's key projection) run
+       once per *source* piece, so they count ``mean source length / mean
+       target length`` times per target piece; the bridge runs once per
+       sentence; the decoder's kernels and the output layer once per target
+       piece; the attention adds its scores and its context over the mean
+       source length. Backward costs twice the forward (a gradient for the
+       input and one for the weight of every matmul), so a training step is
+       3x the forward, the usual count (Kaplan et al. 2020, section 2.1).
+       Elementwise work (gates, softmax) is left out: it is small next to the
+       matmuls and would not run on the matmul units anyway.
+    2. **Achieved training rate**: real (non-pad) target pieces per second of
+       the compiled train step (``throughput``'s loop,
+       ``harness.measure_training``), times the FLOPs per piece. Padding is
+       work the machine does but not useful work, so it is not counted as
+       achieved.
+    3. **The machine's fp32 matmul rate**, measured here: ``tf.matmul`` of
+       two ``2048 x 2048`` float32 matrices on all the process's cores (the
+       best of several runs), and, for reference, at the shape of the model's
+       largest matmul (the output layer over one batch).
+
+    Utilization = achieved / matmul peak. Prints JSON and a one-line summary.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from translate.config import memory_size
+    from translate.training import training_dataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config, prepared = prepare_split(args.preset, args.overrides, tmp=tmp)
+        training, run = measure_training(config, prepared, args.warmup, args.steps)
+        # Mean real lengths of what training sees (the length filter applied), with EOS/BOS as the model sees them.
+        src_real = tgt_real = sentences = 0
+        for (source, _), target_out in training_dataset(run, config, prepared):
+            src_real += int(np.count_nonzero(source.numpy()))
+            tgt_real += int(np.count_nonzero(target_out.numpy()))
+            sentences += int(source.shape[0])
+    src_len, tgt_len = src_real / sentences, tgt_real / sentences
+
+    m = config.model
+    flops = flops_per_target_token(run.models.training, m.attention, memory_size(m), m.attention_units,
+                                   src_len, tgt_len)
+    achieved = flops["training"] * training["train_target_tokens_per_s"] / 1e9
+    peak = matmul_gflops(2048, 2048, 2048)
+    output_dim = int(run.models.training.get_layer("logits").kernel.shape[0])
+    rows = config.train.batch_size * round(tgt_len)
+    vocab = int(run.models.training.get_layer("logits").kernel.shape[1])
+    at_model_shape = matmul_gflops(rows, vocab, output_dim)
+    report = {
+        "preset": args.preset,
+        "overrides": args.overrides,
+        "machine": machine(),
+        "tensorflow": tf.__version__,
+        "precision": config.train.precision,
+        "cores": len(os.sched_getaffinity(0)),
+        "mean_source_pieces": round(src_len, 2),
+        "mean_target_pieces": round(tgt_len, 2),
+        "flops": flops,
+        **training,
+        "achieved_gflops": round(achieved, 1),
+        "matmul_fp32_gflops_2048": round(peak, 1),
+        f"matmul_fp32_gflops_output_layer_{rows}x{output_dim}x{vocab}": round(at_model_shape, 1),
+        "utilization": round(achieved / peak, 3),
+    }
+    emit(report, args.out)
+    print(f"{flops['training'] / 1e6:.2f} MFLOP per target piece (training) x "
+          f"{training['train_target_tokens_per_s']:,.0f} pieces/s = {achieved:.1f} GFLOP/s; "
+          f"fp32 matmul peak {peak:.1f} GFLOP/s; utilization {100 * achieved / peak:.1f}%", file=sys.stderr)
+
+
+# --- the command line ---------------------------------------------------------------------
+
+def register(commands) -> None:
+    p = subcommand(commands, "profile", profile, "where the time goes: cProfile and op traces (profiling.json)")
+    p.add_argument("--preset", default="quick")
+    p.add_argument("--model", action="append", default=[],
+                   help="an export to profile decoding with; repeat for several (default: the untrained model)")
+    p.add_argument("--trace-steps", type=int, default=20, help="training steps under the op trace")
+    p.add_argument("--epoch-steps", type=int, help="cut the profiled epoch to this many steps (default: all)")
+    p.add_argument("--top", type=int, default=12)
+    p.add_argument("--trace-dir", help="keep the traces here (default: a temporary folder)")
+    p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+
+    p = subcommand(commands, "utilization", utilization, "FLOPs per target piece, achieved GFLOP/s, matmul peak "
+                   "(utilization*.json)")
+    p.add_argument("--preset", default="quick")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")

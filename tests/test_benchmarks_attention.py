@@ -1,4 +1,4 @@
-"""Smoke tests of benchmarks/attention_speed.py (issue 17) on the tiny corpus and model."""
+"""Smoke tests of ``python -m benchmarks attention`` (issue 17) on the tiny corpus and model."""
 
 from __future__ import annotations
 
@@ -8,12 +8,10 @@ import sys
 
 from conftest import REPO, TINY_OVERRIDES
 
-SCRIPT = REPO / "benchmarks" / "attention_speed.py"
-
 
 def run_script(*args, tmp_path) -> dict:
     out = tmp_path / "report.json"
-    subprocess.run([sys.executable, str(SCRIPT), *args, "--out", str(out)], check=True, cwd=REPO,
+    subprocess.run([sys.executable, "-m", "benchmarks", "attention", *args, "--out", str(out)], check=True, cwd=REPO,
                    stdout=subprocess.DEVNULL, timeout=600)
     return json.loads(out.read_text(encoding="utf-8"))
 

@@ -1,8 +1,8 @@
 """Smoke tests of the side-by-side benchmark (issue 9): the TF tutorial baseline and compare.py's ratios.
 
-The full ``benchmarks/compare.py`` trains three models for 15 minutes each;
+The full ``python -m benchmarks compare`` trains three models for 15 minutes each;
 here the baseline runs end to end in a tiny setting (a few seconds of
-training on the tiny corpus, a 5-step decoding loop), and compare.py's
+training on tests/data/tiny.tsv, a 5-step decoding loop), and compare.py's
 ratios and table are checked on reports shaped like the real ones.
 """
 
@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import compare
+
 REPO = Path(__file__).resolve().parent.parent
-BENCHMARKS = REPO / "benchmarks"
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def baseline(prepared_tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("baseline") / "baseline.json"
     # One batch holds the whole tiny split, so every step has the same shape and traces once.
     subprocess.run(
-        [sys.executable, str(BENCHMARKS / "baselines" / "tf_tutorial.py"), "--run-dir", str(prepared_tiny.run_dir),
+        [sys.executable, "-m", "benchmarks", "baseline", "--run-dir", str(prepared_tiny.run_dir),
          "--minutes", "0.02", "--units", "16", "--batch-size", "64", "--max-length", "5", "--warmup-steps", "1",
          "--repeats", "1", "--out", str(out)],
         check=True, cwd=REPO, stdout=subprocess.DEVNULL, timeout=300)
@@ -54,9 +55,6 @@ def test_baseline_reports_positive_figures(baseline, prepared_tiny):
 
 
 def test_compare_ratios_and_table(baseline):
-    sys.path.insert(0, str(BENCHMARKS))
-    import compare
-
     ours = {"parameters": 1000, "src_vocab_size": 400, "tgt_vocab_size": 400, "epochs": 1.0,
             "train_sentences_per_s": 2 * baseline["train_sentences_per_s"], "train_target_tokens_per_s": 50.0,
             "greedy_sentences_per_s_batch_1": 10.0, "greedy_tokens_per_s_batch_1": 100.0,
@@ -94,11 +92,10 @@ def test_compare_ratios_and_table(baseline):
                             "ignore:.*was called on layer:UserWarning")
 def test_baseline_attention_ignores_padding(prepared_tiny):
     """Keras 3 drops masks at custom layers; the port must still mask the padded context, as Keras 2 did."""
-    sys.path.insert(0, str(BENCHMARKS / "baselines"))
     import numpy as np
     import tensorflow as tf
 
-    import tf_tutorial
+    from benchmarks.baselines import tf_tutorial
 
     model, dataset, _ = tf_tutorial.build(prepared_tiny.run_dir, units=8, batch_size=8, seed=1)
     (context, target_in), _ = next(iter(dataset))

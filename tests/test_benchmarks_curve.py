@@ -1,4 +1,4 @@
-"""Smoke test of benchmarks/learning_curve.py on a tiny run trained with epoch checkpoints."""
+"""Smoke test of ``python -m benchmarks curve`` on a tiny run trained with epoch checkpoints."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def test_learning_curve_scores_every_kept_epoch_and_the_best_checkpoint(tmp_path
     run = train(tiny_config(tmp_path, "train.epochs=3", "train.steps_per_epoch=3", "train.keep_checkpoints=5"),
                 verbose=0)
     out, png = tmp_path / "curve.json", tmp_path / "curve.png"
-    subprocess.run([sys.executable, str(REPO / "benchmarks" / "learning_curve.py"), str(run.run_dir),
+    subprocess.run([sys.executable, "-m", "benchmarks", "curve", str(run.run_dir),
                     "--batch-size", "8", "--out", str(out), "--png", str(png)],
                    check=True, cwd=REPO, stdout=subprocess.DEVNULL, timeout=600)
     report = json.loads(out.read_text(encoding="utf-8"))

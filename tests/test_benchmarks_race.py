@@ -1,4 +1,4 @@
-"""The race in turns of benchmarks/race.py (issue 9): its protocol and ratios, with stand-in workers,
+"""The race in turns of ``python -m benchmarks race`` (issue 9): its protocol and ratios, with stand-in workers,
 and the real workers' events on the tiny model."""
 
 from __future__ import annotations
@@ -12,37 +12,33 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-BENCHMARKS = REPO / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
+from benchmarks import compare, harness
 
-import race  # noqa: E402
-
-# A stand-in contestant: each event reports a fixed time for 10 sentences (argv: event=seconds ...).
-STAND_IN = f"""
+# A stand-in contestant (run from the repository root, as every worker is): each event reports a fixed time
+# for 10 sentences (argv: event=seconds ...).
+STAND_IN = """
 import sys
-sys.path.insert(0, {str(BENCHMARKS)!r})
-import race
+from benchmarks.harness import serve
 
 def turn(seconds):
     def run():
         if seconds < 0:
             raise RuntimeError("this event breaks")
-        return {{"seconds": seconds, "sentences": 10, "tokens": 100}}
+        return {"seconds": seconds, "sentences": 10, "tokens": 100}
     return run
 
-race.serve({{name: turn(float(s)) for name, s in (arg.split("=") for arg in sys.argv[1:])}})
+serve({name: turn(float(s)) for name, s in (arg.split("=") for arg in sys.argv[1:])})
 """
 
 
-def stand_in(name: str, *events: str) -> race.Worker:
-    return race.Worker(name, [sys.executable, "-c", STAND_IN, *events], dict(os.environ))
+def stand_in(name: str, *events: str) -> harness.Worker:
+    return harness.Worker(name, [sys.executable, "-c", STAND_IN, *events], dict(os.environ))
 
 
 def test_serve_answers_each_event_and_names_errors():
     out = io.StringIO()
     events = {"fast": lambda: {"seconds": 1.0}, "broken": lambda: 1 / 0}
-    race.serve(events, iter(["fast\n", "\n", "nope\n", "broken\n", "quit\n", "fast\n"]), out)
+    harness.serve(events, iter(["fast\n", "\n", "nope\n", "broken\n", "quit\n", "fast\n"]), out)
     answers = out.getvalue().splitlines()
     assert answers[0] == 'RACE {"ready": ["broken", "fast"]}'
     assert json.loads(answers[1].removeprefix("RACE ")).keys() == {"seconds", "idle_cpu_seconds"}
@@ -57,13 +53,14 @@ def test_race_ratios_take_the_faster_baseline_each_round():
                "ours_equal": stand_in("ours_equal", "train=1"),
                "ours_quick": stand_in("ours_quick", "greedy_b64=0.5", "beam5_b64=1")}
     try:
-        turns = race.take_turns(workers, rounds=3)
+        turns = harness.take_turns({name: worker.turns() for name, worker in workers.items()}, rounds=3,
+                                   warmup_turns=2)
     finally:
         for worker in workers.values():
             worker.close()
     assert {name: len(runs) for name, runs in turns["train"].items()} == {
         "baseline": 3, "baseline_serial_ops": 3, "ours_equal": 3}
-    report = race.summarize(turns)
+    report = compare.summarize_race(turns)
     assert report["ratios"] == {"train_speedup": 2.0, "greedy_speedup_b64": 2.0, "beam5_over_greedy_b64": 0.5}
     assert report["per_round"]["train_speedup"] == [2.0, 2.0, 2.0]
     assert report["rates"]["greedy_b64"]["ours_quick"] == {"sentences_per_s": 20.0, "tokens_per_s": 200.0}
@@ -77,7 +74,7 @@ def test_a_broken_or_missing_worker_is_named():
     finally:
         worker.close()
     with pytest.raises(RuntimeError, match="race worker gone exited with code 3"):
-        race.Worker("gone", [sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ))
+        harness.Worker("gone", [sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ))
 
 
 @pytest.mark.filterwarnings("ignore:.*does not support masking:UserWarning",
@@ -89,11 +86,11 @@ def test_real_workers_train_and_decode_in_turns(tiny_run, tiny_export):
         set=["model.embedding_dim=8", "model.encoder_units=4", "model.decoder_units=8", "model.attention_units=8",
              "train.batch_size=8"])
     test_sentences = len((Path(args.run_dir) / "data" / "test.src").read_text(encoding="utf-8").splitlines())
-    for events in (race.baseline_worker(args), race.ours_worker(args)):
+    for events in (compare.baseline_worker(args), compare.ours_worker(args)):
         assert sorted(events) == ["greedy_b1", "greedy_b64", "train"]
         trained = events["train"]()
         assert trained["steps"] >= 1 and trained["sentences"] == 8 * trained["steps"] and trained["seconds"] > 0
         for size in (1, 64):
             decoded = events[f"greedy_b{size}"]()
-            assert decoded["sentences"] == 2 * min(test_sentences, race.DECODE_SENTENCES[size])
+            assert decoded["sentences"] == 2 * min(test_sentences, harness.DECODE_SENTENCES[size])
             assert decoded["seconds"] > 0

@@ -1,4 +1,5 @@
-"""The pieces of the speed benchmarks that compute numbers (issue 9): FLOP counts, op-trace reading.
+"""The pieces of the benchmark suite that compute numbers (issue 9): FLOP counts, op-trace reading, the
+harness's timed loops; and its entry point, ``python -m benchmarks``.
 
 The benchmarks themselves run for minutes; here their arithmetic is checked
 on tiny models against counts done by hand.
@@ -6,13 +7,11 @@ on tiny models against counts done by hand.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
 
 
 def tiny_model(attention: str, **sizes):
@@ -25,7 +24,7 @@ def tiny_model(attention: str, **sizes):
 
 
 def test_flops_of_a_luong_dot_model_match_a_count_by_hand():
-    from utilization import flops_per_target_token
+    from benchmarks.profiling import flops_per_target_token
 
     model = tiny_model("luong_dot")
     flops = flops_per_target_token(model, "luong_dot", memory_dim=12, attention_units=5, src_len=10, tgt_len=5)
@@ -43,7 +42,7 @@ def test_flops_of_a_luong_dot_model_match_a_count_by_hand():
 
 
 def test_additive_attention_counts_its_query_projection_and_scores():
-    from utilization import flops_per_target_token
+    from benchmarks.profiling import flops_per_target_token
 
     model = tiny_model("additive")
     flops = flops_per_target_token(model, "additive", memory_dim=12, attention_units=5, src_len=10, tgt_len=5)
@@ -54,7 +53,7 @@ def test_additive_attention_counts_its_query_projection_and_scores():
 
 
 def test_a_weight_the_count_cannot_place_is_an_error():
-    from utilization import flops_per_target_token
+    from benchmarks.profiling import flops_per_target_token
 
     class Weight:
         path, shape = "mystery/kernel", (3, 4)
@@ -67,7 +66,7 @@ def test_a_weight_the_count_cannot_place_is_an_error():
 
 
 def test_op_names_lose_their_call_and_loop_prefixes():
-    from profiling import readable
+    from benchmarks.profiling import readable
 
     name = "StatefulPartitionedCall/while/body/_169/while/decoder_step_1/decoder_1/attention_1/einsum/Einsum:_MklEinsum"
     assert readable(name) == "decoder_step/decoder/attention/einsum/Einsum:_MklEinsum"
@@ -76,7 +75,7 @@ def test_op_names_lose_their_call_and_loop_prefixes():
 def test_a_trace_of_a_matmul_attributes_time_to_it(tmp_path):
     import tensorflow as tf
 
-    from profiling import op_self_times, traced
+    from benchmarks.profiling import op_self_times, traced
 
     a = tf.random.normal([256, 256])
     work = tf.function(lambda x: tf.reduce_sum(tf.matmul(x, x)))
@@ -89,7 +88,7 @@ def test_a_trace_of_a_matmul_attributes_time_to_it(tmp_path):
 
 
 def test_quality_tables_name_real_config_keys():
-    from quality_at_budget import TABLES
+    from benchmarks.quality import TABLES
     from translate.config import load_config
 
     for variants in TABLES.values():
@@ -98,7 +97,7 @@ def test_quality_tables_name_real_config_keys():
 
 
 def test_seed_summary_gives_mean_and_spread_per_variant():
-    from quality_at_budget import seed_summary
+    from benchmarks.quality import seed_summary
 
     rows = [{"variant": f"{name}, seed {seed}", "epochs": 5, "dev_bleu": bleu, "dev_chrf": 30.0,
              "test_bleu": bleu + 1, "test_chrf": 40.0 + seed}
@@ -113,57 +112,55 @@ def test_seed_summary_gives_mean_and_spread_per_variant():
 
 
 def test_linear_fit_recovers_a_line():
-    from scaling import linear_fit
+    from benchmarks.speed import linear_fit
 
     fit = linear_fit([1, 2, 3, 4], [3.0, 5.0, 7.0, 9.0])
     assert fit == {"intercept": 1.0, "slope": 2.0, "r2": 1.0}
 
 
-def test_take_turns_alternates_rounds_and_counts_each_runs_own_batches():
+def test_train_in_turns_rotates_the_order_and_counts_each_runs_own_batches():
     import time
-    import types
 
     import numpy as np
 
-    from gru_step import take_turns
+    from benchmarks.harness import train_in_turns
 
     calls = []
 
     def contestant(name, batch_size):
-        def train_on_batch(x, y):
+        def step(x, y):
             calls.append((name, int(x[0].shape[0])))
             time.sleep(0.01)
 
-        model = types.SimpleNamespace(train_on_batch=train_on_batch)
-        batches = [((np.zeros((batch_size, 3)), np.zeros((batch_size, 2))), np.zeros((batch_size, 2)))] * 5
-        return types.SimpleNamespace(models=types.SimpleNamespace(training=model)), batches
+        batches = [((np.zeros((batch_size, 3)), np.zeros((batch_size, 2))), np.ones((batch_size, 2)))] * 5
+        return step, batches
 
-    result = take_turns({"a": contestant("a", 4), "b": contestant("b", 2)}, steps=2, rounds=2, warmup=1)
-    # Warm-up of each, then rounds of 2 steps in turns: a a b b a a b b.
-    assert [name for name, _ in calls] == ["a", "b", "a", "a", "b", "b", "a", "a", "b", "b"]
+    result = train_in_turns({"a": contestant("a", 4), "b": contestant("b", 2)}, steps=2, rounds=2, warmup=1)
+    # Warm-up of each, then rounds of 2 steps in turns, the order rotating: a a b b, then b b a a.
+    assert [name for name, _ in calls] == ["a", "b", "a", "a", "b", "b", "b", "b", "a", "a"]
     assert set(result["ms_per_step"]) == {"a", "b"} and len(result["rounds_ms_per_step"]["a"]) == 2
     # Sentences per second count the rows of the batches each run trained on.
     seconds_a = 2 * result["ms_per_step"]["a"] / 1000
     assert result["sentences_per_s"]["a"] == pytest.approx(8 / seconds_a, rel=0.5)
 
 
-def test_a_race_reads_a_prepared_folder_as_it_is_and_refuses_data_overrides(tiny_run):
-    from gru_step import race_setup
+def test_a_benchmark_reads_a_prepared_folder_as_it_is_and_refuses_data_overrides(tiny_run):
+    from benchmarks.harness import prepare_split
 
     run_dir = Path(tiny_run.config.run_dir)
     stats = run_dir / "stats.json"
     before = stats.stat().st_mtime_ns
-    config, prepared = race_setup("quick", str(run_dir), ["train.batch_size=4"], "/nonexistent")
+    config, prepared = prepare_split("quick", ["train.batch_size=4"], run_dir=str(run_dir), tmp="/nonexistent")
     assert stats.stat().st_mtime_ns == before  # not prepared again
     assert config.data == tiny_run.config.data and config.train.batch_size == 4
     assert prepared.src_model == tiny_run.src_model
     with pytest.raises(SystemExit, match="keeps its own data settings; drop data.src_vocab_size=100"):
-        race_setup("quick", str(run_dir), ["data.src_vocab_size=100"], "/nonexistent")
+        prepare_split("quick", ["data.src_vocab_size=100"], run_dir=str(run_dir), tmp="/nonexistent")
     assert stats.stat().st_mtime_ns == before
 
 
 def test_decoding_is_timed_over_whole_passes_and_counts_their_tokens():
-    from timing import decode_passes, time_decoding
+    from benchmarks.harness import decode_passes, time_decoding
 
     batches = []
 
@@ -180,3 +177,45 @@ def test_decoding_is_timed_over_whole_passes_and_counts_their_tokens():
     assert batches[6:] == [4] + [4, 4, 2] * 3
     # Tokens and sentences come from the same (median) pass: 3 tokens a sentence.
     assert rates["decode_tokens_per_s_batch_4"] == pytest.approx(3 * rates["decode_sentences_per_s_batch_4"], rel=0.01)
+
+
+def test_one_training_loop_serves_the_budget_the_turn_and_the_step_count():
+    import numpy as np
+
+    from benchmarks.harness import train_for_budget, train_loop, train_turn
+
+    losses = iter(range(100, 0, -1))
+
+    def step(inputs, target_out):
+        return {"loss": float(next(losses))}
+
+    def batches(size=4):
+        while True:  # 3 real target tokens a sentence
+            yield None, np.array([[5, 6, 7, 0]] * size)
+
+    counted = train_loop(step, batches(), steps=3, warmup_steps=2)
+    assert counted["steps"] == 5 and counted["timed_steps"] == 3 and counted["sentences"] == 20
+    assert counted["timed_sentences"] == 12 and counted["timed_tokens"] == 36
+    assert counted["first_loss"] == 100.0 and counted["losses"] == [98.0, 97.0, 96.0]
+    # A budget of no time still times min_timed_steps after the warm-up; the rates count the timed steps only.
+    budget = train_for_budget(step, batches(), seconds=0, warmup_steps=1, min_timed_steps=2)
+    assert budget["train_steps"] == 3 and budget["train_timed_steps"] == 2 and budget["train_sentences"] == 12
+    assert budget["train_target_tokens"] == 36 and budget["train_first_loss"] == 95.0
+    assert budget["train_final_loss"] == 93.5
+    assert budget["train_target_tokens_per_s"] == pytest.approx(3 * budget["train_sentences_per_s"], rel=0.01)
+    turn = train_turn(lambda *_: None, batches(2), seconds=0)  # one step at least, no losses needed
+    assert turn["steps"] == 1 and turn["sentences"] == 2 and turn["tokens"] == 6 and turn["seconds"] >= 0
+    with pytest.raises(ValueError, match="ran out"):
+        train_loop(step, [(None, np.ones((1, 1)))], steps=2)
+
+
+def test_the_entry_point_runs_every_benchmark_as_a_subcommand():
+    repo = Path(__file__).resolve().parent.parent
+    listed = subprocess.run([sys.executable, "-m", "benchmarks", "--help"], cwd=repo, capture_output=True,
+                            text=True, check=True).stdout
+    for name in ("compare", "ours", "race", "baseline", "throughput", "knobs", "scaling", "attention", "pipeline",
+                 "synthetic-corpus", "profile", "utilization", "quality", "curve", "beam", "serving", "soak"):
+        assert f"    {name} " in listed, name
+    wrong = subprocess.run([sys.executable, "-m", "benchmarks", "beam", "--run", "r", "--bogus"], cwd=repo,
+                           capture_output=True, text=True)
+    assert wrong.returncode == 2 and "unrecognized arguments: --bogus" in wrong.stderr

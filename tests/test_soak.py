@@ -1,4 +1,4 @@
-"""A short run of benchmarks/soak.py (issue 18) on the tiny export: 1,000 mixed requests, every one answered right."""
+"""A short run of ``python -m benchmarks soak`` (issue 18) on the tiny export: 1,000 mixed requests, all answered."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ REQUEST_KINDS = {"rest/good": "OK", "grpc/good": "OK", "rest/empty": "OK", "grpc
 
 def test_a_short_soak_answers_every_request_and_samples_the_servers_memory(tiny_export, tmp_path):
     out = tmp_path / "soak.json"
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "soak.py"), "--model", str(tiny_export.parent),
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "soak", "--model", str(tiny_export.parent),
                              "--requests", "1000", "--threads", "8", "--warmup", "100", "--out", str(out)],
                             cwd=REPO, capture_output=True, text=True, timeout=500)
     assert out.is_file(), result.stderr[-3000:]

@@ -149,7 +149,7 @@ class TrainConfig:
     # the RNN, no input feeding) compiles: XLA cannot take the gradient of the
     # stepwise tf.scan decoder (bahdanau, input feeding). Off by default: XLA
     # compiles each new batch shape, and on the 2-core CPU the quick model's
-    # step took 869 ms with it against 210 without (benchmarks/knobs.py).
+    # step took 869 ms with it against 210 without (`python -m benchmarks knobs`).
     jit_compile: bool = False
     # Stop after this many epochs without a better dev BLEU; null: never.
     early_stopping_patience: int | None = None
@@ -190,8 +190,8 @@ class DecodeConfig:
 
     max_source_pieces: int = 250
     # Beam width K (1 = greedy) and GNMT length penalty alpha (0 = none). The
-    # best test BLEU in benchmarks/beam.py among settings that decode at least
-    # a third as fast as greedy (docs/decisions/beam-width-and-alpha.md).
+    # best test BLEU of `python -m benchmarks beam` among settings that decode
+    # at least a third as fast as greedy (docs/decisions/beam-width-and-alpha.md).
     beam_size: int = 5
     alpha: float = 0.6
     max_length_ratio: float = 1.5

@@ -269,7 +269,7 @@ def beam_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig, be
     instead until no open beam could beat the worst finished one (whose
     bound, with alpha > 0, is the penalty at the max length) made beam
     search up to 2.2 times slower on the quick model for at most +0.2 test
-    BLEU (benchmarks/beam.py).
+    BLEU (``python -m benchmarks beam``).
 
     With ``beam_size=1`` this is :func:`greedy_search`, which returns the same
     output faster.

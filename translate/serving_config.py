@@ -13,9 +13,9 @@ model on CPU:
 * A request's cost is a ``tf.while_loop`` of decoder steps that runs until
   the longest sentence in the batch is finished, so a merged batch costs
   about as much as its longest member. On the 2-core CI machine beam 5 ran
-  31.9 sentences/s at batch 1 and 89.4 at batch 64 (benchmarks/throughput.py
-  at commit 5dd70df; no results file backs these two figures, see
-  docs/serving.md): most of
+  31.9 sentences/s at batch 1 and 89.4 at batch 64 (benchmarks/throughput.py,
+  now ``python -m benchmarks throughput``, at commit 5dd70df; no results file
+  backs these two figures, see docs/serving.md): most of
   the gain is there by 32, while batches of 64 make every short sentence wait
   for the longest of 64. ``max_batch_size`` 32 also bounds one request's rows:
   a request over it is refused (InvalidArgument, "Task size N is larger than

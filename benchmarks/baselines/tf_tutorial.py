@@ -3,7 +3,8 @@
     https://www.tensorflow.org/text/tutorials/nmt_with_attention
     (source: tensorflow/text, docs/tutorials/nmt_with_attention.ipynb)
 
-    python benchmarks/baselines/tf_tutorial.py --run-dir runs/quick --minutes 15 --out /tmp/baseline.json
+    python -m benchmarks baseline --run-dir runs/quick --minutes 15 --out /tmp/baseline.json
+    (or python -m benchmarks.baselines.tf_tutorial ..., from the repository root)
 
 What we race (issue 9): the tutorial's model and decoding loop, trained on the
 same prepared split as ours. Written from the tutorial's description:
@@ -25,7 +26,7 @@ same prepared split as ours. Written from the tutorial's description:
   ``Export`` does, so the traced loop always runs all 50 steps.
 
 The model is the tutorial's; the harness around it is ours, the same one that
-times our model (``benchmarks/timing.py``):
+times our model (``benchmarks/harness.py``):
 
 * data: ``data/{train,test}.{src,tgt}`` of a prepared run folder
   (``python -m translate prepare``), so both models see exactly the same
@@ -56,22 +57,18 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 import time
 import warnings
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-BENCHMARKS = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(BENCHMARKS))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_text as tf_text  # noqa: E402
 
-from report import emit, machine  # noqa: E402
-from timing import peak_rss_mb, time_decoding, train_for_budget  # noqa: E402
+from benchmarks.harness import emit, machine, peak_rss_mb, time_decoding, train_for_budget, train_step  # noqa: E402
 
 TUTORIAL = "https://www.tensorflow.org/text/tutorials/nmt_with_attention"
 MAX_VOCAB_SIZE = 5000
@@ -375,8 +372,9 @@ def build(run_dir: Path, units: int, batch_size: int, seed: int):
     return model, train_ds, len(sources)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks baseline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", required=True, help="a prepared run folder (python -m translate prepare)")
     parser.add_argument("--minutes", type=float, default=15.0, help="training budget, wall clock")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -386,9 +384,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed decoding passes; the median counts")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--save-weights", metavar="PATH",
-                        help="keep the trained weights (a .weights.h5 file), for benchmarks/race.py")
+                        help="keep the trained weights (a .weights.h5 file), for python -m benchmarks race")
     parser.add_argument("--out", help="also write the JSON here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     # Keras 3 warns that the tutorial's custom layers have no build() and drop
     # masks on their outputs; both are expected here (see CrossAttention.call).
     warnings.filterwarnings("ignore", message=r".*build\(\)` was called on layer.*")
@@ -405,10 +403,7 @@ def main() -> None:
     report["src_vocab_size"] = model.encoder.vocab_size
     report["tgt_vocab_size"] = model.decoder.vocab_size
 
-    def step(inputs, target_out):
-        return model.train_on_batch(inputs, target_out, return_dict=True)
-
-    training = train_for_budget(step, train_ds.repeat(), 60 * args.minutes, args.warmup_steps)
+    training = train_for_budget(train_step(model), train_ds.repeat(), 60 * args.minutes, args.warmup_steps)
     report["parameters"] = int(model.count_params())
     report["train_pairs"] = train_pairs
     report.update(training)

@@ -1,0 +1,414 @@
+"""How well the toolkit translates for the time it takes: ``quality`` (variants trained for the same minutes),
+``curve`` (BLEU against training minutes) and ``beam`` (each beam width and alpha)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.harness import REPO, emit, machine, print_table, subcommand
+
+# --- quality ----------------------------------------------------------------------------------
+
+# name -> overrides on top of the preset. The decoder width is pinned per row
+# so that the table reproduces whatever the preset says today: 192 wide (the
+# quick preset's width before this table), except where luong_dot needs the
+# decoder as wide as the bidirectional encoder's output (2 x 128); the last
+# row separates that width from the attention.
+W192, W256 = "model.decoder_units=192", "model.decoder_units=256"
+ATTENTION = {
+    "gru + bahdanau": ["model.cell=gru", "model.attention=bahdanau", W192],
+    "lstm + bahdanau": ["model.cell=lstm", "model.attention=bahdanau", W192],
+    "simple_rnn + bahdanau": ["model.cell=simple_rnn", "model.attention=bahdanau", W192],
+    "gru + additive (after the RNN)": ["model.cell=gru", "model.attention=additive", W192],
+    "gru + luong_general": ["model.cell=gru", "model.attention=luong_general", W192],
+    "gru + luong_general + input feeding": ["model.cell=gru", "model.attention=luong_general",
+                                            "model.input_feeding=true", W192],
+    "gru + luong_dot (decoder 256)": ["model.cell=gru", "model.attention=luong_dot", W256],
+    "gru + none": ["model.cell=gru", "model.attention=none", W192],
+    "gru + bahdanau (decoder 256)": ["model.cell=gru", "model.attention=bahdanau", W256],
+}
+# The quick preset's training choices, each pinned here so the table keeps its
+# meaning when the preset changes. On 2 cores batch 32 trains 16% fewer pieces
+# per second than batch 64 and batch 16 a third fewer, for two and four times
+# the updates (benchmarks/results/scaling.json).
+B16, B32, B64 = "train.batch_size=16", "train.batch_size=32", "train.batch_size=64"
+CHOICES = {
+    "batch 64": [B64, "model.dropout=0.1"],
+    "batch 32": [B32, "model.dropout=0.1"],
+    "batch 16": [B16, "model.dropout=0.1"],
+    "batch 32, no dropout": [B32, "model.dropout=0.0"],
+    "batch 16, no dropout": [B16, "model.dropout=0.0"],
+}
+# The default attention against the one it replaced, two seeds each: the
+# quick preset as shipped, and the quick preset of before (luong_dot at its
+# learning rate). Run with --jobs 2, so that two runs train side by side.
+DEFAULT = {f"{name}, seed {seed}": [*overrides, f"train.seed={seed}"]
+           for seed in (1, 2) for name, overrides in (
+               ("bahdanau (quick)", ["model.attention=bahdanau"]),
+               ("luong_dot (quick before)", ["model.attention=luong_dot", "train.learning_rate=0.001"]))}
+# Ways to make the additive score learn faster or cost less, each stated in full
+# so that the rows keep their meaning when the preset changes.
+BAHDANAU = {f"bahdanau, {name}, seed {seed}": ["model.attention=bahdanau", *overrides, f"train.seed={seed}"]
+            for seed in (1, 2) for name, overrides in (
+                ("attention 256, lr 0.001", ["model.attention_units=256", "train.learning_rate=0.001"]),
+                ("attention 256, lr 0.001, normalized", ["model.attention_units=256", "train.learning_rate=0.001",
+                                                         "model.attention_normalize=true"]),
+                ("attention 256, lr 0.002", ["model.attention_units=256", "train.learning_rate=0.002"]),
+                ("attention 128, lr 0.002", ["model.attention_units=128", "train.learning_rate=0.002"]),
+                ("attention 128, lr 0.003", ["model.attention_units=128", "train.learning_rate=0.003"]),
+                ("attention 128, lr 0.002, batch 32", ["model.attention_units=128", "train.learning_rate=0.002",
+                                                       "train.batch_size=32"]))}
+TABLES = {"attention": ATTENTION, "choices": CHOICES, "default": DEFAULT, "bahdanau": BAHDANAU}
+
+
+def seed_summary(rows: list[dict]) -> dict:
+    """Mean and spread (max - min) over seeds of each variant named ``"NAME, seed N"``."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        name, seeded, _ = row["variant"].rpartition(", seed ")
+        if seeded:
+            groups.setdefault(name, []).append(row)
+    summary = {}
+    for name, group in groups.items():
+        summary[name] = {"seeds": len(group)}
+        for key in ("epochs", "dev_bleu", "dev_chrf", "test_bleu", "test_chrf"):
+            values = [float(r[key]) for r in group]
+            summary[name][key] = {"mean": round(sum(values) / len(values), 2),
+                                  "spread": round(max(values) - min(values), 2)}
+    return summary
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_")
+
+
+def _history(run_dir: Path) -> list[dict]:
+    with (Path(run_dir) / "history.csv").open(newline="", encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
+def _pinned(core: int | None):
+    """A ``preexec_fn`` that keeps the child on one core (None: wherever it likes)."""
+    if core is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {core})
+
+
+def train_all(names: list[str], commands: dict[str, list[str]], jobs: int) -> dict[str, float]:
+    """Runs each variant's training command, ``jobs`` at once, each on its own core; seconds per variant."""
+    cores = sorted(os.sched_getaffinity(0))
+    if jobs > len(cores):
+        raise SystemExit(f"--jobs {jobs} needs {jobs} cores, this process may use {len(cores)}")
+    seconds, waiting, running = {}, list(names), {}
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            name = waiting.pop(0)
+            free = [c for c in cores if c not in {core for _, core, _ in running.values()}]
+            core = free[0] if jobs > 1 else None
+            process = subprocess.Popen(commands[name], cwd=REPO, stdout=subprocess.DEVNULL, preexec_fn=_pinned(core))
+            running[name] = (process, core, time.perf_counter())
+            print(f"[quality] training {name!r}" + (f" on core {core}" if core is not None else ""),
+                  file=sys.stderr, flush=True)
+        time.sleep(1)
+        for name, (process, _, started) in list(running.items()):
+            if process.poll() is not None:
+                if process.returncode:
+                    raise SystemExit(f"training {name!r} failed (exit {process.returncode})")
+                seconds[name] = round(time.perf_counter() - started, 1)
+                del running[name]
+    return seconds
+
+
+def quality(args: argparse.Namespace) -> None:
+    """Which choices learn most in the same wall-clock budget.
+
+        python -m benchmarks quality --table attention --minutes 8 --jobs 2 \\
+            --out benchmarks/results/quality_at_budget.json
+        python -m benchmarks quality --table choices --minutes 8 --jobs 2 \\
+            --out benchmarks/results/quality_choices.json
+
+    Trains one model per variant of a table from the same preset (quick), for
+    the same number of minutes of training on the same prepared corpus, in
+    fresh processes (``python -m translate train``). ``--table attention``:
+    each cell with Bahdanau attention, then the GRU with each other attention
+    placement. ``--table choices``: the quick preset's training choices
+    (batch size, dropout, ...). ``--table default``: the default attention
+    (bahdanau) and luong_dot, two seeds each, with the mean and spread over
+    seeds. ``--table bahdanau``: settings of the additive score, two seeds
+    each. With ``--jobs N`` N variants train at once, each pinned to its own
+    core, so that they never share one (on 2 cores, 2 jobs of 1 core each).
+    Then each run's best checkpoint translates the dev and test splits with
+    the preset's decoding (beam search, as exported), and sacrebleu scores
+    them.
+
+    Prints a JSON object (a row per variant: parameters, epochs, dev and test
+    BLEU/chrF) and a Markdown table for the README.
+    """
+    variants = TABLES[args.table]
+    names = [n.strip() for n in args.variants.split(";")] if args.variants else list(variants)
+    unknown = [n for n in names if n not in variants]
+    if unknown:
+        raise SystemExit(f"unknown variants: {unknown}; the {args.table} table has: {'; '.join(variants)}")
+    if args.jobs < 1:
+        raise SystemExit("--jobs must be at least 1")
+
+    from translate.config import load_config
+    from translate.evaluation import score, translate_in_batches
+    from translate.model import build_models
+    from translate.prepare import prepare_or_load
+    from translate.text import vocab_size_of
+    from translate.training import load_run
+
+    root = Path(args.root)
+    base_overrides = [*args.overrides, f"train.max_minutes={args.minutes}"]
+    # Prepare once; every variant gets a copy, so all train on the same split and vocabularies.
+    prepared = prepare_or_load(load_config(args.preset, overrides=[*base_overrides, f"run_dir={root / 'prepared'}"]))
+    commands = {}
+    for name in names if not args.evaluate_only else []:
+        run_dir = root / _slug(name)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.copytree(prepared.run_dir, run_dir)
+        overrides = [*base_overrides, *variants[name], f"run_dir={run_dir}"]
+        commands[name] = [sys.executable, "-m", "translate", "train", "--preset", args.preset, "--no-export",
+                          *overrides]
+    seconds = train_all(names, commands, args.jobs) if not args.evaluate_only else {}
+
+    rows = []
+    for name in names:
+        run_dir = root / _slug(name)
+        run = load_run(run_dir)
+        history = _history(run_dir)
+        params = build_models(run.config.model, vocab_size_of(run.src_model),
+                              vocab_size_of(run.tgt_model)).training.count_params()
+        row = {"variant": name, "overrides": variants[name], "parameters": params,
+               "epochs": len(history), "train_command_seconds": seconds.get(name),
+               "dev_bleu_by_epoch": [round(float(h["dev_bleu"]), 2) for h in history]}
+        for split in ("dev", "test"):
+            pairs = prepared.read(split)
+            hypotheses = translate_in_batches(run.graph, [s for s, _ in pairs], 64, progress=False)
+            scores = score(hypotheses, [t for _, t in pairs])
+            row[f"{split}_bleu"], row[f"{split}_chrf"] = round(scores.bleu, 2), round(scores.chrf, 2)
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+
+    report = {
+        "preset": args.preset,
+        "table": args.table,
+        "training_minutes_each": args.minutes,
+        "cores_each": 1 if args.jobs > 1 else len(os.sched_getaffinity(0)),
+        "overrides": args.overrides,
+        "decoding": {"beam_size": run.config.decode.beam_size, "alpha": run.config.decode.alpha},
+        "machine": machine(),
+        "bleu_signature": scores.bleu_signature,
+        "chrf_signature": scores.chrf_signature,
+        "rows": rows,
+        "over_seeds": seed_summary(rows),
+    }
+    emit(report, args.out)
+    print_table(["variant", "parameters", "epochs", "dev BLEU", "dev chrF", "test BLEU", "test chrF"],
+                [[r["variant"], f"{r['parameters']:,}", r["epochs"], r["dev_bleu"], r["dev_chrf"], r["test_bleu"],
+                  r["test_chrf"]] for r in rows])
+
+
+# --- curve ----------------------------------------------------------------------------------
+
+def _scores(graph, pairs, greedy: bool, batch_size: int):
+    from translate.evaluation import score, translate_in_batches
+
+    translate = (lambda s: graph(s, greedy=True)) if greedy else graph
+    hypotheses = translate_in_batches(translate, [s for s, _ in pairs], batch_size, progress=False)
+    return score(hypotheses, [t for _, t in pairs])
+
+
+def learning_curve(run_dir: Path, batch_size: int) -> dict:
+    """The per-epoch rows of one run and its best checkpoint's test scores."""
+    from translate.callbacks import EpochCheckpoints
+    from translate.prepare import read_split
+    from translate.training import CHECKPOINTS_DIR, load_run
+
+    run = load_run(run_dir)
+    splits = {split: read_split(run_dir, split) for split in ("dev", "test")}
+    history = {int(row["epoch"]) + 1: row for row in _history(run_dir)}
+    checkpoints = EpochCheckpoints.epochs_in(run_dir / CHECKPOINTS_DIR)
+    if not checkpoints:
+        raise SystemExit(f"{run_dir}: no epoch checkpoints (train with train.keep_checkpoints=N)")
+    rows = []
+    for epoch, path in checkpoints.items():
+        run.models.training.load_weights(path)
+        row = {"epoch": epoch, "minutes": round(float(history[epoch]["minutes"]), 2),
+               "train_loss": round(float(history[epoch]["loss"]), 4),
+               "dev_loss": round(float(history[epoch]["val_loss"]), 4)}
+        for split, pairs in splits.items():
+            scores = _scores(run.graph, pairs, greedy=True, batch_size=batch_size)
+            row[f"{split}_bleu_greedy"], row[f"{split}_chrf_greedy"] = round(scores.bleu, 2), round(scores.chrf, 2)
+        rows.append(row)
+        print(f"{run_dir} {row}", file=sys.stderr, flush=True)
+    best = load_run(run_dir)  # best.weights.h5, decoded as exported
+    final = _scores(best.graph, splits["test"], greedy=False, batch_size=batch_size)
+    d = best.config.decode
+    return {
+        "run_dir": str(run_dir),
+        "cell": run.config.model.cell,
+        "attention": run.config.model.attention,
+        "config": run.config.to_dict(),
+        "epochs": rows,
+        # The epoch best.weights.h5 holds: the best dev BLEU of training (greedy, as above).
+        "best_epoch": max(rows, key=lambda r: r["dev_bleu_greedy"])["epoch"],
+        "best_test": {"decoding": {"beam_size": d.beam_size, "alpha": d.alpha},
+                      "bleu": round(final.bleu, 2), "chrf": round(final.chrf, 2),
+                      "bleu_signature": final.bleu_signature, "chrf_signature": final.chrf_signature},
+    }
+
+
+def plot_curves(curves: list[dict], path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from translate.plotting import save_png
+
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    for c in curves:
+        minutes = [r["minutes"] for r in c["epochs"]]
+        name = f"{c['cell']} + {c['attention']}"
+        axes.plot(minutes, [r["test_bleu_greedy"] for r in c["epochs"]], marker="o", markersize=3,
+                  label=f"{name}: test (Romans)")
+        axes.plot(minutes, [r["dev_bleu_greedy"] for r in c["epochs"]], marker="s", markersize=3, linestyle="--",
+                  label=f"{name}: dev (James)")
+    axes.set_xlabel("training minutes (one core each)")
+    axes.set_ylabel("BLEU, greedy")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    save_png(figure, path)
+
+
+def curve(args: argparse.Namespace) -> None:
+    """Dev and test BLEU against training minutes, from runs trained with epoch checkpoints.
+
+        python -m translate train --preset base run_dir=runs/base-gru train.max_minutes=120 \\
+            train.keep_checkpoints=40
+        python -m benchmarks curve runs/base-gru runs/base-lstm \\
+            --out benchmarks/results/base_curve.json --png docs/images/base_curve.png
+
+    For every run: each epoch's checkpoint
+    (``checkpoints/epoch-NNN.weights.h5``, kept by ``train.keep_checkpoints``)
+    translates the dev and test splits of the run's prepared corpus greedily
+    (as the dev BLEU of training does), and sacrebleu scores them; the
+    minutes come from ``history.csv``. Then the best checkpoint
+    (``best.weights.h5``, the one ``export`` ships) is scored on the test
+    split with the run's own decoding (the export's default: beam search with
+    the run's ``decode`` settings). Writes one JSON object and a PNG with a
+    curve per run and split.
+    """
+    curves = [learning_curve(run_dir, args.batch_size) for run_dir in args.runs]
+    emit({"machine": machine(), "note": args.note, "runs": curves}, args.out)
+    if args.png:
+        plot_curves(curves, args.png)
+    print_table(["run", "epochs", "minutes", "best epoch", "test BLEU (default decoding)", "test chrF"],
+                [[c["run_dir"], len(c["epochs"]), c["epochs"][-1]["minutes"], c["best_epoch"], c["best_test"]["bleu"],
+                  c["best_test"]["chrf"]] for c in curves])
+
+
+# --- beam -------------------------------------------------------------------------------------
+
+BEAM_SETTINGS = [(1, 0.0)] + [(k, alpha) for k in (2, 5, 10) for alpha in (0.0, 0.6, 1.0)]
+
+
+def beam(args: argparse.Namespace) -> None:
+    """Greedy vs beam search: test BLEU/chrF and decoding speed for each beam width and alpha.
+
+        python -m benchmarks beam --run runs/quick --out benchmarks/results/beam.json
+
+    Decodes the run's test split (Romans for the built-in Bible) with greedy
+    search and with beam widths 2, 5 and 10 at length penalties alpha 0, 0.6
+    and 1.0, in batches of 64 through the same in-graph functions that the
+    export saves, and prints one JSON object: a row per setting (BLEU, chrF,
+    sentences per second, the median of ``--repeats`` passes) and
+    ``beam5_over_greedy_speed``, beam K=5's speed at each alpha as a fraction
+    of greedy's.
+    """
+    settings = BEAM_SETTINGS
+    if args.settings:
+        try:
+            settings = [(int(b), float(a)) for b, a in (item.split(":") for item in args.settings.split(","))]
+        except ValueError:
+            raise SystemExit(f"--settings must look like 1:0,5:1.0, got {args.settings!r}") from None
+
+    import tensorflow as tf
+
+    from translate.evaluation import score
+    from translate.prepare import read_split
+    from translate.training import load_run
+
+    pairs = read_split(Path(args.run), "test")
+    sources, references = [s for s, _ in pairs], [t for _, t in pairs]
+    rows = []
+    for width, alpha in settings:
+        run = load_run(args.run, [f"decode.beam_size={width}", f"decode.alpha={alpha}"])
+        batches = [sources[i : i + args.batch_size] for i in range(0, len(sources), args.batch_size)]
+        run.graph(batches[0])  # trace once, outside the timing
+        times = []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            hypotheses = [t for batch in batches for t in run.graph(batch)]
+            times.append(time.perf_counter() - started)
+        seconds = statistics.median(times)
+        scores = score(hypotheses, references)
+        rows.append({"beam": width, "alpha": alpha, "bleu": round(scores.bleu, 2), "chrf": round(scores.chrf, 2),
+                     "sentences_per_s": round(len(sources) / seconds, 1)})
+        print(json.dumps(rows[-1]), file=sys.stderr)
+    speed = {(r["beam"], r["alpha"]): r["sentences_per_s"] for r in rows}
+    report = {
+        "run": args.run,
+        "test_sentences": len(sources),
+        "batch_size": args.batch_size,
+        "machine": machine(),
+        "tensorflow": tf.__version__,
+        "bleu_signature": scores.bleu_signature,
+        "chrf_signature": scores.chrf_signature,
+        "rows": rows,
+        "beam5_over_greedy_speed": {str(alpha): round(speed[(5, alpha)] / speed[(1, 0.0)], 3)
+                                    for alpha in (0.0, 0.6, 1.0) if (5, alpha) in speed and (1, 0.0) in speed},
+    }
+    emit(report, args.out)
+
+
+# --- the command line ---------------------------------------------------------------------
+
+def register(commands) -> None:
+    p = subcommand(commands, "quality", quality, "variants trained for the same minutes, then scored "
+                   "(quality_*.json)")
+    p.add_argument("--preset", default="quick")
+    p.add_argument("--table", choices=sorted(TABLES), default="attention", help="which variants")
+    p.add_argument("--minutes", type=float, default=4.0, help="training budget of every variant")
+    p.add_argument("--variants", help="names from the table, separated by ';' (default: all)")
+    p.add_argument("--jobs", type=int, default=1, help="variants training at once, one core each")
+    p.add_argument("--root", default="benchmarks/results/quality_at_budget", help="run folders go here")
+    p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("--evaluate-only", action="store_true",
+                   help="score the variants' run folders already under --root (trained by an earlier call)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="applied to every variant")
+
+    p = subcommand(commands, "curve", curve, "dev and test BLEU of every kept epoch against training minutes")
+    p.add_argument("runs", nargs="+", type=Path, help="run folders trained with train.keep_checkpoints")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("--png", type=Path, help="write the curve here")
+    p.add_argument("--note", default="", help="how the runs were trained (kept in the JSON)")
+
+    p = subcommand(commands, "beam", beam, "BLEU and speed of each beam width and alpha (beam.json)")
+    p.add_argument("--run", required=True, help="a trained run folder")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=3, help="timed passes per setting; the median counts")
+    p.add_argument("--settings", help="only these BEAM:ALPHA settings, e.g. 1:0,5:1.0 (default: the full grid)")
+    p.add_argument("--out", help="also write the JSON here")
