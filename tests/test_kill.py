@@ -422,7 +422,7 @@ def test_a_prepare_killed_anywhere_leaves_whole_files_and_the_next_prepare_makes
         assert (run_dir / name).read_bytes() == (reference_dir / name).read_bytes(), name
     assert after["stats"]["pairs"] == reference["stats"]["pairs"]
     _report("prepare", first, command, trials)
-    assert sum(t["killed"] for t in trials) > len(trials) // 2
+    assert sum(t["killed"] for t in trials) >= len(trials) / 2  # at least half die before they end
 
 
 def test_a_train_killed_anywhere_leaves_loadable_weights_and_the_next_train_resumes_or_refuses_a_finished_run(
@@ -463,7 +463,7 @@ def test_a_train_killed_anywhere_leaves_loadable_weights_and_the_next_train_resu
     found = check_run_folder(run_dir)
     assert finished(run_dir) and found["history_epochs"] == EPOCHS and not (run_dir / "backup").exists()
     _report("train", first, command, trials)
-    assert sum(t["killed"] for t in trials) > len(trials) // 2
+    assert sum(t["killed"] for t in trials) >= len(trials) / 2  # at least half die before they end
 
 
 def test_an_export_killed_anywhere_leaves_only_whole_versions_and_the_next_export_writes_the_next_one(
@@ -491,7 +491,7 @@ def test_an_export_killed_anywhere_leaves_only_whole_versions_and_the_next_expor
     assert checker.check(model_dir, translate_with_it=True) == before + [before[-1] + 1]
     assert not list(model_dir.glob(".export-*")), "the killed exports' folders outlived the next export"
     _report("export", first, command, trials)
-    assert sum(t["killed"] for t in trials) > len(trials) // 2
+    assert sum(t["killed"] for t in trials) >= len(trials) / 2  # at least half die before they end
 
 
 def test_a_run_killed_after_its_first_best_weights_but_before_its_first_backup_resumes(tmp_path):
