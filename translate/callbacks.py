@@ -304,7 +304,10 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     moment a backup becomes current, so the folder always holds one complete,
     consistent state. Older weights files of the backup are deleted
     afterwards, and when training ends only the backup's own files go (Keras
-    deletes the whole folder).
+    deletes the whole folder). A run with no backup yet backs up its starting
+    weights as epoch 0 when training begins, so that from the first write of
+    ``best.weights.h5`` until training ends the folder always holds a backup
+    and never looks like a finished run.
 
     The dropout seed generators' states, which Keras's weights files leave
     out, go into the metadata too, so that a resumed run draws the same masks
@@ -331,16 +334,25 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         return int(metadata["epoch"]) if metadata else 0
 
     def on_train_begin(self, logs=None):
-        self._load_model()
+        if not self._load_model():
+            # A backup of epoch 0 (the starting weights), at once: DevBleu writes best.weights.h5 before
+            # this callback commits the first epoch's backup, and a run killed in between must not look
+            # finished (best weights and no backup), which train refuses to touch.
+            self._current_epoch = 0
+            self._save_model()
 
-    def _load_model(self):
-        metadata = _read_json(Path(self._training_metadata_path))
-        if metadata is None:
-            return
-        weights = os.path.join(self.backup_dir, metadata["weights"])
+    def _build_optimizer(self):
         if self.model.optimizer is not None and not self.model.optimizer.built:
             # The backup holds the optimizer's variables too (Adam's moments, the step count).
             self.model.optimizer.build(self.model.trainable_variables)
+
+    def _load_model(self) -> bool:
+        """Restores the backup if there is one; returns whether there was."""
+        metadata = _read_json(Path(self._training_metadata_path))
+        if metadata is None:
+            return False
+        weights = os.path.join(self.backup_dir, metadata["weights"])
+        self._build_optimizer()
         self.model.load_weights(weights)
         _set_seed_states(self.model, metadata.get("seed_generators", {}))
         # How Keras's own BackupAndRestore tells fit where to start.
@@ -356,6 +368,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
                                     else f"{name}.{attribute}={value}")
         log.info("resuming from the backup in %s: %d epoch(s) done, continuing with epoch %d; restored %s",
                  self.backup_dir, self.resumed_epoch, self.resumed_epoch + 1, ", ".join(restored) or "nothing")
+        return True
 
     def on_epoch_end(self, epoch, logs=None):
         if not _finite_loss(logs):
@@ -370,6 +383,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
+        self._build_optimizer()
         name = f"epoch-{self._current_epoch:04d}.weights.h5"
         with atomic_path(Path(self.backup_dir) / name, suffix=".weights.h5") as tmp:
             self.model.save_weights(tmp, overwrite=True)

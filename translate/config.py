@@ -406,6 +406,10 @@ def output_size(model: ModelConfig) -> int:
     return model.output_dim if model.output_dim is not None else model.decoder_units
 
 
+# No number in a config comes near this; YAML reads 0b and 0x integers of any length.
+MAX_INTEGER = 2**63 - 1
+
+
 def _check_type(value: Any, annotation: Any, key: str) -> Any:
     """Returns ``value`` as ``annotation`` or raises ValueError naming ``key``."""
     origin = typing.get_origin(annotation)
@@ -414,6 +418,9 @@ def _check_type(value: Any, annotation: Any, key: str) -> Any:
             return None
         inner = [a for a in typing.get_args(annotation) if a is not type(None)]
         return _check_type(value, inner[0], key)
+    if annotation in (int, float) and type(value) is int and abs(value) > MAX_INTEGER:
+        # Before float(value) too, which fails on an integer beyond a float's range (OverflowError).
+        raise ValueError(f"config key {short_repr(key)} is out of range: {short_repr(value)}")
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if annotation is float and isinstance(value, str):
@@ -498,6 +505,10 @@ def load_yaml(text: str) -> Any:
         raise ValueError("not valid YAML: nested too deeply") from None
     except ValueError as err:  # an integer of more than 4,300 digits
         raise ValueError(f"not valid YAML: {' '.join(str(err).split())[:200]}") from None
+    except (AttributeError, KeyError, TypeError, IndexError) as err:
+        # PyYAML's constructors fail so on some tagged values: "!!timestamp x", "!!bool maybe".
+        raise ValueError(f"not valid YAML: a tagged value PyYAML cannot read ({type(err).__name__}: "
+                         f"{' '.join(str(err).split())[:100]})") from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -532,8 +543,8 @@ def parse_override(text: str) -> dict[str, Any]:
         value = yaml.load(raw, Loader=ConfigLoader) if raw.strip() else ""  # noqa: S506
     except AnchorError as err:
         raise ValueError(f"override {short_repr(text)}: {err}") from None
-    except (yaml.YAMLError, RecursionError, ValueError):
-        value = raw
+    except (yaml.YAMLError, RecursionError, ValueError, AttributeError, KeyError, TypeError, IndexError):
+        value = raw  # not YAML (see load_yaml): the text itself, which the key's type check judges
     nested: dict[str, Any] = {}
     node = nested
     parts = key.strip().split(".")

@@ -587,8 +587,20 @@ def _tu_variants(tu: ET.Element) -> list[tuple[str, str, ET.Element]]:
         lang = tuv.get(_XML_LANG) or tuv.get("lang")  # TMX 1.1 used plain "lang"
         seg = next((child for child in tuv if _local(child.tag) == "seg"), None)
         if lang and seg is not None:
-            variants.append((_lang_key(lang), lang.strip(), seg))
+            variants.append((_lang_key(lang), _as_written(lang), seg))
     return variants
+
+
+def _as_written(text: str, limit: int = 40) -> str:
+    """A name from the file for a message: on one line (``&#10;`` in an attribute is a real line break) and short."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _name_list(names: list[str], limit: int = 10) -> str:
+    """At most ``limit`` names from the file, then how many more."""
+    more = f" and {len(names) - limit:,} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def _pick(variants: list[tuple[str, str, ET.Element]], wanted: str) -> ET.Element | None:
@@ -622,7 +634,7 @@ def _tmx_units(path: Path) -> Iterator[ET.Element]:
             for event, element in events:
                 if event == "start":
                     if not open_elements and _local(element.tag) != "tmx":
-                        name = _local(element.tag)
+                        name = _as_written(_local(element.tag))
                         raise ValueError(f"{path}: not a TMX file: the root element is <{name}>")
                     open_elements.append(element)
                     continue
@@ -638,6 +650,13 @@ def _tmx_units(path: Path) -> Iterator[ET.Element]:
             raise ValueError(f"{path}: malformed XML: {e}") from None
         except (OSError, EOFError, zlib.error) as e:
             raise _read_error(path, "while parsing", e) from None
+        except (LookupError, ValueError) as e:
+            if isinstance(e, ValueError) and str(e).startswith(f"{path}: "):
+                raise  # the root element's message above
+            # The XML declaration names an encoding Python does not know (LookupError), or a
+            # multi-byte one other than UTF-8 and UTF-16, which expat cannot read (ValueError).
+            raise ValueError(f"{path}: cannot read the encoding its XML declaration names ({e}): "
+                             "save the file as UTF-8 or UTF-16") from None
 
 
 def _tmx_pairs(path: Path, src: str, tgt: str, errors: _Errors) -> Iterator[Triple]:
@@ -665,7 +684,7 @@ def _tmx_pairs(path: Path, src: str, tgt: str, errors: _Errors) -> Iterator[Trip
         missing = [lang for lang, seg in ((src, source), (tgt, target)) if seg is None] or [tgt]
         tuid = tu.get("tuid")
         where = f"{path}: tu {n_tu:,}" + (f" (tuid {short_repr(tuid)})" if tuid else "")
-        has = ", ".join(written for _, written, _ in variants) or "none"
+        has = _name_list([written for _, written, _ in variants]) or "none"
         message = f"{where} has no segment in {' or '.join(map(repr, missing))} (it has: {has})"
         if errors.skip:
             errors.bad(TU_WITHOUT_BOTH, message)
@@ -677,7 +696,7 @@ def _tmx_pairs(path: Path, src: str, tgt: str, errors: _Errors) -> Iterator[Trip
     if absent:
         if not n_tu:
             raise ValueError(f"{path}: no translation units (<tu>) in the file")
-        has = ", ".join(sorted(languages.values(), key=str.lower))
+        has = _name_list(sorted(languages.values(), key=str.lower))
         raise ValueError(f"{path}: no segment in {' or '.join(map(repr, absent))}; the file has: {has}")
     if pending is not None:
         raise pending

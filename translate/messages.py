@@ -13,7 +13,17 @@ import reprlib
 # The longest value, in characters, an error message quotes.
 MAX_REPR = 80
 
-_REPR = reprlib.Repr()
+
+class _Repr(reprlib.Repr):
+    def repr_int(self, x, level):
+        # Python refuses to print an integer of more than 4,300 digits (ValueError), and YAML's 0b and
+        # 0x numbers have no length limit.
+        if x.bit_length() > 4096:
+            return f"<an integer of {x.bit_length():,} bits>"
+        return super().repr_int(x, level)
+
+
+_REPR = _Repr()
 # reprlib walks containers only this deep and this wide, and cuts long strings
 # and numbers in the middle, so the work is bounded whatever the value is.
 _REPR.maxlevel = 3

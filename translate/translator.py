@@ -24,6 +24,7 @@ from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import saved_model_pb2
 
 from translate.layout import SIGNATURE, resolve_version, versions
+from translate.messages import short_repr
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +167,27 @@ class Translator:
 
     @staticmethod
     def _batch(sentences) -> tf.Tensor:
-        if isinstance(sentences, str) or not all(isinstance(s, (str, bytes)) for s in sentences):
+        if isinstance(sentences, (str, bytes)):
             raise ValueError("sentences must be a list of strings")
-        return tf.constant(list(sentences), dtype=tf.string, shape=[len(sentences)])
+        try:
+            sentences = list(sentences)
+        except TypeError:
+            raise ValueError("sentences must be a list of strings") from None
+        if not all(isinstance(s, (str, bytes)) for s in sentences):
+            raise ValueError("sentences must be a list of strings")
+        rows = []
+        for index, sentence in enumerate(sentences):
+            if isinstance(sentence, str):
+                try:
+                    sentence = sentence.encode("utf-8")
+                except UnicodeEncodeError as err:
+                    # A lone surrogate ("\ud800"): a Python string that is no Unicode text. TensorFlow's
+                    # own error would not say which sentence, nor why.
+                    raise ValueError(f"sentence {index} holds a lone surrogate "
+                                     f"({short_repr(sentence[err.start:err.end])} at character {err.start}), "
+                                     "which is not text: UTF-8 cannot encode it") from None
+            rows.append(sentence)
+        return tf.constant(rows, dtype=tf.string, shape=[len(rows)])
 
     def translate_with_scores(self, sentences: list[str]) -> tuple[list[str], list[float]]:
         """The best translations and their scores (length-penalized log-probabilities)."""
