@@ -109,7 +109,8 @@ def test_nbest_and_align_from_python_and_the_cli(tiny_run, tiny_export):
 def test_export_refuses_bad_beam_settings(tiny_run):
     for args, message in ((["--beam", "0"], "decode.beam_size must be at least 1"),
                           (["--alpha", "-1"], "decode.alpha must be >= 0"),
-                          (["--beam", "100000"], "larger than the target vocabulary")):
+                          (["--beam", "900"], "larger than the target vocabulary"),
+                          (["--beam", "100000"], "decode.beam_size must be at most 1,000")):
         result = subprocess.run([sys.executable, "-m", "translate", "export", "--run", str(tiny_run.run_dir), *args],
                                 capture_output=True, text=True, cwd=REPO, timeout=300)
         assert result.returncode == 2, result.stderr[-2000:]
