@@ -19,14 +19,20 @@ def baseline(argv: list[str]) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m benchmarks", description=benchmarks.__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    root = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=benchmarks.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = root.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     for module in (compare, speed, profiling, quality, serving):
         module.register(commands)
     # The baseline parses its own options: everything after `baseline` goes to it.
-    commands.add_parser("baseline", add_help=False, help="the TensorFlow tutorial's model alone, for compare "
-                        "(options: python -m benchmarks baseline --help)").set_defaults(run=baseline, passthrough=True)
+    commands.add_parser(
+        "baseline",
+        add_help=False,
+        help="the TensorFlow tutorial's model alone, for compare (options: python -m benchmarks baseline --help)",
+    ).set_defaults(run=baseline, passthrough=True)
     return root
 
 

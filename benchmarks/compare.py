@@ -59,18 +59,32 @@ from benchmarks.harness import (
 )
 
 SIDES = ("baseline", "baseline_serial_ops", "ours_equal", "ours_quick")
-HEADERS = {"baseline": "TF tutorial (baseline)", "baseline_serial_ops": "TF tutorial, serial ops (probe)",
-           "ours_equal": "ours, equal size", "ours_quick": "ours, quick preset"}
+HEADERS = {
+    "baseline": "TF tutorial (baseline)",
+    "baseline_serial_ops": "TF tutorial, serial ops (probe)",
+    "ours_equal": "ours, equal size",
+    "ours_quick": "ours, quick preset",
+}
 # A probe trains minutes, not the budget: its quality and epochs mean nothing.
 PROBE_ONLY_SPEED = ("epochs", "BLEU", "chrF")
 # Figures where the baseline counts with the better of its two settings.
-SPEEDS = ("train_sentences_per_s", "train_target_tokens_per_s", "greedy_sentences_per_s_batch_1",
-          "greedy_tokens_per_s_batch_1", "greedy_sentences_per_s_batch_64", "greedy_tokens_per_s_batch_64")
+SPEEDS = (
+    "train_sentences_per_s",
+    "train_target_tokens_per_s",
+    "greedy_sentences_per_s_batch_1",
+    "greedy_tokens_per_s_batch_1",
+    "greedy_sentences_per_s_batch_64",
+    "greedy_tokens_per_s_batch_64",
+)
 BEAM = 5
 
 # (event of the race in turns, label)
-RACE_ROWS = [("train", "training"), ("greedy_b1", "greedy, batch 1"), ("greedy_b64", "greedy, batch 64"),
-             ("beam5_b64", "beam 5, batch 64")]
+RACE_ROWS = [
+    ("train", "training"),
+    ("greedy_b1", "greedy, batch 1"),
+    ("greedy_b64", "greedy, batch 64"),
+    ("beam5_b64", "beam 5, batch 64"),
+]
 # (label, key in the baseline's report, key in ours, digits)
 ROWS = [
     ("parameters", "parameters", "parameters", 0),
@@ -102,6 +116,7 @@ RATIOS = {
 
 # --- compare ----------------------------------------------------------------------------
 
+
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
     if not numerator or not denominator:
         return None
@@ -125,11 +140,13 @@ def summarize(results: dict[str, dict]) -> dict:
         "train_speedup": ratio(equal["train_sentences_per_s"], base["train_sentences_per_s"]),
         "train_speedup_quick": ratio(quick["train_sentences_per_s"], base["train_sentences_per_s"]),
         "greedy_speedup_b64": ratio(quick["greedy_sentences_per_s_batch_64"], base["greedy_sentences_per_s_batch_64"]),
-        "greedy_speedup_b64_equal": ratio(equal["greedy_sentences_per_s_batch_64"],
-                                          base["greedy_sentences_per_s_batch_64"]),
+        "greedy_speedup_b64_equal": ratio(
+            equal["greedy_sentences_per_s_batch_64"], base["greedy_sentences_per_s_batch_64"]
+        ),
         "greedy_speedup_b1": ratio(quick["greedy_sentences_per_s_batch_1"], base["greedy_sentences_per_s_batch_1"]),
-        "beam5_over_greedy_b64": ratio(quick["beam5_sentences_per_s_batch_64"],
-                                       quick["greedy_sentences_per_s_batch_64"]),
+        "beam5_over_greedy_b64": ratio(
+            quick["beam5_sentences_per_s_batch_64"], quick["greedy_sentences_per_s_batch_64"]
+        ),
     }
 
 
@@ -142,8 +159,12 @@ def _cell(report: dict, key: str | None, digits: int) -> str:
 
 def race_table(turns: dict) -> list[str]:
     """The race in turns: each contestant's median sentences per second per event."""
-    lines = [f"Race in turns ({turns['rounds']} rounds; sentences/s, the median round):", "",
-             "| | " + " | ".join(HEADERS[side] for side in SIDES) + " |", "|---|" + "---:|" * len(SIDES)]
+    lines = [
+        f"Race in turns ({turns['rounds']} rounds; sentences/s, the median round):",
+        "",
+        "| | " + " | ".join(HEADERS[side] for side in SIDES) + " |",
+        "|---|" + "---:|" * len(SIDES),
+    ]
     for event, label in RACE_ROWS:
         rates = turns["rates"].get(event, {})
         cells = [f"{rates[s]['sentences_per_s']:,.1f}" if s in rates else "–" for s in SIDES]
@@ -154,24 +175,34 @@ def race_table(turns: dict) -> list[str]:
 def table(results: dict[str, dict], ratios: dict, separate: dict | None = None, turns: dict | None = None) -> str:
     """A Markdown table: one row per figure, one column per model; then the race in turns, when it ran,
     and the ratios of the separate processes beside the headline ones."""
-    lines = ["| | " + " | ".join(HEADERS[side] for side in SIDES) + " |",
-             "|---|" + "---:|" * len(SIDES)]
+    lines = ["| | " + " | ".join(HEADERS[side] for side in SIDES) + " |", "|---|" + "---:|" * len(SIDES)]
     for label, base_key, our_key, digits in ROWS:
         if label.startswith("vocabulary"):
-            cells = [f"{results[s].get('src_vocab_size', '?')} / {results[s].get('tgt_vocab_size', '?')}"
-                     + (" words" if s.startswith("baseline") else " pieces") for s in SIDES]
+            cells = [
+                f"{results[s].get('src_vocab_size', '?')} / {results[s].get('tgt_vocab_size', '?')}"
+                + (" words" if s.startswith("baseline") else " pieces")
+                for s in SIDES
+            ]
         else:
-            cells = [("–" if s == "baseline_serial_ops" and any(word in label for word in PROBE_ONLY_SPEED)
-                      else _cell(results[s], base_key if s.startswith("baseline") else our_key, digits))
-                     for s in SIDES]
+            cells = [
+                (
+                    "–"
+                    if s == "baseline_serial_ops" and any(word in label for word in PROBE_ONLY_SPEED)
+                    else _cell(results[s], base_key if s.startswith("baseline") else our_key, digits)
+                )
+                for s in SIDES
+            ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("")
     if turns:
         lines += [*race_table(turns), ""]
     lines.append(", ".join(f"{key} = {value}" for key, value in ratios.items()))
     if turns and separate:
-        lines += ["", "The same ratios from the separate processes: "
-                  + ", ".join(f"{key} = {value}" for key, value in separate.items())]
+        lines += [
+            "",
+            "The same ratios from the separate processes: "
+            + ", ".join(f"{key} = {value}" for key, value in separate.items()),
+        ]
     return "\n".join(lines)
 
 
@@ -250,24 +281,65 @@ def compare(args: argparse.Namespace) -> None:
         run_dir = Path(args.run_dir) if args.run_dir else prepare_split(args.preset, tmp=tmp)[1].run_dir
         shared = ["--run-dir", str(run_dir), "--warmup-steps", str(args.warmup_steps), "--repeats", str(args.repeats)]
         common = [*shared, "--minutes", str(args.train_minutes)]
-        baseline = ["--units", str(args.units), "--batch-size", str(args.batch_size), "--max-length",
-                    str(args.max_length), "--seed", str(args.seed)]
-        equal = ["model.cell=gru", f"model.attention={args.equal_attention}", f"model.embedding_dim={args.units}",
-                 f"model.encoder_units={args.units}", f"model.decoder_units={args.units}",
-                 f"model.attention_units={args.units}", f"train.batch_size={args.batch_size}"]
+        baseline = [
+            "--units",
+            str(args.units),
+            "--batch-size",
+            str(args.batch_size),
+            "--max-length",
+            str(args.max_length),
+            "--seed",
+            str(args.seed),
+        ]
+        equal = [
+            "model.cell=gru",
+            f"model.attention={args.equal_attention}",
+            f"model.embedding_dim={args.units}",
+            f"model.encoder_units={args.units}",
+            f"model.decoder_units={args.units}",
+            f"model.attention_units={args.units}",
+            f"train.batch_size={args.batch_size}",
+        ]
         benchmarks = [sys.executable, "-m", "benchmarks"]
         commands = {
-            "baseline": [*benchmarks, "baseline", *common, *baseline, "--save-weights",
-                         str(tmp / "baseline.weights.h5")],
-            "baseline_serial_ops": [*benchmarks, "baseline", *shared, "--minutes", str(args.probe_minutes),
-                                    *baseline],
-            "ours_equal": [*benchmarks, "ours", *common, "--preset", args.preset, "--label", "ours_equal",
-                           *(f"--set={o}" for o in [*args.set, *equal])],
-            "ours_quick": [*benchmarks, "ours", *common, "--preset", args.preset, "--label", "ours_quick",
-                           "--keep-exports", str(tmp / "exports"), *(f"--set={o}" for o in args.set)],
+            "baseline": [
+                *benchmarks,
+                "baseline",
+                *common,
+                *baseline,
+                "--save-weights",
+                str(tmp / "baseline.weights.h5"),
+            ],
+            "baseline_serial_ops": [*benchmarks, "baseline", *shared, "--minutes", str(args.probe_minutes), *baseline],
+            "ours_equal": [
+                *benchmarks,
+                "ours",
+                *common,
+                "--preset",
+                args.preset,
+                "--label",
+                "ours_equal",
+                *(f"--set={o}" for o in [*args.set, *equal]),
+            ],
+            "ours_quick": [
+                *benchmarks,
+                "ours",
+                *common,
+                "--preset",
+                args.preset,
+                "--label",
+                "ours_quick",
+                "--keep-exports",
+                str(tmp / "exports"),
+                *(f"--set={o}" for o in args.set),
+            ],
         }
-        threads = {"baseline": "default", "baseline_serial_ops": "serial_ops",
-                   "ours_equal": args.ours_threads, "ours_quick": args.ours_threads}
+        threads = {
+            "baseline": "default",
+            "baseline_serial_ops": "serial_ops",
+            "ours_equal": args.ours_threads,
+            "ours_quick": args.ours_threads,
+        }
         results = {}
         for side in SIDES:
             out = tmp / f"{side}.json"
@@ -275,8 +347,13 @@ def compare(args: argparse.Namespace) -> None:
         separate = summarize(results)
         turns = None
         if args.rounds > 0:
-            turns = race(args, str(run_dir), baseline_weights=str(tmp / "baseline.weights.h5"), equal_set=equal,
-                         quick_exports=[f"{name}={tmp / 'exports' / name}" for name in ("greedy", f"beam{BEAM}")])
+            turns = race(
+                args,
+                str(run_dir),
+                baseline_weights=str(tmp / "baseline.weights.h5"),
+                equal_set=equal,
+                quick_exports=[f"{name}={tmp / 'exports' / name}" for name in ("greedy", f"beam{BEAM}")],
+            )
     # The headline ratios: the race's, where it ran.
     ratios = {**separate, **(turns["ratios"] if turns else {})}
     text = table(results, ratios, separate, turns)
@@ -294,11 +371,13 @@ def compare(args: argparse.Namespace) -> None:
     }
     print(text, file=sys.stderr)
     emit(report, args.out)
-    Path(args.out).with_suffix(".md").write_text(f"{report['machine']}; `{report['command']}`\n\n{text}\n",
-                                                 encoding="utf-8")
+    Path(args.out).with_suffix(".md").write_text(
+        f"{report['machine']}; `{report['command']}`\n\n{text}\n", encoding="utf-8"
+    )
 
 
 # --- ours: our side of compare ------------------------------------------------------------
+
 
 def ours(args: argparse.Namespace) -> None:
     """Our side of ``compare``: train for a time budget, then time the exported SavedModel.
@@ -337,12 +416,26 @@ def ours(args: argparse.Namespace) -> None:
 
     config, prepared = prepare_split(args.preset, args.set, run_dir=args.run_dir)
     m, t = config.model, config.train
-    report = {"model": args.label, "machine": machine(), "tensorflow": tf.__version__, "keras": keras.__version__,
-              "run_dir": str(args.run_dir), "preset": args.preset, "overrides": args.set,
-              "budget_minutes": args.minutes, "batch_size": t.batch_size, "cell": m.cell, "attention": m.attention,
-              "embedding_dim": m.embedding_dim, "encoder_units": m.encoder_units, "decoder_units": m.decoder_units,
-              "attention_units": m.attention_units, "max_pieces": config.data.max_pieces,
-              "src_vocab_size": config.data.src_vocab_size, "tgt_vocab_size": config.data.tgt_vocab_size}
+    report = {
+        "model": args.label,
+        "machine": machine(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "run_dir": str(args.run_dir),
+        "preset": args.preset,
+        "overrides": args.set,
+        "budget_minutes": args.minutes,
+        "batch_size": t.batch_size,
+        "cell": m.cell,
+        "attention": m.attention,
+        "embedding_dim": m.embedding_dim,
+        "encoder_units": m.encoder_units,
+        "decoder_units": m.decoder_units,
+        "attention_units": m.attention_units,
+        "max_pieces": config.data.max_pieces,
+        "src_vocab_size": config.data.src_vocab_size,
+        "tgt_vocab_size": config.data.tgt_vocab_size,
+    }
 
     started = time.perf_counter()
     run, data = build_training(config, prepared)
@@ -377,8 +470,10 @@ def ours(args: argparse.Namespace) -> None:
             if beam == 1:
                 report["test_sentences"] = len(sources)
                 report["signature_cased"] = f"{scores.bleu_signature} | {scores.chrf_signature}"
-                report["examples"] = [{"source": s, "reference": r, "hypothesis": h}
-                                      for s, r, h in list(zip(sources, references, hypotheses))[:3]]
+                report["examples"] = [
+                    {"source": s, "reference": r, "hypothesis": h}
+                    for s, r, h in list(zip(sources, references, hypotheses))[:3]
+                ]
             batch_sizes = (1, 64) if beam == 1 else (64,)
             report.update(time_decoding(translator, sources, batch_sizes, args.repeats, count_pieces, prefix=name))
     report["peak_rss_mb"] = peak_rss_mb()
@@ -387,16 +482,24 @@ def ours(args: argparse.Namespace) -> None:
 
 # --- race: the sides in turns -------------------------------------------------------------
 
-def decode_events(prefix: str, translate: Callable, sentences: list[str], batch_sizes: tuple[int, ...],
-                  count_tokens: Callable[[str], int], passes: int = 1) -> dict[str, Callable[[], dict]]:
+
+def decode_events(
+    prefix: str,
+    translate: Callable,
+    sentences: list[str],
+    batch_sizes: tuple[int, ...],
+    count_tokens: Callable[[str], int],
+    passes: int = 1,
+) -> dict[str, Callable[[], dict]]:
     """``{prefix}_b{size}`` events over the first :data:`harness.DECODE_SENTENCES` sentences,
     ``passes`` passes a turn, each first warmed up by one untimed batch."""
     events = {}
     for size in batch_sizes:
         chunk = sentences[: DECODE_SENTENCES.get(size, 4 * size)]
         translate(chunk[:size])
-        events[f"{prefix}_b{size}"] = (lambda chunk=chunk, size=size:
-                                       decode_passes(translate, chunk, size, count_tokens, passes))
+        events[f"{prefix}_b{size}"] = lambda chunk=chunk, size=size: decode_passes(
+            translate, chunk, size, count_tokens, passes
+        )
     return events
 
 
@@ -411,8 +514,14 @@ def baseline_worker(args: argparse.Namespace) -> dict[str, Callable[[], dict]]:
     if args.baseline_weights:
         model.load_weights(args.baseline_weights)
     sources, _ = tf_tutorial.read_split(Path(args.run_dir), "test")
-    events = decode_events("greedy", tf_tutorial.translator(model, args.max_length), sources, (1, 64),
-                           tf_tutorial.count_words, args.decode_passes)
+    events = decode_events(
+        "greedy",
+        tf_tutorial.translator(model, args.max_length),
+        sources,
+        (1, 64),
+        tf_tutorial.count_words,
+        args.decode_passes,
+    )
     events["train"] = lambda: train_turn(model.train_on_batch, batches, args.train_turn_seconds)
     return events
 
@@ -437,8 +546,11 @@ def ours_worker(args: argparse.Namespace) -> dict[str, Callable[[], dict]]:
         if not name or not path:
             raise SystemExit(f"--export {spec!r}: expected NAME=PATH, e.g. greedy=saved_models/greedy")
         sizes = (1, 64) if name == "greedy" else (64,)
-        events.update(decode_events(name, translate.load(path), sources, sizes, lambda t: len(pieces.encode(t)),
-                                    args.decode_passes))
+        events.update(
+            decode_events(
+                name, translate.load(path), sources, sizes, lambda t: len(pieces.encode(t)), args.decode_passes
+            )
+        )
     return events
 
 
@@ -451,9 +563,12 @@ def summarize_race(turns: dict[str, dict[str, list[dict]]]) -> dict:
     report: dict = {"rates": {}, "ratios": {}, "per_round": {}}
     for event, by_name in turns.items():
         report["rates"][event] = {
-            name: {"sentences_per_s": round(statistics.median(rate(t) for t in runs), 2),
-                   "tokens_per_s": round(statistics.median(rate(t, "tokens") for t in runs), 1)}
-            for name, runs in by_name.items()}
+            name: {
+                "sentences_per_s": round(statistics.median(rate(t) for t in runs), 2),
+                "tokens_per_s": round(statistics.median(rate(t, "tokens") for t in runs), 1),
+            }
+            for name, runs in by_name.items()
+        }
     idle = {}
     for by_name in turns.values():
         for name, runs in by_name.items():
@@ -474,14 +589,31 @@ def summarize_race(turns: dict[str, dict[str, list[dict]]]) -> dict:
     return report
 
 
-def race(args: argparse.Namespace, run_dir: str, baseline_weights: str | None, equal_set: list[str],
-         quick_exports: list[str]) -> dict:
+def race(
+    args: argparse.Namespace, run_dir: str, baseline_weights: str | None, equal_set: list[str], quick_exports: list[str]
+) -> dict:
     """Starts the contestants' workers (``args``: the options of :func:`add_shared_arguments`), takes the
     turns, and summarizes. ``ours_equal`` races with ``equal_set``, ``ours_quick`` with ``quick_exports``."""
-    shared = ["race", "--run-dir", run_dir, "--train-turn-seconds", str(args.train_turn_seconds),
-              "--decode-passes", str(args.decode_passes)]
-    baseline = ["--units", str(args.units), "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
-                "--seed", str(args.seed), *(["--baseline-weights", baseline_weights] if baseline_weights else [])]
+    shared = [
+        "race",
+        "--run-dir",
+        run_dir,
+        "--train-turn-seconds",
+        str(args.train_turn_seconds),
+        "--decode-passes",
+        str(args.decode_passes),
+    ]
+    baseline = [
+        "--units",
+        str(args.units),
+        "--batch-size",
+        str(args.batch_size),
+        "--max-length",
+        str(args.max_length),
+        "--seed",
+        str(args.seed),
+        *(["--baseline-weights", baseline_weights] if baseline_weights else []),
+    ]
     ours_options = ["--preset", args.preset, *(f"--set={o}" for o in args.set)]
     plans = {
         "baseline": ("baseline", baseline, "default"),
@@ -497,16 +629,22 @@ def race(args: argparse.Namespace, run_dir: str, baseline_weights: str | None, e
             command = [sys.executable, "-m", "benchmarks", *shared, "--worker", kind, *extra]
             workers[name] = Worker(name, command, thread_env(threads))
         started = time.perf_counter()
-        turns = take_turns({name: worker.turns() for name, worker in workers.items()}, args.rounds,
-                           args.warmup_turns, label="race")
+        turns = take_turns(
+            {name: worker.turns() for name, worker in workers.items()}, args.rounds, args.warmup_turns, label="race"
+        )
         seconds = time.perf_counter() - started
     finally:
         for worker in workers.values():
             worker.close()
-    return {"rounds": args.rounds, "train_turn_seconds": args.train_turn_seconds, "warmup_turns": args.warmup_turns,
-            "decode_passes": args.decode_passes,
-            "threads": {name: plan[2] for name, plan in plans.items() if name in workers},
-            "race_seconds": round(seconds, 1), **summarize_race(turns)}
+    return {
+        "rounds": args.rounds,
+        "train_turn_seconds": args.train_turn_seconds,
+        "warmup_turns": args.warmup_turns,
+        "decode_passes": args.decode_passes,
+        "threads": {name: plan[2] for name, plan in plans.items() if name in workers},
+        "race_seconds": round(seconds, 1),
+        **summarize_race(turns),
+    }
 
 
 def race_command(args: argparse.Namespace) -> None:
@@ -558,12 +696,16 @@ def race_command(args: argparse.Namespace) -> None:
         answers, sys.stdout = sys.stdout, sys.stderr
         serve(baseline_worker(args) if args.worker == "baseline" else ours_worker(args), out=answers)
         return
-    report = {"machine": machine(), "command": command_line(),
-              **race(args, args.run_dir, args.baseline_weights, args.equal_set, args.quick_exports)}
+    report = {
+        "machine": machine(),
+        "command": command_line(),
+        **race(args, args.run_dir, args.baseline_weights, args.equal_set, args.quick_exports),
+    }
     emit(report, args.out)
 
 
 # --- the command line ---------------------------------------------------------------------
+
 
 def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``compare`` and ``race``: the race's, the baseline's and ours."""
@@ -576,10 +718,19 @@ def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=50, help="the baseline's decoding steps")
     parser.add_argument("--seed", type=int, default=1234, help="the baseline's seed")
     parser.add_argument("--preset", default="quick", help="our preset (and the corpus to prepare)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a config override of ours (e.g. a tiny smoke setting)")
-    parser.add_argument("--ours-threads", choices=sorted(THREADS), default="serial_ops",
-                        help="thread setting of our runs (the baseline is measured under both)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config override of ours (e.g. a tiny smoke setting)",
+    )
+    parser.add_argument(
+        "--ours-threads",
+        choices=sorted(THREADS),
+        default="serial_ops",
+        help="thread setting of our runs (the baseline is measured under both)",
+    )
 
 
 def register(commands) -> None:
@@ -590,8 +741,12 @@ def register(commands) -> None:
     p.add_argument("--warmup-steps", type=int, default=5, help="training steps left out of the rates")
     p.add_argument("--repeats", type=int, default=3, help="timed decoding passes; the median counts")
     p.add_argument("--out", default=str(RESULTS / "compare.json"), help="the JSON (the table goes beside it, .md)")
-    p.add_argument("--probe-minutes", type=float, default=2.0,
-                   help="training minutes of the baseline's probe under the other thread setting")
+    p.add_argument(
+        "--probe-minutes",
+        type=float,
+        default=2.0,
+        help="training minutes of the baseline's probe under the other thread setting",
+    )
     add_shared_arguments(p)
 
     p = subcommand(commands, "ours", ours, "compare's side of ours alone: train for a budget, time the exports")
@@ -602,18 +757,29 @@ def register(commands) -> None:
     p.add_argument("--warmup-steps", type=int, default=5, help="training steps left out of the rates")
     p.add_argument("--repeats", type=int, default=3, help="timed decoding passes; the median counts")
     p.add_argument("--label", default="ours", help="the name of this run in the report")
-    p.add_argument("--keep-exports", metavar="DIR",
-                   help="export into DIR (DIR/greedy, DIR/beam5) and keep them, for the race")
+    p.add_argument(
+        "--keep-exports", metavar="DIR", help="export into DIR (DIR/greedy, DIR/beam5) and keep them, for the race"
+    )
     p.add_argument("--out", help="also write the JSON here")
 
     p = subcommand(commands, "race", race_command, "compare's race in turns alone, on trained models")
     p.add_argument("--run-dir", required=True, help="a prepared run folder")
     add_shared_arguments(p)
     p.add_argument("--baseline-weights", help="the baseline's trained weights (baseline --save-weights)")
-    p.add_argument("--equal-set", action="append", default=[], metavar="KEY=VALUE",
-                   help="the overrides of ours at equal size (none: ours_equal does not race)")
-    p.add_argument("--quick-exports", action="append", default=[], metavar="NAME=PATH",
-                   help="an export of the quick preset to decode with (greedy=..., beam5=...)")
+    p.add_argument(
+        "--equal-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="the overrides of ours at equal size (none: ours_equal does not race)",
+    )
+    p.add_argument(
+        "--quick-exports",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="an export of the quick preset to decode with (greedy=..., beam5=...)",
+    )
     p.add_argument("--out", help="also write the JSON here")
     # A worker's own options.
     p.add_argument("--worker", choices=("baseline", "ours"), help=argparse.SUPPRESS)

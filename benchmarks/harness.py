@@ -55,6 +55,7 @@ THREADS = {
 
 # --- Results ---------------------------------------------------------------------------
 
+
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}, Python {platform.python_version()}"
 
@@ -81,11 +82,17 @@ def print_table(headers: list[str], rows: list[list], numeric: int = 1) -> None:
         print("| " + " | ".join(str(cell) for cell in row) + " |", file=sys.stderr)
 
 
-def subcommand(commands, name: str, function: Callable[[argparse.Namespace], None], summary: str,
-               aliases: Sequence[str] = ()) -> argparse.ArgumentParser:
+def subcommand(
+    commands, name: str, function: Callable[[argparse.Namespace], None], summary: str, aliases: Sequence[str] = ()
+) -> argparse.ArgumentParser:
     """Adds ``python -m benchmarks NAME``: ``function(args)`` runs it, and its docstring is the description."""
-    parser = commands.add_parser(name, aliases=list(aliases), help=summary, description=inspect.getdoc(function),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = commands.add_parser(
+        name,
+        aliases=list(aliases),
+        help=summary,
+        description=inspect.getdoc(function),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.set_defaults(run=function)
     return parser
 
@@ -104,6 +111,7 @@ def thread_env(setting: str) -> dict[str, str]:
 
 # --- The corpus and the model ------------------------------------------------------------
 
+
 def config_for(run_dir: Path, preset: str, overrides: Sequence[str]):
     """The preset with ``overrides``, and the prepared folder's own data settings and run folder."""
     from translate.config import config_from_dict, load_config
@@ -117,8 +125,9 @@ def config_for(run_dir: Path, preset: str, overrides: Sequence[str]):
     return config_from_dict(values)
 
 
-def prepare_split(preset: str, overrides: Sequence[str] = (), *, run_dir: str | Path | None = None,
-                  tmp: str | Path | None = None):
+def prepare_split(
+    preset: str, overrides: Sequence[str] = (), *, run_dir: str | Path | None = None, tmp: str | Path | None = None
+):
     """``(config, prepared)``: the preset with ``overrides`` on ``run_dir`` as it was prepared (its own data
     settings), or, without ``run_dir``, on the preset's corpus prepared into ``tmp/run``.
 
@@ -135,8 +144,10 @@ def prepare_split(preset: str, overrides: Sequence[str] = (), *, run_dir: str | 
         return config, prepare(config, progress=False)
     data = [o for o in overrides if o.startswith("data.")]
     if data:
-        raise SystemExit(f"--run-dir {run_dir} keeps its own data settings; drop {', '.join(data)} "
-                         "(or leave out --run-dir to prepare the corpus afresh)")
+        raise SystemExit(
+            f"--run-dir {run_dir} keeps its own data settings; drop {', '.join(data)} "
+            "(or leave out --run-dir to prepare the corpus afresh)"
+        )
     config = config_for(Path(run_dir), preset, overrides)
     return config, load_prepared(config)
 
@@ -157,8 +168,13 @@ def build_training(config, prepared, grad_norm: bool = True):
 
     keras.utils.set_random_seed(config.train.seed)
     with precision_policy(config.train.precision):
-        run = build_run(config, Path(config.run_dir), prepared.src_model, prepared.tgt_model,
-                        training_class=GradNormModel if grad_norm else keras.Model)
+        run = build_run(
+            config,
+            Path(config.run_dir),
+            prepared.src_model,
+            prepared.tgt_model,
+            training_class=GradNormModel if grad_norm else keras.Model,
+        )
         compile_for_training(run, config)
     return run, training_dataset(run, config, prepared, repeat=True)
 
@@ -170,8 +186,16 @@ def train_step(model) -> Callable:
 
 # --- Timing training ---------------------------------------------------------------------
 
-def train_loop(step: Callable, batches: Iterable, *, seconds: float | None = None, steps: int | None = None,
-               warmup_steps: int = 0, min_timed_steps: int = 1) -> dict:
+
+def train_loop(
+    step: Callable,
+    batches: Iterable,
+    *,
+    seconds: float | None = None,
+    steps: int | None = None,
+    warmup_steps: int = 0,
+    min_timed_steps: int = 1,
+) -> dict:
     """Calls ``step(inputs, target_out)`` on ``batches``: ``warmup_steps`` untimed, then ``steps`` timed steps, or
     until ``seconds`` have passed since the first batch (warm-up included) and ``min_timed_steps`` were timed.
 
@@ -210,17 +234,28 @@ def train_loop(step: Callable, batches: Iterable, *, seconds: float | None = Non
             losses.append(loss)
         timed = done - warmup_steps
         if (steps is not None and timed >= steps) or (
-                seconds is not None and now - started >= seconds and timed >= min_timed_steps):
+            seconds is not None and now - started >= seconds and timed >= min_timed_steps
+        ):
             break
     else:
         raise ValueError("the batches ran out before the training was timed: pass a repeating dataset")
-    return {"steps": done, "sentences": sentences, "tokens": tokens, "seconds": now - started,
-            "timed_steps": done - warmup_steps, "timed_sentences": timed_sentences, "timed_tokens": timed_tokens,
-            "timed_seconds": now - timed_from, "first_loss": first_loss, "losses": losses}
+    return {
+        "steps": done,
+        "sentences": sentences,
+        "tokens": tokens,
+        "seconds": now - started,
+        "timed_steps": done - warmup_steps,
+        "timed_sentences": timed_sentences,
+        "timed_tokens": timed_tokens,
+        "timed_seconds": now - timed_from,
+        "first_loss": first_loss,
+        "losses": losses,
+    }
 
 
-def train_for_budget(step: Callable, batches: Iterable, seconds: float, warmup_steps: int = 5,
-                     min_timed_steps: int = 3) -> dict:
+def train_for_budget(
+    step: Callable, batches: Iterable, seconds: float, warmup_steps: int = 5, min_timed_steps: int = 3
+) -> dict:
     """Trains on live ``batches`` until ``seconds`` have passed (:func:`train_loop`); the rates count the steps
     after the first ``warmup_steps`` (tracing, first allocations).
 
@@ -249,8 +284,12 @@ def train_for_budget(step: Callable, batches: Iterable, seconds: float, warmup_s
 def train_turn(step: Callable, batches: Iterator, seconds: float) -> dict:
     """One turn of a race: train steps on the next batches until ``seconds`` have passed (one step at least)."""
     r = train_loop(step, batches, seconds=seconds)
-    return {"seconds": r["timed_seconds"], "sentences": r["timed_sentences"], "tokens": r["timed_tokens"],
-            "steps": r["timed_steps"]}
+    return {
+        "seconds": r["timed_seconds"],
+        "sentences": r["timed_sentences"],
+        "tokens": r["timed_tokens"],
+        "steps": r["timed_steps"],
+    }
 
 
 def measure_training(config, prepared, warmup: int, steps: int) -> tuple[dict, object]:
@@ -271,8 +310,14 @@ def measure_training(config, prepared, warmup: int, steps: int) -> tuple[dict, o
 
 # --- Timing decoding ---------------------------------------------------------------------
 
-def decode_passes(translate: Callable[[list[str]], list[str]], sentences: Sequence[str], batch_size: int,
-                  count_tokens: Callable[[str], int] | None = None, passes: int = 1) -> dict:
+
+def decode_passes(
+    translate: Callable[[list[str]], list[str]],
+    sentences: Sequence[str],
+    batch_size: int,
+    count_tokens: Callable[[str], int] | None = None,
+    passes: int = 1,
+) -> dict:
     """``passes`` timed passes of ``translate`` over ``sentences`` in batches of ``batch_size``.
 
     Returns the seconds, the sentences translated and, with ``count_tokens``,
@@ -286,9 +331,14 @@ def decode_passes(translate: Callable[[list[str]], list[str]], sentences: Sequen
     return {"seconds": seconds, "sentences": len(outputs), "tokens": tokens}
 
 
-def time_decoding(translate: Callable[[list[str]], list[str]], sentences: Sequence[str],
-                  batch_sizes: Sequence[int] = (1, 64), repeats: int = 3,
-                  count_tokens: Callable[[str], int] | None = None, prefix: str = "decode") -> dict:
+def time_decoding(
+    translate: Callable[[list[str]], list[str]],
+    sentences: Sequence[str],
+    batch_sizes: Sequence[int] = (1, 64),
+    repeats: int = 3,
+    count_tokens: Callable[[str], int] | None = None,
+    prefix: str = "decode",
+) -> dict:
     """Sentences (and, with ``count_tokens``, generated tokens) per second of ``translate``.
 
     For each batch size the first ``DECODE_SENTENCES[batch]`` sentences (at
@@ -312,8 +362,10 @@ def time_decoding(translate: Callable[[list[str]], list[str]], sentences: Sequen
 
 # --- Taking turns ------------------------------------------------------------------------
 
-def take_turns(contestants: dict[str, dict[str, Callable[[], dict]]], rounds: int, warmup_turns: int = 0,
-               label: str = "turns") -> dict[str, dict[str, list[dict]]]:
+
+def take_turns(
+    contestants: dict[str, dict[str, Callable[[], dict]]], rounds: int, warmup_turns: int = 0, label: str = "turns"
+) -> dict[str, dict[str, list[dict]]]:
     """``rounds`` rounds; in each, every event of every contestant once, event by event.
 
     ``contestants`` maps a name to its events, each a function that runs one
@@ -360,9 +412,11 @@ def train_in_turns(contestants: dict[str, tuple[Callable, list]], steps: int, ro
     turns = take_turns(events, rounds, label="train in turns")["train"]
     ms = {name: [1000 * t["timed_seconds"] / steps for t in runs] for name, runs in turns.items()}
     rates = {name: [t["timed_sentences"] / t["timed_seconds"] for t in runs] for name, runs in turns.items()}
-    return {"ms_per_step": {name: median(values) for name, values in ms.items()},
-            "sentences_per_s": {name: median(values) for name, values in rates.items()},
-            "rounds_ms_per_step": {name: [round(v, 1) for v in values] for name, values in ms.items()}}
+    return {
+        "ms_per_step": {name: median(values) for name, values in ms.items()},
+        "sentences_per_s": {name: median(values) for name, values in rates.items()},
+        "rounds_ms_per_step": {name: [round(v, 1) for v in values] for name, values in ms.items()},
+    }
 
 
 # A contestant in a process of its own: the parent writes one event name a line on the worker's stdin; the
@@ -412,14 +466,15 @@ class Worker:
     def __init__(self, name: str, command: list[str], env: dict[str, str]):
         self.name = name
         print(f"[race] {name}: {' '.join(command)}", file=sys.stderr, flush=True)
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                        env=env, cwd=REPO)
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO
+        )
         self.events = self._answer()["ready"]
 
     def _answer(self) -> dict:
         for line in self.process.stdout:
             if line.startswith(PREFIX):
-                reply = json.loads(line[len(PREFIX):])
+                reply = json.loads(line[len(PREFIX) :])
                 if "error" in reply:
                     raise RuntimeError(f"race worker {self.name}: {reply['error']}")
                 return reply

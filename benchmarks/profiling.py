@@ -19,8 +19,16 @@ from benchmarks.harness import emit, machine, measure_training, prepare_split, s
 # --- profile ----------------------------------------------------------------------------------
 
 # Prefixes of a traced op's name that say where it runs, not what it is.
-_NOISE = [re.compile(p) for p in (r"(StatefulPartitionedCall|PartitionedCall)(_\d+)?/", r"while/body/_\d+/",
-                                  r"while/", r"__inference_[^/]*/", r"_\d+(?=[/:]|$)")]
+_NOISE = [
+    re.compile(p)
+    for p in (
+        r"(StatefulPartitionedCall|PartitionedCall)(_\d+)?/",
+        r"while/body/_\d+/",
+        r"while/",
+        r"__inference_[^/]*/",
+        r"_\d+(?=[/:]|$)",
+    )
+]
 _BOOKKEEPING = ("ThreadpoolListener", "ExecutorState", "ParallelFor", "EagerExecute", "EagerLocalExecute")
 
 
@@ -78,8 +86,10 @@ def op_self_times(trace_dir: str) -> tuple[dict[str, float], dict[str, float], f
 
 
 def top(counter: dict[str, float], total: float, n: int) -> list[dict]:
-    return [{"name": name, "ms": round(ms, 1), "share": round(ms / total, 3)}
-            for name, ms in sorted(counter.items(), key=lambda item: -item[1])[:n]]
+    return [
+        {"name": name, "ms": round(ms, 1), "share": round(ms / total, 3)}
+        for name, ms in sorted(counter.items(), key=lambda item: -item[1])[:n]
+    ]
 
 
 def padding(run, config, prepared) -> dict:
@@ -99,8 +109,10 @@ def padding(run, config, prepared) -> dict:
     # Without bucketing: lengths as the pipeline sees them (+1 for EOS / BOS), same filter.
     limit = config.data.max_pieces + 1
     lengths = []
-    for model, path in ((prepared.src_model, prepared.files("train")[0]),
-                        (prepared.tgt_model, prepared.files("train")[1])):
+    for model, path in (
+        (prepared.src_model, prepared.files("train")[0]),
+        (prepared.tgt_model, prepared.files("train")[1]),
+    ):
         pieces = spm.SentencePieceProcessor(model_proto=model)
         lines = Path(path).read_text(encoding="utf-8").splitlines()
         lengths.append(np.array([len(ids) + 1 for ids in pieces.encode(lines)]))
@@ -113,8 +125,11 @@ def padding(run, config, prepared) -> dict:
         batch = pairs[start : start + size]
         plain_real += int(batch.sum())
         plain_padded += int(batch.max(axis=0).sum()) * len(batch)
-    return {"batch_size": size, "bucketed": round(1 - real / padded, 4),
-            "not_bucketed": round(1 - plain_real / plain_padded, 4)}
+    return {
+        "batch_size": size,
+        "bucketed": round(1 - real / padded, 4),
+        "not_bucketed": round(1 - plain_real / plain_padded, 4),
+    }
 
 
 def decode_orders(translator, sentences: list[str], batch_size: int = 64, repeats: int = 3) -> dict:
@@ -126,9 +141,10 @@ def decode_orders(translator, sentences: list[str], batch_size: int = 64, repeat
         return [t for i in range(0, len(sentences), batch_size) for t in translator(sentences[i : i + batch_size])]
 
     rates = {}
-    for name, run_all in (("corpus_order", corpus_order),
-                          ("sorted_by_length", lambda: translate_in_batches(translator, sentences, batch_size,
-                                                                            progress=False))):
+    for name, run_all in (
+        ("corpus_order", corpus_order),
+        ("sorted_by_length", lambda: translate_in_batches(translator, sentences, batch_size, progress=False)),
+    ):
         run_all()
         times = []
         for _ in range(repeats):
@@ -196,8 +212,12 @@ def profile(args: argparse.Namespace) -> None:
         run = build_run(config, prepared.run_dir, prepared.src_model, prepared.tgt_model)
         compile_for_training(run, config)
         data = training_dataset(run, config, prepared)
-        report = {"preset": args.preset, "overrides": args.overrides, "machine": machine(),
-                  "tensorflow": tf.__version__}
+        report = {
+            "preset": args.preset,
+            "overrides": args.overrides,
+            "machine": machine(),
+            "tensorflow": tf.__version__,
+        }
 
         report["padding_fraction"] = padding(run, config, prepared)
 
@@ -212,8 +232,10 @@ def profile(args: argparse.Namespace) -> None:
         report["epoch_seconds"] = round(time.perf_counter() - started, 1)
         stats = pstats.Stats(profiler)
         for key, column in (("python_cumulative_s", 3), ("python_self_s", 2)):
-            rows = sorted(((f"{Path(f).name}:{line}({fn})", s[column]) for (f, line, fn), s in stats.stats.items()),
-                          key=lambda r: -r[1])
+            rows = sorted(
+                ((f"{Path(f).name}:{line}({fn})", s[column]) for (f, line, fn), s in stats.stats.items()),
+                key=lambda r: -r[1],
+            )
             report[key] = [{"function": name, "seconds": round(s, 1)} for name, s in rows[: args.top]]
 
         # 2. Ops of the training step.
@@ -223,8 +245,13 @@ def profile(args: argparse.Namespace) -> None:
         train_dir = str(trace_root / "train")
         seconds = traced(lambda: [step(inputs, target) for inputs, target in batches], train_dir)
         by_op, by_kind, total = op_self_times(train_dir)
-        report["train_trace"] = {"steps": len(batches), "wall_seconds": round(seconds, 2), "op_ms": round(total, 1),
-                                 "top_ops": top(by_op, total, args.top), "top_kinds": top(by_kind, total, args.top)}
+        report["train_trace"] = {
+            "steps": len(batches),
+            "wall_seconds": round(seconds, 2),
+            "op_ms": round(total, 1),
+            "top_ops": top(by_op, total, args.top),
+            "top_kinds": top(by_kind, total, args.top),
+        }
 
         # 3. Ops of decoding the test split, batch 64, with each model.
         sources = [s for s, _ in prepared.read("test")]
@@ -237,11 +264,17 @@ def profile(args: argparse.Namespace) -> None:
             decode_dir = str(trace_root / f"decode-{number}")
             seconds = traced(lambda: [translator(b) for b in batches_of_64], decode_dir)  # noqa: B023 - called at once
             by_op, by_kind, total = op_self_times(decode_dir)
-            report["decode_traces"].append({
-                "model": str(path) if args.model else "untrained export", "sentences": len(sources),
-                "wall_seconds": round(seconds, 2), "op_ms": round(total, 1),
-                "sentences_per_s_batch_64": decode_orders(translator, sources),
-                "top_ops": top(by_op, total, args.top), "top_kinds": top(by_kind, total, args.top)})
+            report["decode_traces"].append(
+                {
+                    "model": str(path) if args.model else "untrained export",
+                    "sentences": len(sources),
+                    "wall_seconds": round(seconds, 2),
+                    "op_ms": round(total, 1),
+                    "sentences_per_s_batch_64": decode_orders(translator, sources),
+                    "top_ops": top(by_op, total, args.top),
+                    "top_kinds": top(by_kind, total, args.top),
+                }
+            )
     emit(report, args.out)
     traces = [("training step", report["train_trace"])]
     traces += [(f"decoding with {t['model']}", t) for t in report["decode_traces"]]
@@ -265,8 +298,9 @@ def matrix_flops(shape) -> int:
     return 2 * int(rows) * int(cols)
 
 
-def flops_per_target_token(model, attention: str, memory_dim: int, attention_units: int,
-                           src_len: float, tgt_len: float) -> dict:
+def flops_per_target_token(
+    model, attention: str, memory_dim: int, attention_units: int, src_len: float, tgt_len: float
+) -> dict:
     """Forward and training FLOPs per target piece, from ``model``'s weight shapes.
 
     Args:
@@ -303,11 +337,18 @@ def flops_per_target_token(model, attention: str, memory_dim: int, attention_uni
         scores_and_context = 2 * src_len * memory_dim + 2 * src_len * memory_dim
     elif attention in ("bahdanau", "additive"):
         query_dim = next(int(w.shape[0]) for w in model.weights if w.path.startswith("decoder/attention/W/"))
-        scores_and_context = (matrix_flops((query_dim, attention_units)) + 2 * src_len * attention_units
-                              + 2 * src_len * memory_dim)
+        scores_and_context = (
+            matrix_flops((query_dim, attention_units)) + 2 * src_len * attention_units + 2 * src_len * memory_dim
+        )
     forward = per_source * src_len / tgt_len + per_sentence / tgt_len + per_target + scores_and_context
-    return {"per_source_piece": per_source, "per_sentence": per_sentence, "per_target_piece": per_target,
-            "attention": round(scores_and_context), "forward": round(forward), "training": round(3 * forward)}
+    return {
+        "per_source_piece": per_source,
+        "per_sentence": per_sentence,
+        "per_target_piece": per_target,
+        "attention": round(scores_and_context),
+        "forward": round(forward),
+        "training": round(3 * forward),
+    }
 
 
 def matmul_gflops(n: int, m: int, k: int, seconds: float = 3.0) -> float:
@@ -378,8 +419,9 @@ def utilization(args: argparse.Namespace) -> None:
     src_len, tgt_len = src_real / sentences, tgt_real / sentences
 
     m = config.model
-    flops = flops_per_target_token(run.models.training, m.attention, memory_size(m), m.attention_units,
-                                   src_len, tgt_len)
+    flops = flops_per_target_token(
+        run.models.training, m.attention, memory_size(m), m.attention_units, src_len, tgt_len
+    )
     achieved = flops["training"] * training["train_target_tokens_per_s"] / 1e9
     peak = matmul_gflops(2048, 2048, 2048)
     output_dim = int(run.models.training.get_layer("logits").kernel.shape[0])
@@ -403,18 +445,26 @@ def utilization(args: argparse.Namespace) -> None:
         "utilization": round(achieved / peak, 3),
     }
     emit(report, args.out)
-    print(f"{flops['training'] / 1e6:.2f} MFLOP per target piece (training) x "
-          f"{training['train_target_tokens_per_s']:,.0f} pieces/s = {achieved:.1f} GFLOP/s; "
-          f"fp32 matmul peak {peak:.1f} GFLOP/s; utilization {100 * achieved / peak:.1f}%", file=sys.stderr)
+    print(
+        f"{flops['training'] / 1e6:.2f} MFLOP per target piece (training) x "
+        f"{training['train_target_tokens_per_s']:,.0f} pieces/s = {achieved:.1f} GFLOP/s; "
+        f"fp32 matmul peak {peak:.1f} GFLOP/s; utilization {100 * achieved / peak:.1f}%",
+        file=sys.stderr,
+    )
 
 
 # --- the command line ---------------------------------------------------------------------
 
+
 def register(commands) -> None:
     p = subcommand(commands, "profile", profile, "where the time goes: cProfile and op traces (profiling.json)")
     p.add_argument("--preset", default="quick")
-    p.add_argument("--model", action="append", default=[],
-                   help="an export to profile decoding with; repeat for several (default: the untrained model)")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="an export to profile decoding with; repeat for several (default: the untrained model)",
+    )
     p.add_argument("--trace-steps", type=int, default=20, help="training steps under the op trace")
     p.add_argument("--epoch-steps", type=int, help="cut the profiled epoch to this many steps (default: all)")
     p.add_argument("--top", type=int, default=12)
@@ -422,8 +472,12 @@ def register(commands) -> None:
     p.add_argument("--out", help="also write the JSON here")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
 
-    p = subcommand(commands, "utilization", utilization, "FLOPs per target piece, achieved GFLOP/s, matmul peak "
-                   "(utilization*.json)")
+    p = subcommand(
+        commands,
+        "utilization",
+        utilization,
+        "FLOPs per target piece, achieved GFLOP/s, matmul peak (utilization*.json)",
+    )
     p.add_argument("--preset", default="quick")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--steps", type=int, default=60)

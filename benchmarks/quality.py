@@ -30,8 +30,12 @@ ATTENTION = {
     "simple_rnn + bahdanau": ["model.cell=simple_rnn", "model.attention=bahdanau", W192],
     "gru + additive (after the RNN)": ["model.cell=gru", "model.attention=additive", W192],
     "gru + luong_general": ["model.cell=gru", "model.attention=luong_general", W192],
-    "gru + luong_general + input feeding": ["model.cell=gru", "model.attention=luong_general",
-                                            "model.input_feeding=true", W192],
+    "gru + luong_general + input feeding": [
+        "model.cell=gru",
+        "model.attention=luong_general",
+        "model.input_feeding=true",
+        W192,
+    ],
     "gru + luong_dot (decoder 256)": ["model.cell=gru", "model.attention=luong_dot", W256],
     "gru + none": ["model.cell=gru", "model.attention=none", W192],
     "gru + bahdanau (decoder 256)": ["model.cell=gru", "model.attention=bahdanau", W256],
@@ -51,22 +55,34 @@ CHOICES = {
 # The default attention against the one it replaced, two seeds each: the
 # quick preset as shipped, and the quick preset of before (luong_dot at its
 # learning rate). Run with --jobs 2, so that two runs train side by side.
-DEFAULT = {f"{name}, seed {seed}": [*overrides, f"train.seed={seed}"]
-           for seed in (1, 2) for name, overrides in (
-               ("bahdanau (quick)", ["model.attention=bahdanau"]),
-               ("luong_dot (quick before)", ["model.attention=luong_dot", "train.learning_rate=0.001"]))}
+DEFAULT = {
+    f"{name}, seed {seed}": [*overrides, f"train.seed={seed}"]
+    for seed in (1, 2)
+    for name, overrides in (
+        ("bahdanau (quick)", ["model.attention=bahdanau"]),
+        ("luong_dot (quick before)", ["model.attention=luong_dot", "train.learning_rate=0.001"]),
+    )
+}
 # Ways to make the additive score learn faster or cost less, each stated in full
 # so that the rows keep their meaning when the preset changes.
-BAHDANAU = {f"bahdanau, {name}, seed {seed}": ["model.attention=bahdanau", *overrides, f"train.seed={seed}"]
-            for seed in (1, 2) for name, overrides in (
-                ("attention 256, lr 0.001", ["model.attention_units=256", "train.learning_rate=0.001"]),
-                ("attention 256, lr 0.001, normalized", ["model.attention_units=256", "train.learning_rate=0.001",
-                                                         "model.attention_normalize=true"]),
-                ("attention 256, lr 0.002", ["model.attention_units=256", "train.learning_rate=0.002"]),
-                ("attention 128, lr 0.002", ["model.attention_units=128", "train.learning_rate=0.002"]),
-                ("attention 128, lr 0.003", ["model.attention_units=128", "train.learning_rate=0.003"]),
-                ("attention 128, lr 0.002, batch 32", ["model.attention_units=128", "train.learning_rate=0.002",
-                                                       "train.batch_size=32"]))}
+BAHDANAU = {
+    f"bahdanau, {name}, seed {seed}": ["model.attention=bahdanau", *overrides, f"train.seed={seed}"]
+    for seed in (1, 2)
+    for name, overrides in (
+        ("attention 256, lr 0.001", ["model.attention_units=256", "train.learning_rate=0.001"]),
+        (
+            "attention 256, lr 0.001, normalized",
+            ["model.attention_units=256", "train.learning_rate=0.001", "model.attention_normalize=true"],
+        ),
+        ("attention 256, lr 0.002", ["model.attention_units=256", "train.learning_rate=0.002"]),
+        ("attention 128, lr 0.002", ["model.attention_units=128", "train.learning_rate=0.002"]),
+        ("attention 128, lr 0.003", ["model.attention_units=128", "train.learning_rate=0.003"]),
+        (
+            "attention 128, lr 0.002, batch 32",
+            ["model.attention_units=128", "train.learning_rate=0.002", "train.batch_size=32"],
+        ),
+    )
+}
 TABLES = {"attention": ATTENTION, "choices": CHOICES, "default": DEFAULT, "bahdanau": BAHDANAU}
 
 
@@ -82,8 +98,10 @@ def seed_summary(rows: list[dict]) -> dict:
         summary[name] = {"seeds": len(group)}
         for key in ("epochs", "dev_bleu", "dev_chrf", "test_bleu", "test_chrf"):
             values = [float(r[key]) for r in group]
-            summary[name][key] = {"mean": round(sum(values) / len(values), 2),
-                                  "spread": round(max(values) - min(values), 2)}
+            summary[name][key] = {
+                "mean": round(sum(values) / len(values), 2),
+                "spread": round(max(values) - min(values), 2),
+            }
     return summary
 
 
@@ -116,8 +134,11 @@ def train_all(names: list[str], commands: dict[str, list[str]], jobs: int) -> di
             core = free[0] if jobs > 1 else None
             process = subprocess.Popen(commands[name], cwd=REPO, stdout=subprocess.DEVNULL, preexec_fn=_pinned(core))
             running[name] = (process, core, time.perf_counter())
-            print(f"[quality] training {name!r}" + (f" on core {core}" if core is not None else ""),
-                  file=sys.stderr, flush=True)
+            print(
+                f"[quality] training {name!r}" + (f" on core {core}" if core is not None else ""),
+                file=sys.stderr,
+                flush=True,
+            )
         time.sleep(1)
         for name, (process, _, started) in list(running.items()):
             if process.poll() is not None:
@@ -178,8 +199,16 @@ def quality(args: argparse.Namespace) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
         shutil.copytree(prepared.run_dir, run_dir)
         overrides = [*base_overrides, *variants[name], f"run_dir={run_dir}"]
-        commands[name] = [sys.executable, "-m", "translate", "train", "--preset", args.preset, "--no-export",
-                          *overrides]
+        commands[name] = [
+            sys.executable,
+            "-m",
+            "translate",
+            "train",
+            "--preset",
+            args.preset,
+            "--no-export",
+            *overrides,
+        ]
     seconds = train_all(names, commands, args.jobs) if not args.evaluate_only else {}
 
     rows = []
@@ -187,11 +216,17 @@ def quality(args: argparse.Namespace) -> None:
         run_dir = root / _slug(name)
         run = load_run(run_dir)
         history = _history(run_dir)
-        params = build_models(run.config.model, vocab_size_of(run.src_model),
-                              vocab_size_of(run.tgt_model)).training.count_params()
-        row = {"variant": name, "overrides": variants[name], "parameters": params,
-               "epochs": len(history), "train_command_seconds": seconds.get(name),
-               "dev_bleu_by_epoch": [round(float(h["dev_bleu"]), 2) for h in history]}
+        params = build_models(
+            run.config.model, vocab_size_of(run.src_model), vocab_size_of(run.tgt_model)
+        ).training.count_params()
+        row = {
+            "variant": name,
+            "overrides": variants[name],
+            "parameters": params,
+            "epochs": len(history),
+            "train_command_seconds": seconds.get(name),
+            "dev_bleu_by_epoch": [round(float(h["dev_bleu"]), 2) for h in history],
+        }
         for split in ("dev", "test"):
             pairs = prepared.read(split)
             hypotheses = translate_in_batches(run.graph, [s for s, _ in pairs], 64, progress=False)
@@ -214,12 +249,25 @@ def quality(args: argparse.Namespace) -> None:
         "over_seeds": seed_summary(rows),
     }
     emit(report, args.out)
-    print_table(["variant", "parameters", "epochs", "dev BLEU", "dev chrF", "test BLEU", "test chrF"],
-                [[r["variant"], f"{r['parameters']:,}", r["epochs"], r["dev_bleu"], r["dev_chrf"], r["test_bleu"],
-                  r["test_chrf"]] for r in rows])
+    print_table(
+        ["variant", "parameters", "epochs", "dev BLEU", "dev chrF", "test BLEU", "test chrF"],
+        [
+            [
+                r["variant"],
+                f"{r['parameters']:,}",
+                r["epochs"],
+                r["dev_bleu"],
+                r["dev_chrf"],
+                r["test_bleu"],
+                r["test_chrf"],
+            ]
+            for r in rows
+        ],
+    )
 
 
 # --- curve ----------------------------------------------------------------------------------
+
 
 def _scores(graph, pairs, greedy: bool, batch_size: int):
     from translate.evaluation import score, translate_in_batches
@@ -244,9 +292,12 @@ def learning_curve(run_dir: Path, batch_size: int) -> dict:
     rows = []
     for epoch, path in checkpoints.items():
         run.models.training.load_weights(path)
-        row = {"epoch": epoch, "minutes": round(float(history[epoch]["minutes"]), 2),
-               "train_loss": round(float(history[epoch]["loss"]), 4),
-               "dev_loss": round(float(history[epoch]["val_loss"]), 4)}
+        row = {
+            "epoch": epoch,
+            "minutes": round(float(history[epoch]["minutes"]), 2),
+            "train_loss": round(float(history[epoch]["loss"]), 4),
+            "dev_loss": round(float(history[epoch]["val_loss"]), 4),
+        }
         for split, pairs in splits.items():
             scores = _scores(run.graph, pairs, greedy=True, batch_size=batch_size)
             row[f"{split}_bleu_greedy"], row[f"{split}_chrf_greedy"] = round(scores.bleu, 2), round(scores.chrf, 2)
@@ -263,9 +314,13 @@ def learning_curve(run_dir: Path, batch_size: int) -> dict:
         "epochs": rows,
         # The epoch best.weights.h5 holds: the best dev BLEU of training (greedy, as above).
         "best_epoch": max(rows, key=lambda r: r["dev_bleu_greedy"])["epoch"],
-        "best_test": {"decoding": {"beam_size": d.beam_size, "alpha": d.alpha},
-                      "bleu": round(final.bleu, 2), "chrf": round(final.chrf, 2),
-                      "bleu_signature": final.bleu_signature, "chrf_signature": final.chrf_signature},
+        "best_test": {
+            "decoding": {"beam_size": d.beam_size, "alpha": d.alpha},
+            "bleu": round(final.bleu, 2),
+            "chrf": round(final.chrf, 2),
+            "bleu_signature": final.bleu_signature,
+            "chrf_signature": final.chrf_signature,
+        },
     }
 
 
@@ -281,10 +336,21 @@ def plot_curves(curves: list[dict], path: Path) -> None:
     for c in curves:
         minutes = [r["minutes"] for r in c["epochs"]]
         name = f"{c['cell']} + {c['attention']}"
-        axes.plot(minutes, [r["test_bleu_greedy"] for r in c["epochs"]], marker="o", markersize=3,
-                  label=f"{name}: test (Romans)")
-        axes.plot(minutes, [r["dev_bleu_greedy"] for r in c["epochs"]], marker="s", markersize=3, linestyle="--",
-                  label=f"{name}: dev (James)")
+        axes.plot(
+            minutes,
+            [r["test_bleu_greedy"] for r in c["epochs"]],
+            marker="o",
+            markersize=3,
+            label=f"{name}: test (Romans)",
+        )
+        axes.plot(
+            minutes,
+            [r["dev_bleu_greedy"] for r in c["epochs"]],
+            marker="s",
+            markersize=3,
+            linestyle="--",
+            label=f"{name}: dev (James)",
+        )
     axes.set_xlabel("training minutes (one core each)")
     axes.set_ylabel("BLEU, greedy")
     axes.grid(alpha=0.3)
@@ -314,9 +380,20 @@ def curve(args: argparse.Namespace) -> None:
     emit({"machine": machine(), "note": args.note, "runs": curves}, args.out)
     if args.png:
         plot_curves(curves, args.png)
-    print_table(["run", "epochs", "minutes", "best epoch", "test BLEU (default decoding)", "test chrF"],
-                [[c["run_dir"], len(c["epochs"]), c["epochs"][-1]["minutes"], c["best_epoch"], c["best_test"]["bleu"],
-                  c["best_test"]["chrf"]] for c in curves])
+    print_table(
+        ["run", "epochs", "minutes", "best epoch", "test BLEU (default decoding)", "test chrF"],
+        [
+            [
+                c["run_dir"],
+                len(c["epochs"]),
+                c["epochs"][-1]["minutes"],
+                c["best_epoch"],
+                c["best_test"]["bleu"],
+                c["best_test"]["chrf"],
+            ]
+            for c in curves
+        ],
+    )
 
 
 # --- beam -------------------------------------------------------------------------------------
@@ -364,8 +441,15 @@ def beam(args: argparse.Namespace) -> None:
             times.append(time.perf_counter() - started)
         seconds = statistics.median(times)
         scores = score(hypotheses, references)
-        rows.append({"beam": width, "alpha": alpha, "bleu": round(scores.bleu, 2), "chrf": round(scores.chrf, 2),
-                     "sentences_per_s": round(len(sources) / seconds, 1)})
+        rows.append(
+            {
+                "beam": width,
+                "alpha": alpha,
+                "bleu": round(scores.bleu, 2),
+                "chrf": round(scores.chrf, 2),
+                "sentences_per_s": round(len(sources) / seconds, 1),
+            }
+        )
         print(json.dumps(rows[-1]), file=sys.stderr)
     speed = {(r["beam"], r["alpha"]): r["sentences_per_s"] for r in rows}
     report = {
@@ -377,17 +461,20 @@ def beam(args: argparse.Namespace) -> None:
         "bleu_signature": scores.bleu_signature,
         "chrf_signature": scores.chrf_signature,
         "rows": rows,
-        "beam5_over_greedy_speed": {str(alpha): round(speed[(5, alpha)] / speed[(1, 0.0)], 3)
-                                    for alpha in (0.0, 0.6, 1.0) if (5, alpha) in speed and (1, 0.0) in speed},
+        "beam5_over_greedy_speed": {
+            str(alpha): round(speed[(5, alpha)] / speed[(1, 0.0)], 3)
+            for alpha in (0.0, 0.6, 1.0)
+            if (5, alpha) in speed and (1, 0.0) in speed
+        },
     }
     emit(report, args.out)
 
 
 # --- the command line ---------------------------------------------------------------------
 
+
 def register(commands) -> None:
-    p = subcommand(commands, "quality", quality, "variants trained for the same minutes, then scored "
-                   "(quality_*.json)")
+    p = subcommand(commands, "quality", quality, "variants trained for the same minutes, then scored (quality_*.json)")
     p.add_argument("--preset", default="quick")
     p.add_argument("--table", choices=sorted(TABLES), default="attention", help="which variants")
     p.add_argument("--minutes", type=float, default=4.0, help="training budget of every variant")
@@ -395,8 +482,11 @@ def register(commands) -> None:
     p.add_argument("--jobs", type=int, default=1, help="variants training at once, one core each")
     p.add_argument("--root", default="benchmarks/results/quality_at_budget", help="run folders go here")
     p.add_argument("--out", help="also write the JSON here")
-    p.add_argument("--evaluate-only", action="store_true",
-                   help="score the variants' run folders already under --root (trained by an earlier call)")
+    p.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="score the variants' run folders already under --root (trained by an earlier call)",
+    )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="applied to every variant")
 
     p = subcommand(commands, "curve", curve, "dev and test BLEU of every kept epoch against training minutes")

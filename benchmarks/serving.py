@@ -22,9 +22,16 @@ from pathlib import Path
 
 from benchmarks.harness import REPO, emit, machine, subcommand
 
-SENTENCES = ["In the beginning was the Word.", "Love your neighbor as yourself.", "Where are you going?",
-             "The Lord is my shepherd; I shall not want.", "Good morning.", "Blessed are the meek.",
-             "And God said, Let there be light: and there was light.", "Thank you very much."]
+SENTENCES = [
+    "In the beginning was the Word.",
+    "Love your neighbor as yourself.",
+    "Where are you going?",
+    "The Lord is my shepherd; I shall not want.",
+    "Good morning.",
+    "Blessed are the meek.",
+    "And God said, Let there be light: and there was light.",
+    "Thank you very much.",
+]
 
 
 def start_standin(model_dir: Path, config_dir: str) -> tuple[object, object, str]:
@@ -55,6 +62,7 @@ def check_model(model_dir: Path) -> None:
 
 # --- serving ----------------------------------------------------------------------------------
 
+
 def measure(client_factory, batch: int, requests: int, concurrency: int) -> dict:
     def one(i: int) -> float:
         client = clients[i % concurrency]
@@ -71,10 +79,15 @@ def measure(client_factory, batch: int, requests: int, concurrency: int) -> dict
         elapsed = time.perf_counter() - started
     for client in clients:
         client.close()
-    return {"batch": batch, "requests": requests, "concurrency": concurrency,
-            "requests_per_s": round(requests / elapsed, 2), "sentences_per_s": round(requests * batch / elapsed, 2),
-            "latency_p50_ms": round(1000 * statistics.median(latencies), 2),
-            "latency_p99_ms": round(1000 * percentile(latencies, 0.99), 2)}
+    return {
+        "batch": batch,
+        "requests": requests,
+        "concurrency": concurrency,
+        "requests_per_s": round(requests / elapsed, 2),
+        "sentences_per_s": round(requests * batch / elapsed, 2),
+        "latency_p50_ms": round(1000 * statistics.median(latencies), 2),
+        "latency_p99_ms": round(1000 * percentile(latencies, 0.99), 2),
+    }
 
 
 def serving(args: argparse.Namespace) -> None:
@@ -107,24 +120,41 @@ def serving(args: argparse.Namespace) -> None:
                 port = server.grpc_port if protocol == "grpc" else server.rest_port
                 for batch in args.batches:
                     factory = lambda port=port, grpc=protocol == "grpc": Client(  # noqa: E731
-                        f"127.0.0.1:{port}", model_dir.name, grpc=grpc, timeout=300)
+                        f"127.0.0.1:{port}", model_dir.name, grpc=grpc, timeout=300
+                    )
                     rows.append({"protocol": protocol, **measure(factory, batch, args.requests, args.concurrency)})
         finally:
             server.stop()
     config = (model_dir / str(versions(model_dir)[-1]) / "assets" / "config.yaml").read_text(encoding="utf-8")
-    beam = next((line.split(":")[1].strip() for line in config.splitlines() if line.strip().startswith("beam_size")),
-                "?")
-    emit({"benchmark": "serving", "machine": machine(), "model": str(model_dir), "beam_size": beam,
-          "server": f"{standin} (in process)", "batching": vars(batching), "results": rows}, args.out)
+    beam = next(
+        (line.split(":")[1].strip() for line in config.splitlines() if line.strip().startswith("beam_size")), "?"
+    )
+    emit(
+        {
+            "benchmark": "serving",
+            "machine": machine(),
+            "model": str(model_dir),
+            "beam_size": beam,
+            "server": f"{standin} (in process)",
+            "batching": vars(batching),
+            "results": rows,
+        },
+        args.out,
+    )
 
 
 # --- soak -------------------------------------------------------------------------------------
 
 KINDS = ("good", "empty", "long", "malformed_json", "oversized")
 DEFAULT_MIX = "good=60,empty=10,long=10,malformed_json=10,oversized=10"
-MALFORMED = [b'{"instances": ["Good morning.", ', b'{"instances": ["Good morning."]} trailing',
-             b'{"instances": ["caf\xc3 \xff\xfe"]}', b"Good morning.", b'{"instances": [Good morning.]}',
-             b"{'instances': ['Good morning.']}"]
+MALFORMED = [
+    b'{"instances": ["Good morning.", ',
+    b'{"instances": ["Good morning."]} trailing',
+    b'{"instances": ["caf\xc3 \xff\xfe"]}',
+    b"Good morning.",
+    b'{"instances": [Good morning.]}',
+    b"{'instances': ['Good morning.']}",
+]
 READY = "SOAK-SERVER "
 
 
@@ -147,7 +177,7 @@ def plan(count: int, mix: dict[str, int], max_batch: int, seed: int) -> list[tup
     # Exact proportions (largest remainders), not a draw per request: the mix is the same at every seed.
     shares = {k: count * w / total for k, w in mix.items()}
     counts = {k: int(s) for k, s in shares.items()}
-    for k in sorted(shares, key=lambda k: counts[k] - shares[k])[:count - sum(counts.values())]:
+    for k in sorted(shares, key=lambda k: counts[k] - shares[k])[: count - sum(counts.values())]:
         counts[k] += 1
     requests = []
     for kind, n in counts.items():
@@ -197,13 +227,25 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int | None:
 
 # -- the server, in a child process ----------------------------------------------------
 
+
 def serve_child(model_dir: Path) -> None:
     """Runs the stand-in until stdin closes; the first stdout line is READY + its ports as JSON."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
         server, batching, standin = start_standin(model_dir, tmp)
-    print(READY + json.dumps({"rest_port": server.rest_port, "grpc_port": server.grpc_port,
-                              "batching": vars(batching), "pid": os.getpid(), "standin": standin}), flush=True)
+    print(
+        READY
+        + json.dumps(
+            {
+                "rest_port": server.rest_port,
+                "grpc_port": server.grpc_port,
+                "batching": vars(batching),
+                "pid": os.getpid(),
+                "standin": standin,
+            }
+        ),
+        flush=True,
+    )
     os.dup2(2, 1)  # nothing else on the pipe that the parent stops reading
     sys.stdin.read()
     server.stop()
@@ -215,19 +257,24 @@ class Server:
     def __init__(self, model_dir: Path, stderr_path: Path, start_timeout: float):
         self.stderr_path = stderr_path
         self.stderr = open(stderr_path, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks", "soak", "--model", str(model_dir.resolve()),
-                                      "--serve-child"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.stderr, cwd=REPO)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks", "soak", "--model", str(model_dir.resolve()), "--serve-child"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            cwd=REPO,
+        )
         watchdog = threading.Timer(start_timeout, self.proc.kill)
         watchdog.start()
         try:
             while True:
                 line = self.proc.stdout.readline().decode("utf-8", "replace")
                 if not line:
-                    raise RuntimeError(f"the stand-in exited with code {self.proc.wait()} before serving:\n"
-                                       + self.stderr_tail())
+                    raise RuntimeError(
+                        f"the stand-in exited with code {self.proc.wait()} before serving:\n" + self.stderr_tail()
+                    )
                 if line.startswith(READY):
-                    self.info = json.loads(line[len(READY):])
+                    self.info = json.loads(line[len(READY) :])
                     break
         finally:
             watchdog.cancel()
@@ -261,12 +308,13 @@ def server_counts(rest_port: int) -> dict[str, int]:
         for line in reply.read().decode("utf-8").splitlines():
             if line.startswith(":tensorflow:serving:request_count{"):
                 labels, value = line.rsplit(" ", 1)
-                fields = dict(part.split("=", 1) for part in labels[labels.index("{") + 1:-1].split(","))
+                fields = dict(part.split("=", 1) for part in labels[labels.index("{") + 1 : -1].split(","))
                 counts[f"{fields['api'].strip(chr(34))}/{fields['status'].strip(chr(34))}"] = int(value)
     return counts
 
 
 # -- the load -------------------------------------------------------------------------
+
 
 class Load:
     """Client threads that each keep one REST and one gRPC client and send the requests of a plan."""
@@ -277,11 +325,16 @@ class Load:
         info = server.info
         self.rest_url = f"http://127.0.0.1:{info['rest_port']}/v1/models/{model_name}:predict"
         self.threads, self.timeout = threads, timeout
+
         # No retries, and no splitting of the oversized batches on the client side.
-        make = lambda port, grpc: Client(f"127.0.0.1:{port}", model_name, grpc=grpc,  # noqa: E731
-                                         timeout=timeout, retries=0, max_batch_size=1 << 20)
-        self.clients = [{"rest": make(info["rest_port"], False), "grpc": make(info["grpc_port"], True)}
-                        for _ in range(threads)]
+        def make(port, grpc):
+            return Client(
+                f"127.0.0.1:{port}", model_name, grpc=grpc, timeout=timeout, retries=0, max_batch_size=1 << 20
+            )
+
+        self.clients = [
+            {"rest": make(info["rest_port"], False), "grpc": make(info["grpc_port"], True)} for _ in range(threads)
+        ]
 
     def close(self) -> None:
         for pair in self.clients:
@@ -296,8 +349,12 @@ class Load:
             if kind == "malformed_json":
                 return self._raw_post(payload)
             translations, scores = self.clients[thread][protocol].translate_with_scores(payload)
-            if len(translations) != len(payload) or len(scores) != len(payload) or not all(
-                    isinstance(t, str) for t in translations) or not all(math.isfinite(s) for s in scores):
+            if (
+                len(translations) != len(payload)
+                or len(scores) != len(payload)
+                or not all(isinstance(t, str) for t in translations)
+                or not all(math.isfinite(s) for s in scores)
+            ):
                 return "malformed reply", f"{len(payload)} sentences -> {str((translations, scores))[:200]}"
             return "OK", None
         except ServingError as err:
@@ -309,8 +366,9 @@ class Load:
             return name, str(err)
 
     def _raw_post(self, body: bytes) -> tuple[str, str | None]:
-        request = urllib.request.Request(self.rest_url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.rest_url, data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as reply:
                 return f"HTTP {reply.status}", reply.read()[:200].decode("utf-8", "replace")
@@ -352,8 +410,9 @@ def summarize(rows: list[tuple]) -> dict:
     by_request, errors, unexpected, examples = {}, {}, {}, {}
     for protocol, kind, outcome, message, seconds in rows:
         key = f"{protocol}/{kind}"
-        entry = by_request.setdefault(key, {"sent": 0, "expected": expected_outcome(protocol, kind), "outcomes": {},
-                                            "_latencies": []})
+        entry = by_request.setdefault(
+            key, {"sent": 0, "expected": expected_outcome(protocol, kind), "outcomes": {}, "_latencies": []}
+        )
         entry["sent"] += 1
         entry["outcomes"][outcome] = entry["outcomes"].get(outcome, 0) + 1
         entry["_latencies"].append(seconds)
@@ -365,14 +424,23 @@ def summarize(rows: list[tuple]) -> dict:
             examples.setdefault(f"{key}: {outcome}", (message or "")[:500])
     for entry in by_request.values():
         latencies = entry.pop("_latencies")
-        entry.update(p50_ms=round(1000 * percentile(latencies, 0.5), 2),
-                     p99_ms=round(1000 * percentile(latencies, 0.99), 2), max_ms=round(1000 * max(latencies), 2))
+        entry.update(
+            p50_ms=round(1000 * percentile(latencies, 0.5), 2),
+            p99_ms=round(1000 * percentile(latencies, 0.99), 2),
+            max_ms=round(1000 * max(latencies), 2),
+        )
     ok = sum(1 for row in rows if row[2] == "OK")
     expected_errors = sum(1 for p, k, o, *_ in rows if o != "OK" and o == expected_outcome(p, k))
-    return {"sent": len(rows), "answered_ok": ok, "expected_errors": expected_errors,
-            "unexpected_replies": len(rows) - ok - expected_errors, "errors_by_kind": dict(sorted(errors.items())),
-            "unexpected": unexpected, "unexpected_examples": examples,
-            "by_request": dict(sorted(by_request.items()))}
+    return {
+        "sent": len(rows),
+        "answered_ok": ok,
+        "expected_errors": expected_errors,
+        "unexpected_replies": len(rows) - ok - expected_errors,
+        "errors_by_kind": dict(sorted(errors.items())),
+        "unexpected": unexpected,
+        "unexpected_examples": examples,
+        "by_request": dict(sorted(by_request.items())),
+    }
 
 
 def soak_command(args: argparse.Namespace) -> None:
@@ -440,11 +508,19 @@ def soak_command(args: argparse.Namespace) -> None:
         finally:
             exit_code = server.stop()
         tracebacks = server.tracebacks()
-    report.update(server_exit_code=exit_code, server_tracebacks=len(tracebacks),
-                  server_first_traceback=tracebacks[0] if tracebacks else None)
-    report["passed"] = (report["unexpected_replies"] == 0 and report["warmup"]["unexpected_replies"] == 0
-                        and report["server_counted_every_request"]
-                        and report["server_alive_after"] and not tracebacks and exit_code == 0)
+    report.update(
+        server_exit_code=exit_code,
+        server_tracebacks=len(tracebacks),
+        server_first_traceback=tracebacks[0] if tracebacks else None,
+    )
+    report["passed"] = (
+        report["unexpected_replies"] == 0
+        and report["warmup"]["unexpected_replies"] == 0
+        and report["server_counted_every_request"]
+        and report["server_alive_after"]
+        and not tracebacks
+        and exit_code == 0
+    )
     emit(report, args.out)
     sys.exit(0 if report["passed"] else 1)
 
@@ -476,24 +552,36 @@ def soak(server: Server, model_name: str, args, mix: dict[str, int]) -> dict:
     predicts = sum(n for key, n in counts.items() if key.startswith("Predict/"))
     start, middle, end = samples[0], samples.get(50), samples[100]
     growth = round(100 * (end - start) / start, 2) if start and end else None
-    return {"benchmark": "soak", "machine": machine(), "model": args.model,
-            "server": f"{server.info['standin']} (subprocess, pid {server.pid})", "batching": server.info["batching"],
-            "threads": args.threads, "seed": args.seed, "mix": mix,
-            "warmup": {"sent": len(warmup_rows), "answered_ok": sum(1 for r in warmup_rows if r[2] == "OK"),
-                       "unexpected_replies": sum(1 for p, k, o, *_ in warmup_rows if o != expected_outcome(p, k))},
-            **summary,
-            "elapsed_s": round(elapsed, 2), "requests_per_s": round(len(rows) / elapsed, 2),
-            "server_rss_kib": {"start": start, "middle": middle, "end": end},
-            "rss_growth_after_warmup_pct": growth,
-            "server_rss_kib_by_percent_done": {str(k): v for k, v in sorted(samples.items())},
-            "server_peak_rss_kib": rss_kib(server.pid, "VmHWM"),
-            "server_counts": counts,
-            # The warm-up, the load and the two closing requests: every one must have reached the server.
-            "server_counted_every_request": predicts == len(warmup_rows) + len(rows) + len(after),
-            "server_alive_after": after == ["OK", "OK"]}
+    return {
+        "benchmark": "soak",
+        "machine": machine(),
+        "model": args.model,
+        "server": f"{server.info['standin']} (subprocess, pid {server.pid})",
+        "batching": server.info["batching"],
+        "threads": args.threads,
+        "seed": args.seed,
+        "mix": mix,
+        "warmup": {
+            "sent": len(warmup_rows),
+            "answered_ok": sum(1 for r in warmup_rows if r[2] == "OK"),
+            "unexpected_replies": sum(1 for p, k, o, *_ in warmup_rows if o != expected_outcome(p, k)),
+        },
+        **summary,
+        "elapsed_s": round(elapsed, 2),
+        "requests_per_s": round(len(rows) / elapsed, 2),
+        "server_rss_kib": {"start": start, "middle": middle, "end": end},
+        "rss_growth_after_warmup_pct": growth,
+        "server_rss_kib_by_percent_done": {str(k): v for k, v in sorted(samples.items())},
+        "server_peak_rss_kib": rss_kib(server.pid, "VmHWM"),
+        "server_counts": counts,
+        # The warm-up, the load and the two closing requests: every one must have reached the server.
+        "server_counted_every_request": predicts == len(warmup_rows) + len(rows) + len(after),
+        "server_alive_after": after == ["OK", "OK"],
+    }
 
 
 # --- the command line ---------------------------------------------------------------------
+
 
 def register(commands) -> None:
     p = subcommand(commands, "serving", serving, "requests/s and latency over REST and gRPC (serving.json)")

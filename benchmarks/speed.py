@@ -35,6 +35,7 @@ from benchmarks.harness import (
 
 # --- throughput -----------------------------------------------------------------------------
 
+
 def throughput(args: argparse.Namespace) -> None:
     """Throughput: training target tokens per second and greedy decoding sentences per second.
 
@@ -128,24 +129,59 @@ def knobs(args: argparse.Namespace) -> None:
         for name in names:
             env_extra, overrides, cores = KNOBS[name]
             out = Path(tmp) / "row.json"
-            command = [sys.executable, "-m", "benchmarks", "throughput", "--preset", args.preset, "--train-only",
-                       "--warmup", str(args.warmup), "--steps", str(args.steps), "--out", str(out),
-                       f"train.batch_size={args.batch_size}", *overrides]
+            command = [
+                sys.executable,
+                "-m",
+                "benchmarks",
+                "throughput",
+                "--preset",
+                args.preset,
+                "--train-only",
+                "--warmup",
+                str(args.warmup),
+                "--steps",
+                str(args.steps),
+                "--out",
+                str(out),
+                f"train.batch_size={args.batch_size}",
+                *overrides,
+            ]
             pin = (lambda cores=cores: os.sched_setaffinity(0, set(all_cores[:cores]))) if cores else None
             print(f"[knobs] {name}", file=sys.stderr, flush=True)
-            subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env={**os.environ, **env_extra},
-                           preexec_fn=pin, cwd=REPO)
+            subprocess.run(
+                command,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                env={**os.environ, **env_extra},
+                preexec_fn=pin,
+                cwd=REPO,
+            )
             result = json.loads(out.read_text(encoding="utf-8"))
-            rows.append({"setting": name, "ms_per_step": result["train_ms_per_step"],
-                         "target_tokens_per_s": result["train_target_tokens_per_s"]})
+            rows.append(
+                {
+                    "setting": name,
+                    "ms_per_step": result["train_ms_per_step"],
+                    "target_tokens_per_s": result["train_target_tokens_per_s"],
+                }
+            )
     reference = rows[0]["target_tokens_per_s"]
     for row in rows:
         row["speed_vs_first"] = round(row["target_tokens_per_s"] / reference, 3)
-    emit({"preset": args.preset, "batch_size": args.batch_size, "warmup_steps": args.warmup,
-          "timed_steps": args.steps, "machine": machine(), "rows": rows}, args.out)
-    print_table([f"setting (batch {args.batch_size})", "ms per step", "target pieces/s", "vs first row"],
-                [[r["setting"], r["ms_per_step"], f"{r['target_tokens_per_s']:,.0f}", r["speed_vs_first"]]
-                 for r in rows])
+    emit(
+        {
+            "preset": args.preset,
+            "batch_size": args.batch_size,
+            "warmup_steps": args.warmup,
+            "timed_steps": args.steps,
+            "machine": machine(),
+            "rows": rows,
+        },
+        args.out,
+    )
+    print_table(
+        [f"setting (batch {args.batch_size})", "ms per step", "target pieces/s", "vs first row"],
+        [[r["setting"], r["ms_per_step"], f"{r['target_tokens_per_s']:,.0f}", r["speed_vs_first"]] for r in rows],
+    )
 
 
 # --- scaling --------------------------------------------------------------------------------
@@ -250,58 +286,108 @@ def scaling(args: argparse.Namespace) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         config, prepared = prepare_split(args.preset, tmp=tmp)
-        report = {"preset": args.preset, "machine": machine(), "tensorflow": tf.__version__,
-                  "cores": len(os.sched_getaffinity(0))}
+        report = {
+            "preset": args.preset,
+            "machine": machine(),
+            "tensorflow": tf.__version__,
+            "cores": len(os.sched_getaffinity(0)),
+        }
         train = []
         for batch in train_batches:
             batch_config = dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=batch))
             result, _ = measure_training(batch_config, prepared, warmup=5, steps=args.train_steps)
-            train.append({"batch_size": batch, "target_tokens_per_s": result["train_target_tokens_per_s"],
-                          "ms_per_step": result["train_ms_per_step"]})
-            print(f"[scaling] train batch {batch}: {result['train_target_tokens_per_s']:,.0f} pieces/s",
-                  file=sys.stderr, flush=True)
+            train.append(
+                {
+                    "batch_size": batch,
+                    "target_tokens_per_s": result["train_target_tokens_per_s"],
+                    "ms_per_step": result["train_ms_per_step"],
+                }
+            )
+            print(
+                f"[scaling] train batch {batch}: {result['train_target_tokens_per_s']:,.0f} pieces/s",
+                file=sys.stderr,
+                flush=True,
+            )
     report["train_by_batch"] = train
 
     keras.utils.set_random_seed(config.train.seed)
     vocab = config.data.tgt_vocab_size
     models = build_models(config.model, config.data.src_vocab_size, vocab)
     cap = max(source_lengths) * 2 + 10
-    pinned = dataclasses.replace(config.decode, max_length_ratio=0.0, max_length_offset=args.steps,
-                                 max_length_cap=args.steps)
+    pinned = dataclasses.replace(
+        config.decode, max_length_ratio=0.0, max_length_offset=args.steps, max_length_cap=args.steps
+    )
     grown = dataclasses.replace(config.decode, max_length_cap=cap)
     by_length = []
     for n in source_lengths:
         fixed_seconds, fixed_steps = time_search(models, pinned, args.length_batch, n, vocab, args.repeats)
         grown_seconds, grown_steps = time_search(models, grown, args.length_batch, n, vocab, args.repeats)
-        by_length.append({"source_pieces": n, "pinned_steps": fixed_steps, "pinned_ms": round(1000 * fixed_seconds, 2),
-                          "grown_steps": grown_steps, "grown_ms": round(1000 * grown_seconds, 2),
-                          "grown_ms_per_step": round(1000 * grown_seconds / grown_steps, 3)})
-        print(f"[scaling] source {n}: {1000 * fixed_seconds:.1f} ms at {fixed_steps} steps, "
-              f"{1000 * grown_seconds:.1f} ms at {grown_steps} steps", file=sys.stderr, flush=True)
+        by_length.append(
+            {
+                "source_pieces": n,
+                "pinned_steps": fixed_steps,
+                "pinned_ms": round(1000 * fixed_seconds, 2),
+                "grown_steps": grown_steps,
+                "grown_ms": round(1000 * grown_seconds, 2),
+                "grown_ms_per_step": round(1000 * grown_seconds / grown_steps, 3),
+            }
+        )
+        print(
+            f"[scaling] source {n}: {1000 * fixed_seconds:.1f} ms at {fixed_steps} steps, "
+            f"{1000 * grown_seconds:.1f} ms at {grown_steps} steps",
+            file=sys.stderr,
+            flush=True,
+        )
     report["decode_by_source_length"] = {
-        "batch_size": args.length_batch, "rows": by_length,
+        "batch_size": args.length_batch,
+        "rows": by_length,
         "pinned_fit_ms": linear_fit(source_lengths, [r["pinned_ms"] for r in by_length]),
         "grown_ms_per_step_fit": linear_fit(source_lengths, [r["grown_ms_per_step"] for r in by_length]),
     }
     by_batch = []
     for batch in decode_batches:
         seconds, steps = time_search(models, pinned, batch, args.batch_source, vocab, args.repeats)
-        by_batch.append({"batch_size": batch, "steps": steps, "ms": round(1000 * seconds, 2),
-                         "sentences_per_s": round(batch / seconds, 1)})
+        by_batch.append(
+            {
+                "batch_size": batch,
+                "steps": steps,
+                "ms": round(1000 * seconds, 2),
+                "sentences_per_s": round(batch / seconds, 1),
+            }
+        )
     report["decode_by_batch"] = {"source_pieces": args.batch_source, "rows": by_batch}
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    plot([r["batch_size"] for r in train], {"training": [r["target_tokens_per_s"] for r in train]},
-         "batch size (sentences)", "target pieces / s", f"Training throughput, {args.preset} preset",
-         out.with_name("scaling_train_batch.png"), logx=True)
-    plot(source_lengths, {f"output pinned at {args.steps} pieces": [r["pinned_ms"] for r in by_length],
-                          "output 1.5 x source + 10": [r["grown_ms"] for r in by_length]},
-         "source length (pieces)", "ms per batch", f"Greedy decoding, batch {args.length_batch}",
-         out.with_name("scaling_decode_length.png"))
-    plot(decode_batches, {"latency": [r["ms"] for r in by_batch]}, "batch size (sentences)", "ms per batch",
-         f"Greedy decoding, {args.batch_source} source / {args.steps} output pieces",
-         out.with_name("scaling_decode_batch.png"), logx=True)
+    plot(
+        [r["batch_size"] for r in train],
+        {"training": [r["target_tokens_per_s"] for r in train]},
+        "batch size (sentences)",
+        "target pieces / s",
+        f"Training throughput, {args.preset} preset",
+        out.with_name("scaling_train_batch.png"),
+        logx=True,
+    )
+    plot(
+        source_lengths,
+        {
+            f"output pinned at {args.steps} pieces": [r["pinned_ms"] for r in by_length],
+            "output 1.5 x source + 10": [r["grown_ms"] for r in by_length],
+        },
+        "source length (pieces)",
+        "ms per batch",
+        f"Greedy decoding, batch {args.length_batch}",
+        out.with_name("scaling_decode_length.png"),
+    )
+    plot(
+        decode_batches,
+        {"latency": [r["ms"] for r in by_batch]},
+        "batch size (sentences)",
+        "ms per batch",
+        f"Greedy decoding, {args.batch_source} source / {args.steps} output pieces",
+        out.with_name("scaling_decode_batch.png"),
+        logx=True,
+    )
     emit(report, out)
 
 
@@ -319,8 +405,9 @@ def attention_training(args, tmp: str) -> dict:
     for name, overrides in ATTENTION_VARIANTS.items():
         if name not in args.variants:
             continue
-        config, prepared = prepare_split(args.preset, [*overrides, f"model.cell={args.cell}", *args.set],
-                                         run_dir=run_dir, tmp=tmp)
+        config, prepared = prepare_split(
+            args.preset, [*overrides, f"model.cell={args.cell}", *args.set], run_dir=run_dir, tmp=tmp
+        )
         run_dir = str(prepared.run_dir)  # prepared once, for every variant
         run, data = build_training(config, prepared)
         if batches is None:  # every variant trains on the same batches
@@ -328,8 +415,11 @@ def attention_training(args, tmp: str) -> dict:
         contestants[name] = (train_step(run.models.training), batches)
     result = train_in_turns(contestants, args.steps, args.rounds, args.warmup)
     ms = result["ms_per_step"]
-    return {"batch_size": int(batches[0][0][0].shape[0]), **result,
-            "ratio_to_luong_dot": {name: round(ms[name] / ms["luong_dot"], 3) for name in ms if "luong_dot" in ms}}
+    return {
+        "batch_size": int(batches[0][0][0].shape[0]),
+        **result,
+        "ratio_to_luong_dot": {name: round(ms[name] / ms["luong_dot"], 3) for name in ms if "luong_dot" in ms},
+    }
 
 
 def attention_decoding(args, tmp: str) -> dict:
@@ -346,19 +436,28 @@ def attention_decoding(args, tmp: str) -> dict:
         if not run_dir:
             raise SystemExit(f"--decode takes NAME=RUN_DIR, got {spec!r}")
         if sources is None:
-            sources = [s for s, _ in read_split(Path(run_dir), "test")][:args.decode_sentences]
+            sources = [s for s, _ in read_split(Path(run_dir), "test")][: args.decode_sentences]
         run = load_run(run_dir)
         for search, beam in (("greedy", 1), ("beam5", 5)):
             # One loaded run, two searches over its models (as compare's `ours` exports them).
             decode = dataclasses.replace(run.config.decode, beam_size=beam, alpha=0.0 if beam == 1 else 0.6)
             graph = TranslationGraph(run.models, run.src_model, run.tgt_model, decode)
-            path = export(graph, dataclasses.replace(run.config, decode=decode), run.src_model, run.tgt_model, tmp,
-                          f"{name}-{search}")
+            path = export(
+                graph,
+                dataclasses.replace(run.config, decode=decode),
+                run.src_model,
+                run.tgt_model,
+                tmp,
+                f"{name}-{search}",
+            )
             translators[f"{name} {search}"] = translate.load(path)
     # One untimed pass each (the first trace of each batch shape), then one pass a turn.
-    turns = take_turns({name: {"decode": lambda t=t: decode_passes(t, sources, args.decode_batch)}
-                        for name, t in translators.items()}, args.decode_rounds, warmup_turns=1,
-                       label="attention decoding")["decode"]
+    turns = take_turns(
+        {name: {"decode": lambda t=t: decode_passes(t, sources, args.decode_batch)} for name, t in translators.items()},
+        args.decode_rounds,
+        warmup_turns=1,
+        label="attention decoding",
+    )["decode"]
     rates = {name: [len(sources) / turn["seconds"] for turn in turns[name]] for name in translators}
     medians = {name: median(values) for name, values in rates.items()}
     ratios = {}
@@ -366,10 +465,14 @@ def attention_decoding(args, tmp: str) -> dict:
         model, search = name.split(" ")
         if model != "luong_dot" and f"luong_dot {search}" in medians:
             ratios[name] = round(value / medians[f"luong_dot {search}"], 3)
-    return {"batch_size": args.decode_batch, "sentences": len(sources),
-            "runs": dict(s.partition("=")[::2] for s in args.decode), "sentences_per_s": medians,
-            "rounds_sentences_per_s": {n: [round(v, 1) for v in vs] for n, vs in rates.items()},
-            "ratio_to_luong_dot": ratios}
+    return {
+        "batch_size": args.decode_batch,
+        "sentences": len(sources),
+        "runs": dict(s.partition("=")[::2] for s in args.decode),
+        "sentences_per_s": medians,
+        "rounds_sentences_per_s": {n: [round(v, 1) for v in vs] for n, vs in rates.items()},
+        "ratio_to_luong_dot": ratios,
+    }
 
 
 def attention(args: argparse.Namespace) -> None:
@@ -399,20 +502,34 @@ def attention(args: argparse.Namespace) -> None:
     Pin it to one core (``taskset -c N``): the preset's quick model is what
     one core of a 2-core laptop trains.
     """
-    report = {"machine": machine(), "preset": args.preset, "cell": args.cell, "overrides": args.set,
-              "steps": args.steps, "rounds": args.rounds}
+    report = {
+        "machine": machine(),
+        "preset": args.preset,
+        "cell": args.cell,
+        "overrides": args.set,
+        "steps": args.steps,
+        "rounds": args.rounds,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         if args.decode:
             report["decode_rounds"] = args.decode_rounds
             report["decoding"] = decoding = attention_decoding(args, tmp)
-            print_table(["export", "sentences/s", "x luong_dot"],
-                        [[name, rate, decoding["ratio_to_luong_dot"].get(name, "")]
-                         for name, rate in decoding["sentences_per_s"].items()])
+            print_table(
+                ["export", "sentences/s", "x luong_dot"],
+                [
+                    [name, rate, decoding["ratio_to_luong_dot"].get(name, "")]
+                    for name, rate in decoding["sentences_per_s"].items()
+                ],
+            )
         else:
             report["training"] = training = attention_training(args, tmp)
-            print_table(["variant", "ms/step", "sentences/s", "x luong_dot"],
-                        [[name, ms, training["sentences_per_s"][name], training["ratio_to_luong_dot"].get(name, "")]
-                         for name, ms in training["ms_per_step"].items()])
+            print_table(
+                ["variant", "ms/step", "sentences/s", "x luong_dot"],
+                [
+                    [name, ms, training["sentences_per_s"][name], training["ratio_to_luong_dot"].get(name, "")]
+                    for name, ms in training["ms_per_step"].items()
+                ],
+            )
     emit(report, args.out)
 
 
@@ -499,9 +616,15 @@ def time_pipeline(overrides: list[str], batches: int, model_steps: int) -> dict:
     keras.utils.set_random_seed(config.train.seed)
     prepared = load_prepared(config)
     run = build_run(config, prepared.run_dir, prepared.src_model, prepared.tgt_model)
-    dataset = make_dataset(pairs_from_files(*prepared.files("train")), run.graph.src_tokenizer,
-                           run.graph.tgt_tokenizer, config.train.batch_size, config.data.max_pieces,
-                           shuffle_buffer=config.train.shuffle_buffer, seed=config.train.seed)
+    dataset = make_dataset(
+        pairs_from_files(*prepared.files("train")),
+        run.graph.src_tokenizer,
+        run.graph.tgt_tokenizer,
+        config.train.batch_size,
+        config.data.max_pieces,
+        shuffle_buffer=config.train.shuffle_buffer,
+        seed=config.train.seed,
+    )
     iterator = iter(dataset)
     for _ in range(20):  # fill the shuffle buffer and warm up
         next(iterator)
@@ -552,26 +675,47 @@ def pipeline(args: argparse.Namespace) -> None:
     overrides = [f"data.corpus=tsv:{corpus}", f"run_dir={run_dir}"]
     prepare_s, prepare_mb, _ = run_child(["-m", "translate", "prepare", "--preset", "quick", *overrides], work)
     stats = json.loads((run_dir / "stats.json").read_text(encoding="utf-8"))
-    _, pipeline_mb, out = run_child(["-m", "benchmarks", "pipeline", "--batches", str(args.batches),
-                                     "--model-steps", str(args.model_steps), "--child", *overrides], work)
-    emit({
-        "machine": machine(),
-        "corpus_pairs": args.pairs,
-        "corpus_bytes": corpus.stat().st_size,
-        "prepare_seconds": round(prepare_s, 1),
-        "prepare_peak_rss_mb": round(prepare_mb, 1),
-        "prepared_pairs": stats["pairs"],
-        "removed": stats["pairs_removed"],
-        "pipeline_process_peak_rss_mb": round(pipeline_mb, 1),
-        **json.loads(out.strip().splitlines()[-1]),
-    }, args.out)
+    _, pipeline_mb, out = run_child(
+        [
+            "-m",
+            "benchmarks",
+            "pipeline",
+            "--batches",
+            str(args.batches),
+            "--model-steps",
+            str(args.model_steps),
+            "--child",
+            *overrides,
+        ],
+        work,
+    )
+    emit(
+        {
+            "machine": machine(),
+            "corpus_pairs": args.pairs,
+            "corpus_bytes": corpus.stat().st_size,
+            "prepare_seconds": round(prepare_s, 1),
+            "prepare_peak_rss_mb": round(prepare_mb, 1),
+            "prepared_pairs": stats["pairs"],
+            "removed": stats["pairs_removed"],
+            "pipeline_process_peak_rss_mb": round(pipeline_mb, 1),
+            **json.loads(out.strip().splitlines()[-1]),
+        },
+        args.out,
+    )
 
 
 # --- the command line ---------------------------------------------------------------------
 
+
 def register(commands) -> None:
-    p = subcommand(commands, "throughput", throughput, "training tokens/s and greedy decoding sentences/s "
-                   "(throughput.json)", aliases=["speed"])
+    p = subcommand(
+        commands,
+        "throughput",
+        throughput,
+        "training tokens/s and greedy decoding sentences/s (throughput.json)",
+        aliases=["speed"],
+    )
     p.add_argument("--preset", default="quick")
     p.add_argument("--model", help="an export to time decoding on (default: export the untrained model)")
     p.add_argument("--warmup", type=int, default=10)
@@ -589,8 +733,13 @@ def register(commands) -> None:
     p.add_argument("--settings", help="names from the table, separated by ';' (default: all)")
     p.add_argument("--out", help="also write the JSON here")
 
-    p = subcommand(commands, "scaling", scaling, "cost against batch size and sentence length (scaling.json, "
-                   "scaling_*.png)", aliases=["scale"])
+    p = subcommand(
+        commands,
+        "scaling",
+        scaling,
+        "cost against batch size and sentence length (scaling.json, scaling_*.png)",
+        aliases=["scale"],
+    )
     p.add_argument("--preset", default="quick")
     p.add_argument("--train-steps", type=int, default=20, help="timed training steps per batch size")
     p.add_argument("--length-batch", type=int, default=64, help="sentences per batch for the length curve")
@@ -602,8 +751,13 @@ def register(commands) -> None:
     p.add_argument("--decode-batches", default=",".join(map(str, DECODE_BATCHES)))
     p.add_argument("--out", default=str(RESULTS / "scaling.json"), help="the JSON; plots go beside it")
 
-    p = subcommand(commands, "attention", attention, "Bahdanau against Luong dot, training step and decoding, "
-                   "in turns (attention_speed_*.json, attention_decoding.json)")
+    p = subcommand(
+        commands,
+        "attention",
+        attention,
+        "Bahdanau against Luong dot, training step and decoding, "
+        "in turns (attention_speed_*.json, attention_decoding.json)",
+    )
     p.add_argument("--preset", default="quick")
     p.add_argument("--run-dir", help="a prepared run folder of the preset's corpus (default: prepare one)")
     p.add_argument("--steps", type=int, default=20, help="training steps per round")
@@ -612,8 +766,13 @@ def register(commands) -> None:
     p.add_argument("--cell", default="gru", choices=["gru", "lstm"])
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override")
     p.add_argument("--variants", nargs="+", default=list(ATTENTION_VARIANTS), choices=list(ATTENTION_VARIANTS))
-    p.add_argument("--decode", nargs="*", default=[], metavar="NAME=RUN_DIR",
-                   help="trained run folders whose exports to time (instead of training steps)")
+    p.add_argument(
+        "--decode",
+        nargs="*",
+        default=[],
+        metavar="NAME=RUN_DIR",
+        help="trained run folders whose exports to time (instead of training steps)",
+    )
     p.add_argument("--decode-rounds", type=int, default=5)
     p.add_argument("--decode-batch", type=int, default=64)
     p.add_argument("--decode-sentences", type=int, default=256, help="test sentences per pass")

@@ -69,8 +69,14 @@ def foreign_savedmodel(tmp_path_factory):
 # Fixtures that train or build something (with everything that depends on them).
 SLOW_FIXTURES = {"tiny_run", "tiny_export", "finished_run", "baseline", "binary"}
 # Whole files: the C++ loader, a soak, benchmark scripts in subprocesses, the CLI in subprocesses.
-SLOW_FILES = {"test_cpp_serving_harness.py", "test_serving_cpp.py", "test_soak.py", "test_benchmarks_curve.py",
-              "test_benchmarks_attention.py", "test_cli.py"}
+SLOW_FILES = {
+    "test_cpp_serving_harness.py",
+    "test_serving_cpp.py",
+    "test_soak.py",
+    "test_benchmarks_curve.py",
+    "test_benchmarks_attention.py",
+    "test_cli.py",
+}
 # Single tests, as file::function (every parametrization) or file::function[id]: training runs, CLI and worker
 # subprocesses, notebooks; then, to keep the fast tier near a minute, the full-size preset models, the very large
 # inputs, and the shard counts whose cases (uneven, one sentence a part, empty parts) [2-1] and [5-3] also cover.
@@ -111,6 +117,5 @@ SLOW_TESTS = {
 def pytest_collection_modifyitems(config, items):
     for item in items:
         names = {f"{item.path.name}::{item.name}", f"{item.path.name}::{getattr(item, 'originalname', item.name)}"}
-        if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in SLOW_FILES
-                or names & SLOW_TESTS):
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in SLOW_FILES or names & SLOW_TESTS:
             item.add_marker(pytest.mark.slow)

@@ -244,8 +244,9 @@ def _parse_row(line: bytes, dtypes: list[tuple[str, int, int]]) -> list:
     ]
 
 
-def run_warmup(binary: Path, export_dir: Path, op_libraries: list[Path] | None = None,
-               timeout: float = 300.0) -> list[dict]:
+def run_warmup(
+    binary: Path, export_dir: Path, op_libraries: list[Path] | None = None, timeout: float = 300.0
+) -> list[dict]:
     """Replays ``assets.extra/tf_serving_warmup_requests`` of the export in C++ (``--warmup``).
 
     Returns one dict per record: ``index``, ``signature``, ``batch`` and
@@ -263,8 +264,15 @@ def run_warmup(binary: Path, export_dir: Path, op_libraries: list[Path] | None =
     for line in proc.stdout.split(b"\n")[:-1]:
         if line.startswith(b"#record\t"):
             _, index, signature, batch = line.decode().split("\t")
-            records.append({"index": int(index), "signature": signature, "batch": int(batch), "rows": [],
-                            "dtypes": signature_output_dtypes(export_dir, signature)})
+            records.append(
+                {
+                    "index": int(index),
+                    "signature": signature,
+                    "batch": int(batch),
+                    "rows": [],
+                    "dtypes": signature_output_dtypes(export_dir, signature),
+                }
+            )
         elif records:
             records[-1]["rows"].append(_parse_row(line, records[-1]["dtypes"]))
         else:

@@ -50,8 +50,9 @@ def test_dot_score_is_the_inner_product_and_needs_equal_sizes():
     query = tf.constant([[3.0, 1.0]])
     _, weights = layer(query, memory, layer.precompute_keys(memory), tf.constant([[True, True]]))
     # softmax([3, 1])
-    np.testing.assert_allclose(weights.numpy(),
-                               [[np.exp(3) / (np.exp(3) + np.exp(1)), np.exp(1) / (np.exp(3) + np.exp(1))]], rtol=1e-6)
+    np.testing.assert_allclose(
+        weights.numpy(), [[np.exp(3) / (np.exp(3) + np.exp(1)), np.exp(1) / (np.exp(3) + np.exp(1))]], rtol=1e-6
+    )
     with pytest.raises(ValueError, match="query size .3. to equal the memory size .2."):
         make_attention("luong_dot", units=0, query_dim=3, memory_dim=2)
 
@@ -59,8 +60,13 @@ def test_dot_score_is_the_inner_product_and_needs_equal_sizes():
 @pytest.mark.parametrize("attention", ["bahdanau", "additive", "luong_dot", "luong_general"])
 def test_decoder_attention_over_a_padded_batch(attention):
     for cell in ("gru", "lstm", "simple_rnn"):
-        models = build_models(ModelConfig(cell=cell, embedding_dim=8, encoder_units=8, decoder_units=16,
-                                          attention=attention, attention_units=6), 30, 30)
+        models = build_models(
+            ModelConfig(
+                cell=cell, embedding_dim=8, encoder_units=8, decoder_units=16, attention=attention, attention_units=6
+            ),
+            30,
+            30,
+        )
         source = tf.constant([[5, 6, 7, 8, 3], [9, 3, 0, 0, 0]], tf.int32)
         target_in = tf.constant([[2, 5, 6, 7], [2, 8, 0, 0]], tf.int32)
         weights = models.attention([source, target_in]).numpy()

@@ -52,8 +52,9 @@ def test_translator_refuses_what_is_not_text(tiny_export):
 
 
 def run_cli(*args: str, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "translate", *args], capture_output=True, text=True, cwd=REPO,
-                          stdin=stdin, timeout=100)
+    return subprocess.run(
+        [sys.executable, "-m", "translate", *args], capture_output=True, text=True, cwd=REPO, stdin=stdin, timeout=100
+    )
 
 
 @pytest.mark.timeout(120)
@@ -61,13 +62,15 @@ def test_standard_input_without_line_breaks_is_refused_at_the_cap():
     with open("/dev/zero", "rb") as zero:
         result = run_cli("translate", "--server", "localhost:1", stdin=zero)
     assert result.returncode == 2
-    assert result.stderr.splitlines() == ["error: standard input: line 1 is longer than 1,048,576 bytes: "
-                                          "not a file of lines"]
+    assert result.stderr.splitlines() == [
+        "error: standard input: line 1 is longer than 1,048,576 bytes: not a file of lines"
+    ]
 
 
 @pytest.mark.timeout(120)
 def test_evaluating_a_file_without_line_breaks_is_refused_at_the_cap(tmp_path):
     result = run_cli("evaluate", "--hyp", "/dev/zero", "--ref", "/dev/zero")
     assert result.returncode == 2
-    assert result.stderr.splitlines() == ["error: hypothesis file /dev/zero: line 1 is longer than 1,048,576 bytes: "
-                                          "not a file of lines"]
+    assert result.stderr.splitlines() == [
+        "error: hypothesis file /dev/zero: line 1 is longer than 1,048,576 bytes: not a file of lines"
+    ]

@@ -15,8 +15,15 @@ BATCH, SRC, TGT, EMBED, MEMORY = 3, 5, 4, 6, 8
 
 def decoder_pair(cell: str, units: int = 7, attention_units: int = 5, normalize: bool = False):
     """A Bahdanau decoder that takes the hoisted loop and one that takes ``tf.scan``, same weights."""
-    config = ModelConfig(cell=cell, attention="bahdanau", embedding_dim=EMBED, decoder_units=units,
-                         attention_units=attention_units, dropout=0.0, attention_normalize=normalize)
+    config = ModelConfig(
+        cell=cell,
+        attention="bahdanau",
+        embedding_dim=EMBED,
+        decoder_units=units,
+        attention_units=attention_units,
+        dropout=0.0,
+        attention_normalize=normalize,
+    )
     hoisted, scanned = Decoder(config, MEMORY), Decoder(config, MEMORY)
     scanned.use_hoisted_loop = False
     for decoder in (hoisted, scanned):
@@ -48,8 +55,11 @@ def results_and_gradients(decoder, inputs, memory, mask, states):
         tape.watch([inputs, memory, *states])
         keys = keys_layer(memory)
         attentional, weights, final = decoder(inputs, memory, keys, mask, states)
-        loss = (tf.reduce_sum(tf.sin(attentional)) + tf.reduce_sum(tf.cos(3 * weights))
-                + sum(tf.reduce_sum(tf.sin(2 * s)) for s in final))
+        loss = (
+            tf.reduce_sum(tf.sin(attentional))
+            + tf.reduce_sum(tf.cos(3 * weights))
+            + sum(tf.reduce_sum(tf.sin(2 * s)) for s in final)
+        )
     watched = [inputs, memory, *states, *decoder.trainable_weights]
     return [attentional, weights, *final], tape.gradient(loss, watched)
 
@@ -64,7 +74,10 @@ def test_hoisted_loop_has_the_outputs_and_gradients_of_the_scan(cell, normalize)
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
     assert len(our_grads) == len(their_grads)
-    for a, b, in zip(our_grads, their_grads):
+    for (
+        a,
+        b,
+    ) in zip(our_grads, their_grads):
         assert a is not None and b is not None
         np.testing.assert_allclose(tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy(), atol=1e-4)
     # Attention never lands on padding.

@@ -101,8 +101,9 @@ def test_a_batch_gives_what_each_sentence_gives_alone():
         alone = beam_search(models, source[i : i + 1, :length], decode, beam_size=4, alpha=0.6, with_attention=True)
         # The batch may run more steps than one sentence alone: those rows are zero.
         steps = alone.attention.shape[2]
-        np.testing.assert_allclose(batched.attention.numpy()[i, :, :steps, :length], alone.attention.numpy()[0],
-                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            batched.attention.numpy()[i, :, :steps, :length], alone.attention.numpy()[0], rtol=1e-4, atol=1e-5
+        )
         assert np.all(batched.attention.numpy()[i, :, steps:] == 0.0)
         assert np.all(batched.attention.numpy()[i, :, :, length:] == 0.0)
         np.testing.assert_allclose(batched.scores.numpy()[i], alone.scores.numpy()[0], rtol=1e-4, atol=1e-4)

@@ -11,16 +11,31 @@ from conftest import REPO, TINY_OVERRIDES
 
 def run_script(*args, tmp_path) -> dict:
     out = tmp_path / "report.json"
-    subprocess.run([sys.executable, "-m", "benchmarks", "attention", *args, "--out", str(out)], check=True, cwd=REPO,
-                   stdout=subprocess.DEVNULL, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks", "attention", *args, "--out", str(out)],
+        check=True,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        timeout=600,
+    )
     return json.loads(out.read_text(encoding="utf-8"))
 
 
 def test_training_race_times_both_attentions_in_turns(tiny_run, tmp_path):
     # The run folder as prepared keeps its own data settings: only the model and training overrides go on top.
     model_and_training = [f"--set={o}" for o in TINY_OVERRIDES if not o.startswith("data.")]
-    report = run_script("--run-dir", str(tiny_run.run_dir), *model_and_training, "--steps", "2", "--rounds", "2",
-                        "--warmup", "1", tmp_path=tmp_path)
+    report = run_script(
+        "--run-dir",
+        str(tiny_run.run_dir),
+        *model_and_training,
+        "--steps",
+        "2",
+        "--rounds",
+        "2",
+        "--warmup",
+        "1",
+        tmp_path=tmp_path,
+    )
     training = report["training"]
     assert training["batch_size"] == 8
     assert set(training["ms_per_step"]) == {"luong_dot", "bahdanau"}
@@ -32,11 +47,25 @@ def test_training_race_times_both_attentions_in_turns(tiny_run, tmp_path):
 
 def test_decoding_race_exports_greedy_and_beam_of_each_run(tiny_run, tmp_path):
     run = str(tiny_run.run_dir)
-    report = run_script("--decode", f"bahdanau={run}", f"luong_dot={run}", "--decode-rounds", "2",
-                        "--decode-batch", "4", "--decode-sentences", "8", tmp_path=tmp_path)
+    report = run_script(
+        "--decode",
+        f"bahdanau={run}",
+        f"luong_dot={run}",
+        "--decode-rounds",
+        "2",
+        "--decode-batch",
+        "4",
+        "--decode-sentences",
+        "8",
+        tmp_path=tmp_path,
+    )
     decoding = report["decoding"]
     assert decoding["sentences"] == 8 and report["decode_rounds"] == 2
-    assert set(decoding["sentences_per_s"]) == {"bahdanau greedy", "bahdanau beam5", "luong_dot greedy",
-                                                "luong_dot beam5"}
+    assert set(decoding["sentences_per_s"]) == {
+        "bahdanau greedy",
+        "bahdanau beam5",
+        "luong_dot greedy",
+        "luong_dot beam5",
+    }
     assert all(rate > 0 for rate in decoding["sentences_per_s"].values())
     assert set(decoding["ratio_to_luong_dot"]) == {"bahdanau greedy", "bahdanau beam5"}

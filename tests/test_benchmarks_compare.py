@@ -33,16 +33,48 @@ def baseline(prepared_tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("baseline") / "baseline.json"
     # One batch holds the whole tiny split, so every step has the same shape and traces once.
     subprocess.run(
-        [sys.executable, "-m", "benchmarks", "baseline", "--run-dir", str(prepared_tiny.run_dir),
-         "--minutes", "0.02", "--units", "16", "--batch-size", "64", "--max-length", "5", "--warmup-steps", "1",
-         "--repeats", "1", "--out", str(out)],
-        check=True, cwd=REPO, stdout=subprocess.DEVNULL, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "baseline",
+            "--run-dir",
+            str(prepared_tiny.run_dir),
+            "--minutes",
+            "0.02",
+            "--units",
+            "16",
+            "--batch-size",
+            "64",
+            "--max-length",
+            "5",
+            "--warmup-steps",
+            "1",
+            "--repeats",
+            "1",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        timeout=300,
+    )
     return json.loads(out.read_text(encoding="utf-8"))
 
 
 def test_baseline_reports_positive_figures(baseline, prepared_tiny):
-    for key in ("parameters", "train_steps", "train_sentences", "train_sentences_per_s", "train_target_tokens_per_s",
-                "epochs", "greedy_sentences_per_s_batch_1", "greedy_sentences_per_s_batch_64", "peak_rss_mb"):
+    for key in (
+        "parameters",
+        "train_steps",
+        "train_sentences",
+        "train_sentences_per_s",
+        "train_target_tokens_per_s",
+        "epochs",
+        "greedy_sentences_per_s_batch_1",
+        "greedy_sentences_per_s_batch_64",
+        "peak_rss_mb",
+    ):
         assert baseline[key] > 0, key
     for key in ("greedy_tokens_per_s_batch_1", "greedy_tokens_per_s_batch_64"):
         assert baseline[key] >= 0, key  # a barely trained model may stop at once
@@ -55,17 +87,30 @@ def test_baseline_reports_positive_figures(baseline, prepared_tiny):
 
 
 def test_compare_ratios_and_table(baseline):
-    ours = {"parameters": 1000, "src_vocab_size": 400, "tgt_vocab_size": 400, "epochs": 1.0,
-            "train_sentences_per_s": 2 * baseline["train_sentences_per_s"], "train_target_tokens_per_s": 50.0,
-            "greedy_sentences_per_s_batch_1": 10.0, "greedy_tokens_per_s_batch_1": 100.0,
-            "greedy_sentences_per_s_batch_64": 3 * baseline["greedy_sentences_per_s_batch_64"],
-            "greedy_tokens_per_s_batch_64": 1000.0,
-            "beam5_sentences_per_s_batch_64": baseline["greedy_sentences_per_s_batch_64"],
-            "beam5_tokens_per_s_batch_64": 300.0, "greedy_test_bleu_cased": 1.0, "greedy_test_chrf_cased": 2.0,
-            "beam5_test_bleu_cased": 1.5, "peak_rss_mb": 900.0}
+    ours = {
+        "parameters": 1000,
+        "src_vocab_size": 400,
+        "tgt_vocab_size": 400,
+        "epochs": 1.0,
+        "train_sentences_per_s": 2 * baseline["train_sentences_per_s"],
+        "train_target_tokens_per_s": 50.0,
+        "greedy_sentences_per_s_batch_1": 10.0,
+        "greedy_tokens_per_s_batch_1": 100.0,
+        "greedy_sentences_per_s_batch_64": 3 * baseline["greedy_sentences_per_s_batch_64"],
+        "greedy_tokens_per_s_batch_64": 1000.0,
+        "beam5_sentences_per_s_batch_64": baseline["greedy_sentences_per_s_batch_64"],
+        "beam5_tokens_per_s_batch_64": 300.0,
+        "greedy_test_bleu_cased": 1.0,
+        "greedy_test_chrf_cased": 2.0,
+        "beam5_test_bleu_cased": 1.5,
+        "peak_rss_mb": 900.0,
+    }
     # The probe under the other thread setting: training slower, decoding at batch 64 faster.
-    probe = {**baseline, "train_sentences_per_s": baseline["train_sentences_per_s"] / 2,
-             "greedy_sentences_per_s_batch_64": 1.5 * baseline["greedy_sentences_per_s_batch_64"]}
+    probe = {
+        **baseline,
+        "train_sentences_per_s": baseline["train_sentences_per_s"] / 2,
+        "greedy_sentences_per_s_batch_64": 1.5 * baseline["greedy_sentences_per_s_batch_64"],
+    }
     results = {"baseline": baseline, "baseline_serial_ops": probe, "ours_equal": ours, "ours_quick": ours}
     ratios = compare.summarize(results)
     # Each baseline figure is the better of its two settings.
@@ -79,17 +124,23 @@ def test_compare_ratios_and_table(baseline):
     bleu_row = next(line for line in text.splitlines() if line.startswith("| test BLEU, greedy (cased)"))
     assert bleu_row.split("|")[3].strip() == "–"  # | label | baseline | probe | ...
     # With the race in turns, its rates get a table and its ratios lead; the separate ones follow.
-    turns = {"rounds": 3, "rates": {"train": {"baseline": {"sentences_per_s": 100.0, "tokens_per_s": 1.0},
-                                              "ours_equal": {"sentences_per_s": 250.0, "tokens_per_s": 1.0}}},
-             "ratios": {"train_speedup": 2.5}}
+    turns = {
+        "rounds": 3,
+        "rates": {
+            "train": {
+                "baseline": {"sentences_per_s": 100.0, "tokens_per_s": 1.0},
+                "ours_equal": {"sentences_per_s": 250.0, "tokens_per_s": 1.0},
+            }
+        },
+        "ratios": {"train_speedup": 2.5},
+    }
     text = compare.table(results, {**ratios, **turns["ratios"]}, ratios, turns)
     assert "| training | 100.0 | – | 250.0 | – |" in text
     assert "train_speedup = 2.5" in text
     assert "The same ratios from the separate processes: train_speedup = 2" in text
 
 
-@pytest.mark.filterwarnings("ignore:.*does not support masking:UserWarning",
-                            "ignore:.*was called on layer:UserWarning")
+@pytest.mark.filterwarnings("ignore:.*does not support masking:UserWarning", "ignore:.*was called on layer:UserWarning")
 def test_baseline_attention_ignores_padding(prepared_tiny):
     """Keras 3 drops masks at custom layers; the port must still mask the padded context, as Keras 2 did."""
     import numpy as np

@@ -11,12 +11,29 @@ from translate.training import train
 
 
 def test_learning_curve_scores_every_kept_epoch_and_the_best_checkpoint(tmp_path):
-    run = train(tiny_config(tmp_path, "train.epochs=3", "train.steps_per_epoch=3", "train.keep_checkpoints=5"),
-                verbose=0)
+    run = train(
+        tiny_config(tmp_path, "train.epochs=3", "train.steps_per_epoch=3", "train.keep_checkpoints=5"), verbose=0
+    )
     out, png = tmp_path / "curve.json", tmp_path / "curve.png"
-    subprocess.run([sys.executable, "-m", "benchmarks", "curve", str(run.run_dir),
-                    "--batch-size", "8", "--out", str(out), "--png", str(png)],
-                   check=True, cwd=REPO, stdout=subprocess.DEVNULL, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "curve",
+            str(run.run_dir),
+            "--batch-size",
+            "8",
+            "--out",
+            str(out),
+            "--png",
+            str(png),
+        ],
+        check=True,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        timeout=600,
+    )
     report = json.loads(out.read_text(encoding="utf-8"))
     (curve,) = report["runs"]
     assert [row["epoch"] for row in curve["epochs"]] == [1, 2, 3]

@@ -48,18 +48,22 @@ def test_serve_answers_each_event_and_names_errors():
 
 
 def test_race_ratios_take_the_faster_baseline_each_round():
-    workers = {"baseline": stand_in("baseline", "train=2", "greedy_b64=2"),
-               "baseline_serial_ops": stand_in("baseline_serial_ops", "train=4", "greedy_b64=1"),
-               "ours_equal": stand_in("ours_equal", "train=1"),
-               "ours_quick": stand_in("ours_quick", "greedy_b64=0.5", "beam5_b64=1")}
+    workers = {
+        "baseline": stand_in("baseline", "train=2", "greedy_b64=2"),
+        "baseline_serial_ops": stand_in("baseline_serial_ops", "train=4", "greedy_b64=1"),
+        "ours_equal": stand_in("ours_equal", "train=1"),
+        "ours_quick": stand_in("ours_quick", "greedy_b64=0.5", "beam5_b64=1"),
+    }
     try:
-        turns = harness.take_turns({name: worker.turns() for name, worker in workers.items()}, rounds=3,
-                                   warmup_turns=2)
+        turns = harness.take_turns({name: worker.turns() for name, worker in workers.items()}, rounds=3, warmup_turns=2)
     finally:
         for worker in workers.values():
             worker.close()
     assert {name: len(runs) for name, runs in turns["train"].items()} == {
-        "baseline": 3, "baseline_serial_ops": 3, "ours_equal": 3}
+        "baseline": 3,
+        "baseline_serial_ops": 3,
+        "ours_equal": 3,
+    }
     report = compare.summarize_race(turns)
     assert report["ratios"] == {"train_speedup": 2.0, "greedy_speedup_b64": 2.0, "beam5_over_greedy_b64": 0.5}
     assert report["per_round"]["train_speedup"] == [2.0, 2.0, 2.0]
@@ -77,14 +81,28 @@ def test_a_broken_or_missing_worker_is_named():
         harness.Worker("gone", [sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ))
 
 
-@pytest.mark.filterwarnings("ignore:.*does not support masking:UserWarning",
-                            "ignore:.*was called on layer:UserWarning")
+@pytest.mark.filterwarnings("ignore:.*does not support masking:UserWarning", "ignore:.*was called on layer:UserWarning")
 def test_real_workers_train_and_decode_in_turns(tiny_run, tiny_export):
     args = argparse.Namespace(
-        run_dir=str(tiny_run.config.run_dir), units=8, batch_size=8, max_length=5, seed=1, baseline_weights=None,
-        train_turn_seconds=0.01, decode_passes=2, preset="quick", train=True, export=[f"greedy={tiny_export}"],
-        set=["model.embedding_dim=8", "model.encoder_units=4", "model.decoder_units=8", "model.attention_units=8",
-             "train.batch_size=8"])
+        run_dir=str(tiny_run.config.run_dir),
+        units=8,
+        batch_size=8,
+        max_length=5,
+        seed=1,
+        baseline_weights=None,
+        train_turn_seconds=0.01,
+        decode_passes=2,
+        preset="quick",
+        train=True,
+        export=[f"greedy={tiny_export}"],
+        set=[
+            "model.embedding_dim=8",
+            "model.encoder_units=4",
+            "model.decoder_units=8",
+            "model.attention_units=8",
+            "train.batch_size=8",
+        ],
+    )
     test_sentences = len((Path(args.run_dir) / "data" / "test.src").read_text(encoding="utf-8").splitlines())
     for events in (compare.baseline_worker(args), compare.ours_worker(args)):
         assert sorted(events) == ["greedy_b1", "greedy_b64", "train"]

@@ -18,8 +18,9 @@ def tiny_model(attention: str, **sizes):
     from translate.config import ModelConfig
     from translate.model import build_models
 
-    config = ModelConfig(cell="gru", embedding_dim=8, encoder_units=6, decoder_units=12, attention=attention,
-                         attention_units=5, **sizes)
+    config = ModelConfig(
+        cell="gru", embedding_dim=8, encoder_units=6, decoder_units=12, attention=attention, attention_units=5, **sizes
+    )
     return build_models(config, src_vocab_size=30, tgt_vocab_size=40).training
 
 
@@ -99,9 +100,17 @@ def test_quality_tables_name_real_config_keys():
 def test_seed_summary_gives_mean_and_spread_per_variant():
     from benchmarks.quality import seed_summary
 
-    rows = [{"variant": f"{name}, seed {seed}", "epochs": 5, "dev_bleu": bleu, "dev_chrf": 30.0,
-             "test_bleu": bleu + 1, "test_chrf": 40.0 + seed}
-            for name, seed, bleu in (("a", 1, 10.0), ("a", 2, 12.0), ("b", 1, 7.0))]
+    rows = [
+        {
+            "variant": f"{name}, seed {seed}",
+            "epochs": 5,
+            "dev_bleu": bleu,
+            "dev_chrf": 30.0,
+            "test_bleu": bleu + 1,
+            "test_chrf": 40.0 + seed,
+        }
+        for name, seed, bleu in (("a", 1, 10.0), ("a", 2, 12.0), ("b", 1, 7.0))
+    ]
     rows.append({"variant": "unseeded", "epochs": 1, "dev_bleu": 0, "dev_chrf": 0, "test_bleu": 0, "test_chrf": 0})
     summary = seed_summary(rows)
     assert set(summary) == {"a", "b"}
@@ -211,11 +220,30 @@ def test_one_training_loop_serves_the_budget_the_turn_and_the_step_count():
 
 def test_the_entry_point_runs_every_benchmark_as_a_subcommand():
     repo = Path(__file__).resolve().parent.parent
-    listed = subprocess.run([sys.executable, "-m", "benchmarks", "--help"], cwd=repo, capture_output=True,
-                            text=True, check=True).stdout
-    for name in ("compare", "ours", "race", "baseline", "throughput", "knobs", "scaling", "attention", "pipeline",
-                 "synthetic-corpus", "profile", "utilization", "quality", "curve", "beam", "serving", "soak"):
+    listed = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--help"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout
+    for name in (
+        "compare",
+        "ours",
+        "race",
+        "baseline",
+        "throughput",
+        "knobs",
+        "scaling",
+        "attention",
+        "pipeline",
+        "synthetic-corpus",
+        "profile",
+        "utilization",
+        "quality",
+        "curve",
+        "beam",
+        "serving",
+        "soak",
+    ):
         assert f"    {name} " in listed, name
-    wrong = subprocess.run([sys.executable, "-m", "benchmarks", "beam", "--run", "r", "--bogus"], cwd=repo,
-                           capture_output=True, text=True)
+    wrong = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "beam", "--run", "r", "--bogus"], cwd=repo, capture_output=True, text=True
+    )
     assert wrong.returncode == 2 and "unrecognized arguments: --bogus" in wrong.stderr

@@ -48,10 +48,8 @@ def test_splits_are_books_train_64_dev_james_test_romans(en_es):
     assert (len(en_es.train), len(en_es.dev), len(en_es.test)) == (30_561, 108, 433)
     assert en_es.dev[0][0].startswith("James, a servant of God")
     assert en_es.test[0] == (
-        "Paul, a servant of Jesus Christ, called to be an apostle, set apart for "
-        "the gospel of God,",
-        "Pablo, siervo de Jesucristo, llamado á ser apóstol, apartado para el "
-        "evangelio de Dios,",
+        "Paul, a servant of Jesus Christ, called to be an apostle, set apart for the gospel of God,",
+        "Pablo, siervo de Jesucristo, llamado á ser apóstol, apartado para el evangelio de Dios,",
     )
 
 
@@ -92,7 +90,7 @@ def test_spanish_soft_hyphen_becomes_inverted_exclamation(en_es):
     spanish = [es for _, es in all_pairs(en_es)]
     assert not any("\u00ad" in es for es in spanish)
     assert sum("¡" in es for es in spanish) == 215  # 242 marks in 215 verses
-    _, jacob = pair_starting(en_es, "He was afraid, and said, \"How dreadful is this place!")
+    _, jacob = pair_starting(en_es, 'He was afraid, and said, "How dreadful is this place!')
     assert jacob.startswith("Y tuvo miedo, y dijo: ¡Cuán terrible es este lugar!")
 
 
@@ -135,7 +133,7 @@ def test_spanish_all_caps_chapter_openings_get_usual_spelling(en_es):
 
 @needs_bible
 def test_spanish_capitals_that_are_not_openings_are_kept(en_es):
-    _, exodus_3_14 = pair_starting(en_es, "God said to Moses, \"I AM WHO I AM,\"")
+    _, exodus_3_14 = pair_starting(en_es, 'God said to Moses, "I AM WHO I AM,"')
     assert "YO SOY EL QUE SOY" in exodus_3_14
     leading_caps = set()
     for _, es in all_pairs(en_es):
@@ -143,9 +141,28 @@ def test_spanish_capitals_that_are_not_openings_are_kept(en_es):
         if len(first) > 1 and first.isupper():
             leading_caps.add(first)
     hebrew_letters = {  # Psalm 119's section headings, "ALEPH." ... "TAU."
-        "ALEPH", "BETH", "GIMEL", "DALETH", "HE", "VAV", "ZAYIN", "JET", "TETH",
-        "YOD", "KAF", "LAMED", "MEM", "NUN", "SAMECH", "AIN", "PE", "TZADDI",
-        "COPH", "RESH", "SIN", "TAU",
+        "ALEPH",
+        "BETH",
+        "GIMEL",
+        "DALETH",
+        "HE",
+        "VAV",
+        "ZAYIN",
+        "JET",
+        "TETH",
+        "YOD",
+        "KAF",
+        "LAMED",
+        "MEM",
+        "NUN",
+        "SAMECH",
+        "AIN",
+        "PE",
+        "TZADDI",
+        "COPH",
+        "RESH",
+        "SIN",
+        "TAU",
     }
     # Also headings or emphasis: Psalm 106's "ALELUYA.", and "JAH" and
     # "TEKEL", which RV1909 (and WEB) write in capitals everywhere.
@@ -245,11 +262,14 @@ def test_sources_add_each_english_version_to_training_only(en_es):
     assert not any(source == kjv_romans_1_1 for source, _ in three.train)
 
 
-@pytest.mark.parametrize("sources, named", [
-    ("web,luther", "bad value 'web,luther'"),
-    ("web,web", "bad value 'web,web'"),
-    ("", "bad value ''"),
-])
+@pytest.mark.parametrize(
+    "sources, named",
+    [
+        ("web,luther", "bad value 'web,luther'"),
+        ("web,web", "bad value 'web,web'"),
+        ("", "bad value ''"),
+    ],
+)
 def test_bad_sources_are_refused_before_reading(sources, named):
     with pytest.raises(ValueError, match=named):
         read_pairs(f"bible:en-es?sources={sources}")

@@ -17,8 +17,9 @@ from conftest import INVALID_UTF8, REPO, TINY_OVERRIDES
 
 def run_cli(*args: str, cwd=REPO) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "translate", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "translate", *args], capture_output=True, text=True, cwd=cwd, timeout=300, env=env
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, message: str) -> None:
@@ -62,8 +63,14 @@ def test_empty_run_dir_is_refused(command, tmp_path):
 def test_a_finished_run_is_refused_in_one_line_and_left_as_it_was(tmp_path):
     run_dir = tmp_path / "run"
     (run_dir / "data").mkdir(parents=True)
-    files = {"best.weights.h5": "weights", "config.yaml": "model: {cell: gru}\n", "history.csv": "epoch\n0\n",
-             "src.model": "model", "tgt.model": "model", "stats.json": "{}"}
+    files = {
+        "best.weights.h5": "weights",
+        "config.yaml": "model: {cell: gru}\n",
+        "history.csv": "epoch\n0\n",
+        "src.model": "model",
+        "tgt.model": "model",
+        "stats.json": "{}",
+    }
     for name, text in files.items():
         (run_dir / name).write_text(text, encoding="utf-8")
     for command, message in (("train", "holds a finished run"), ("prepare", "holds a trained model")):
@@ -79,13 +86,17 @@ def test_every_command_has_help():
 
 def own_lines(stderr: str) -> list[str]:
     """stderr without TensorFlow's C++ log lines (CUDA probing and such), which this project does not write."""
-    return [line for line in stderr.strip().splitlines()
-            if line and not re.match(r"[IWEF]\d{4} ", line) and not line.startswith("WARNING: All log messages")]
+    return [
+        line
+        for line in stderr.strip().splitlines()
+        if line and not re.match(r"[IWEF]\d{4} ", line) and not line.startswith("WARNING: All log messages")
+    ]
 
 
 def run_translate(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "translate", "translate", *args], input=stdin,
-                            capture_output=True, cwd=REPO, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "translate", "translate", *args], input=stdin, capture_output=True, cwd=REPO, timeout=300
+    )
     result.stdout, result.stderr = result.stdout.decode("utf-8"), result.stderr.decode("utf-8")
     return result
 
@@ -103,7 +114,8 @@ def test_translate_names_the_line_with_invalid_utf8_and_translates_the_rest(tiny
         where = f"{tmp_path / 'in.txt'} line 2"
     assert result.returncode == 0, result.stderr[-3000:]
     assert own_lines(result.stderr) == [
-        f"warning: {where}: not valid UTF-8 (byte 0xc3 at column 4): translated with replacement characters"]
+        f"warning: {where}: not valid UTF-8 (byte 0xc3 at column 4): translated with replacement characters"
+    ]
     # One output line per input line; the bad line is translated as its text with U+FFFD in place of bad bytes.
     replaced = INVALID_UTF8.decode("utf-8", errors="replace")
     translations, scores = translate.load(tiny_export).translate_with_scores(["Good morning.", replaced, "Thank you."])
@@ -112,9 +124,25 @@ def test_translate_names_the_line_with_invalid_utf8_and_translates_the_rest(tiny
 
 def test_translate_streams_stdin_in_batches(tiny_export):
     """Each batch of --batch-size lines is answered before the rest of the input arrives."""
-    process = subprocess.Popen([sys.executable, "-m", "translate", "translate", "--model", str(tiny_export),
-                                "--batch-size", "2", "--nbest", "2"], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "translate",
+            "translate",
+            "--model",
+            str(tiny_export),
+            "--batch-size",
+            "2",
+            "--nbest",
+            "2",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+        text=True,
+    )
     output: queue.Queue = queue.Queue()
 
     def read():
@@ -148,8 +176,7 @@ def test_translate_refuses_a_batch_size_below_1(tiny_export):
     assert own_lines(result.stderr) == ["error: --batch-size must be at least 1, got 0"]
 
 
-@pytest.mark.parametrize("case", ["truncated saved_model.pb", "another project's SavedModel",
-                                  "only version empty"])
+@pytest.mark.parametrize("case", ["truncated saved_model.pb", "another project's SavedModel", "only version empty"])
 def test_translate_says_one_line_for_a_savedmodel_it_cannot_load(tiny_export, foreign_savedmodel, tmp_path, case):
     model = tmp_path / "translator"
     if case == "truncated saved_model.pb":
@@ -159,8 +186,9 @@ def test_translate_says_one_line_for_a_savedmodel_it_cannot_load(tiny_export, fo
         message = f"error: cannot load the SavedModel in {model / '1'}: saved_model.pb is truncated or damaged"
     elif case == "another project's SavedModel":
         shutil.copytree(foreign_savedmodel, model / "1")
-        message = (f"error: cannot load the SavedModel in {model / '1'}: not an export of this project: "
-                   "no assets/config.yaml")
+        message = (
+            f"error: cannot load the SavedModel in {model / '1'}: not an export of this project: no assets/config.yaml"
+        )
     else:
         (model / "1").mkdir(parents=True)
         message = f"error: cannot load the SavedModel in {model / '1'}: the version folder is empty"
@@ -177,6 +205,7 @@ def test_translate_skips_an_empty_newest_version_with_one_warning(tiny_export, t
     result = run_translate("--model", str(model), "hello")
     assert result.returncode == 0, result.stderr[-3000:]
     (warning,) = own_lines(result.stderr)
-    assert (f"WARNING translate.translator: skipped version 2 of {model}, which does not load: "
-            "the version folder is empty") in warning
+    assert (
+        f"WARNING translate.translator: skipped version 2 of {model}, which does not load: the version folder is empty"
+    ) in warning
     assert len(result.stdout.split("\n")) == 2  # one translation

@@ -52,8 +52,10 @@ def test_exponent_notation_is_a_number():
         ("data.src_vocab_size=100", "data.src_vocab_size must be at least 300"),
         ("model.attention=luong", "model.attention must be one of bahdanau, additive"),
         ("model.tie_embeddings=true", "model.tie_embeddings needs model.output_dim == model.embedding_dim"),
-        ("model.attention=luong_dot model.decoder_units=192",
-         "model.attention=luong_dot needs model.decoder_units == the encoder output"),
+        (
+            "model.attention=luong_dot model.decoder_units=192",
+            "model.attention=luong_dot needs model.decoder_units == the encoder output",
+        ),
         ("model.bidirectional=none", "model.bidirectional must be first or all"),
         ("model.decoder_layers=0", "model.decoder_layers must be at least 1"),
         ("train.optimizer=sgd", "train.optimizer must be one of adam, adamw"),
@@ -87,9 +89,17 @@ def test_xla_with_the_step_by_step_decoder_is_refused_by_name():
 
 
 def test_possible_combinations_are_accepted():
-    config = load_config("quick", overrides=["model.attention=luong_general", "model.input_feeding=true",
-                                             "model.tie_embeddings=true", "model.output_dim=96",
-                                             "model.encoder_layers=2", "model.bidirectional=all"])
+    config = load_config(
+        "quick",
+        overrides=[
+            "model.attention=luong_general",
+            "model.input_feeding=true",
+            "model.tie_embeddings=true",
+            "model.output_dim=96",
+            "model.encoder_layers=2",
+            "model.bidirectional=all",
+        ],
+    )
     assert config.model.tie_embeddings and config.model.input_feeding
 
 
@@ -111,8 +121,9 @@ def test_bahdanau_attention_is_the_default_in_the_code_and_the_cpu_presets():
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "translate", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "translate", *args], capture_output=True, text=True, cwd=REPO, timeout=timeout
+    )
 
 
 def one_error_line(result: subprocess.CompletedProcess) -> str:
@@ -146,8 +157,9 @@ def test_yaml_alias_bomb_is_refused_without_expanding(tmp_path):
     bomb.write_text(f"data:\n  corpus: {alias_bomb(6)}\n", encoding="utf-8")
     with pytest.raises(ValueError) as refused:
         load_config(config_file=bomb)
-    assert str(refused.value) == (f"config file {bomb}: YAML anchors and aliases (&name, *name) are not allowed "
-                                  "in a config (line 2, column 12)")
+    assert str(refused.value) == (
+        f"config file {bomb}: YAML anchors and aliases (&name, *name) are not allowed in a config (line 2, column 12)"
+    )
     with pytest.raises(ValueError, match=r"^override 'data.corpus=\[&l0 .*anchors and aliases .* are not allowed"):
         load_config(overrides=[f"data.corpus={alias_bomb(6)}"])
     # A lone anchor is refused too: it is the first half of every alias.
@@ -157,8 +169,9 @@ def test_yaml_alias_bomb_is_refused_without_expanding(tmp_path):
 
 def test_a_huge_value_is_cut_short_in_the_error_message(tmp_path):
     huge = tmp_path / "huge.yaml"
-    huge.write_text("model:\n  cell: " + "x" * 500_000 + "\ntrain:\n  epochs: [" + "[1], " * 50_000 + "1]\n",
-                    encoding="utf-8")
+    huge.write_text(
+        "model:\n  cell: " + "x" * 500_000 + "\ntrain:\n  epochs: [" + "[1], " * 50_000 + "1]\n", encoding="utf-8"
+    )
     with pytest.raises(ValueError) as refused:
         load_config(config_file=huge)
     assert str(refused.value).startswith("config key 'train.epochs' must be int, got [[1], [1], [1], [1], ...]")
@@ -168,22 +181,25 @@ def test_a_huge_value_is_cut_short_in_the_error_message(tmp_path):
     assert len(str(refused.value)) < 200
 
 
-@pytest.mark.parametrize("override, message", [
-    ("data.src_vocab_size=100000000000", "data.src_vocab_size must be at most 1,000,000, got 100000000000"),
-    ("data.tgt_vocab_size=2000000", "data.tgt_vocab_size must be at most 1,000,000, got 2000000"),
-    ("data.max_pieces=1000000000", "data.max_pieces must be at most 100,000"),
-    ("data.max_line_bytes=10000000000", "data.max_line_bytes must be at most 1,073,741,824"),
-    ("model.decoder_units=1000000", "model.decoder_units must be at most 16,384"),
-    ("model.encoder_layers=1000", "model.encoder_layers must be at most 64"),
-    ("train.batch_size=10000000", "train.batch_size must be at most 65,536"),
-    ("train.max_minutes=1e9", "train.max_minutes must be at most 527,040.0"),
-    ("train.max_minutes=.inf", "train.max_minutes must be a finite number, got inf"),
-    ("train.learning_rate=.nan", "train.learning_rate must be a finite number, got nan"),
-    ("train.seed=4294967296", "train.seed must be at most 4,294,967,295"),
-    ("train.seed=-1", "train.seed must be >= 0, got -1"),
-    ("decode.beam_size=100000", "decode.beam_size must be at most 1,000, got 100000"),
-    ("decode.max_length_cap=10000000", "decode.max_length_cap must be at most 100,000"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.src_vocab_size=100000000000", "data.src_vocab_size must be at most 1,000,000, got 100000000000"),
+        ("data.tgt_vocab_size=2000000", "data.tgt_vocab_size must be at most 1,000,000, got 2000000"),
+        ("data.max_pieces=1000000000", "data.max_pieces must be at most 100,000"),
+        ("data.max_line_bytes=10000000000", "data.max_line_bytes must be at most 1,073,741,824"),
+        ("model.decoder_units=1000000", "model.decoder_units must be at most 16,384"),
+        ("model.encoder_layers=1000", "model.encoder_layers must be at most 64"),
+        ("train.batch_size=10000000", "train.batch_size must be at most 65,536"),
+        ("train.max_minutes=1e9", "train.max_minutes must be at most 527,040.0"),
+        ("train.max_minutes=.inf", "train.max_minutes must be a finite number, got inf"),
+        ("train.learning_rate=.nan", "train.learning_rate must be a finite number, got nan"),
+        ("train.seed=4294967296", "train.seed must be at most 4,294,967,295"),
+        ("train.seed=-1", "train.seed must be >= 0, got -1"),
+        ("decode.beam_size=100000", "decode.beam_size must be at most 1,000, got 100000"),
+        ("decode.max_length_cap=10000000", "decode.max_length_cap must be at most 100,000"),
+    ],
+)
 def test_numbers_over_their_bound_are_refused_by_name(override, message):
     with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
         load_config("quick", overrides=[override])
@@ -193,8 +209,10 @@ def test_numbers_over_their_bound_are_refused_by_name(override, message):
 def test_vocab_size_over_the_bound_is_refused_before_reading(tmp_path):
     # The corpus is an endless stream: reading any of it would never end.
     config = tmp_path / "big.yaml"
-    config.write_text(f"run_dir: {tmp_path / 'run'}\ndata:\n  corpus: tsv:/dev/zero\n  src_vocab_size: 100000000000\n",
-                      encoding="utf-8")
+    config.write_text(
+        f"run_dir: {tmp_path / 'run'}\ndata:\n  corpus: tsv:/dev/zero\n  src_vocab_size: 100000000000\n",
+        encoding="utf-8",
+    )
     line = one_error_line(run_cli("prepare", "--config", str(config), timeout=100))
     assert line == "error: data.src_vocab_size must be at most 1,000,000, got 100000000000"
     assert not (tmp_path / "run").exists()

@@ -72,9 +72,7 @@ def test_larger_tsv_is_split_by_a_stable_hash_of_each_pair(tmp_path):
 def test_tsv_whitespace_normalized_blank_lines_bom_and_duplicates_dropped(tmp_path):
     path = tmp_path / "messy.tsv"
     path.write_text(
-        "\ufeffHello  there.\t Hola ,  ahí.\r\n\n"
-        "Hello there.\tHola , ahí.\n"
-        "Bye.\tAdiós.\n",
+        "\ufeffHello  there.\t Hola ,  ahí.\r\n\nHello there.\tHola , ahí.\nBye.\tAdiós.\n",
         encoding="utf-8",
     )
     assert load_corpus(f"tsv:{path}").train == [
@@ -301,8 +299,7 @@ def test_moses_different_line_counts_name_both_files_and_counts():
     with pytest.raises(ValueError) as error:
         next(reader)  # counted first: no pair is used before the error
     assert str(error.value) == (
-        f"parallel files differ in length: {CORPORA / 'uneven.en'} has 3 lines, "
-        f"{CORPORA / 'uneven.es'} has 2"
+        f"parallel files differ in length: {CORPORA / 'uneven.en'} has 3 lines, {CORPORA / 'uneven.es'} has 2"
     )
 
 
@@ -419,8 +416,11 @@ def test_a_corpus_line_without_newline_is_refused_at_the_cap(spec, tmp_path):
     with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}:1: line longer than 1,000 bytes"):
         list(read_pairs(spec, max_line_bytes=1000))
     # Skipping reads past an overlong line, but not forever: a stream without line breaks is no file of lines.
-    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}:1: no line break in 64,\d{{3}} bytes: "
-                                         "not a file of lines \\(data.max_line_bytes is 1,000\\)$"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^{re.escape(str(path))}:1: no line break in 64,\d{{3}} bytes: "
+        "not a file of lines \\(data.max_line_bytes is 1,000\\)$",
+    ):
         list(read_pairs(spec, "skip", max_line_bytes=1000))
 
 
@@ -444,9 +444,21 @@ def test_prepare_refuses_a_corpus_without_line_breaks_in_one_line(tmp_path):
 
     from conftest import REPO
 
-    result = subprocess.run([sys.executable, "-m", "translate", "prepare", "data.corpus=tsv:/dev/zero",
-                             f"run_dir={tmp_path / 'run'}", "data.max_line_bytes=4096"],
-                            capture_output=True, text=True, cwd=REPO, timeout=100)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "translate",
+            "prepare",
+            "data.corpus=tsv:/dev/zero",
+            f"run_dir={tmp_path / 'run'}",
+            "data.max_line_bytes=4096",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=100,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     # (TensorFlow's start-up lines and the progress bar come before it.)
     assert result.stderr.splitlines()[-1] == "error: /dev/zero:1: line longer than 4,096 bytes (data.max_line_bytes)"
@@ -520,14 +532,7 @@ def test_on_error_must_be_known():
 
 def test_skip_counts_bad_records_by_reason(tmp_path):
     path = tmp_path / "bad.tsv"
-    path.write_bytes(
-        b"Yes.\tS\xc3\xad.\n"
-        b"no tab here\n"
-        b"Caf\xe9\tCaf\xc3\xa9\n"
-        b"only\ttwo\n"
-        b"\n"
-        b"No.\tNo.\tok\n"
-    )
+    path.write_bytes(b"Yes.\tS\xc3\xad.\nno tab here\nCaf\xe9\tCaf\xc3\xa9\nonly\ttwo\n\nNo.\tNo.\tok\n")
     skipped = collections.Counter()
     pairs = list(read_pairs(f"tsv:{path}?tgt=2", "skip", skipped))
     assert pairs == [("No.", "ok", None)]

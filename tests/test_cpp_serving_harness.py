@@ -120,9 +120,7 @@ def toy_export(tmp_path_factory):
             score = score - tf.where(live, tf.math.log1p(tf.cast(piece, tf.float32)), 0.0)
             return t + 1, out, score
 
-        _, out, score = tf.while_loop(
-            cond, body, (tf.constant(0), tf.zeros_like(ids), tf.zeros([batch], tf.float32))
-        )
+        _, out, score = tf.while_loop(cond, body, (tf.constant(0), tf.zeros_like(ids), tf.zeros([batch], tf.float32)))
         translations = holder.tokenizer.detokenize(tf.RaggedTensor.from_tensor(out, lengths=lengths))
         scores = score / tf.cast(lengths + 1, tf.float32)
         return {"translations": translations, "scores": scores}

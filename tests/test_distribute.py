@@ -66,12 +66,15 @@ def test_each_worker_gets_its_own_backup_folder(tmp_path, monkeypatch):
     assert worker_backup_dir(tmp_path, "backup", "default") == tmp_path / "backup"
 
 
-@pytest.mark.parametrize("value, message", [
-    (None, "needs the TF_CONFIG environment variable"),
-    ("{not json", "TF_CONFIG is not valid JSON"),
-    ('{"cluster": {}, "task": {"type": "worker", "index": 0}}', '"cluster" with a "worker" list'),
-    ('{"cluster": {"worker": ["h:1"]}, "task": {"type": "worker", "index": 3}}', "task worker:3 is not in"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (None, "needs the TF_CONFIG environment variable"),
+        ("{not json", "TF_CONFIG is not valid JSON"),
+        ('{"cluster": {}, "task": {"type": "worker", "index": 0}}', '"cluster" with a "worker" list'),
+        ('{"cluster": {"worker": ["h:1"]}, "task": {"type": "worker", "index": 3}}', "task worker:3 is not in"),
+    ],
+)
 def test_a_missing_or_broken_tf_config_is_one_line_from_the_cli(tmp_path, monkeypatch, capsys, value, message):
     from translate.cli import main
 
@@ -126,8 +129,13 @@ def test_mirrored_over_two_cpus_follows_the_one_device_loss_curve(tmp_path):
     # averages over its own real tokens (translate.losses), and sums run in
     # another order.
     overrides = ["train.epochs=3", "train.steps_per_epoch=4", "train.dev_sentences=4", "train.tensorboard=false"]
-    result = subprocess.run([sys.executable, "-c", MIRRORED_VS_ONE_DEVICE, str(REPO), str(tmp_path), *overrides],
-                            env=_env(), capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_VS_ONE_DEVICE, str(REPO), str(tmp_path), *overrides],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     # Without this the test would pass trivially on one device.
     assert "mirrored strategy over 2 devices" in result.stderr
@@ -157,15 +165,26 @@ sys.exit(main(sys.argv[1:]))
 def test_two_workers_train_to_the_end_and_only_the_chief_writes(tmp_path):
     from translate.prepare import prepare
 
-    overrides = [*TINY_OVERRIDES, f"run_dir={tmp_path / 'run'}", f"export.models_dir={tmp_path / 'saved_models'}",
-                 "train.steps_per_epoch=4", "train.dev_sentences=4", "decode.beam_size=1"]
+    overrides = [
+        *TINY_OVERRIDES,
+        f"run_dir={tmp_path / 'run'}",
+        f"export.models_dir={tmp_path / 'saved_models'}",
+        "train.steps_per_epoch=4",
+        "train.dev_sentences=4",
+        "decode.beam_size=1",
+    ]
     # Every worker must see the same splits and SentencePiece models: prepared once, shared.
-    prepare(tiny_config(tmp_path, *overrides[len(TINY_OVERRIDES):]), progress=False)
+    prepare(tiny_config(tmp_path, *overrides[len(TINY_OVERRIDES) :]), progress=False)
     ports = _free_ports(2)
     workers = [
-        subprocess.Popen([sys.executable, "-c", LOGGED_BACKUP_CLI, "train", "--strategy", "multi_worker", *overrides],
-                         env=_env(TF_CONFIG=_tf_config(ports, index)), cwd=tmp_path,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", LOGGED_BACKUP_CLI, "train", "--strategy", "multi_worker", *overrides],
+            env=_env(TF_CONFIG=_tf_config(ports, index)),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for index in range(2)
     ]
     outputs = []

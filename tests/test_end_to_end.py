@@ -14,8 +14,7 @@ SENTENCES = ["Good morning.", "Where is the house?", "Thank you.", "I am tired."
 
 
 def run_python(code: str, *args: str) -> str:
-    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO,
-                            timeout=300)
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -23,9 +22,7 @@ def run_python(code: str, *args: str) -> str:
 def test_fresh_process_translates_like_the_training_process(tiny_run, tiny_export):
     in_process = tiny_run.graph(SENTENCES)
     code = (
-        "import json, sys\n"
-        "import translate\n"
-        "print(json.dumps(translate.load(sys.argv[1])(json.loads(sys.argv[2]))))\n"
+        "import json, sys\nimport translate\nprint(json.dumps(translate.load(sys.argv[1])(json.loads(sys.argv[2]))))\n"
     )
     # The model folder resolves to its newest version, which is this export.
     loaded = json.loads(run_python(code, str(tiny_export.parent), json.dumps(SENTENCES)))
@@ -45,7 +42,10 @@ def test_translator_takes_a_string_or_a_list(tiny_run, tiny_export):
 def test_cli_translate_prints_one_line_per_sentence(tiny_run, tiny_export):
     result = subprocess.run(
         [sys.executable, "-m", "translate", "translate", "--model", str(tiny_export), *SENTENCES],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines() == tiny_run.graph(SENTENCES)
@@ -56,9 +56,23 @@ def test_cli_evaluate_prints_bleu_and_chrf_with_signatures(tiny_export, tmp_path
     src.write_text("Good morning.\nThank you.\n", encoding="utf-8")
     ref.write_text("Buenos días.\nGracias.\n", encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "translate", "evaluate", "--model", str(tiny_export),
-         "--src", str(src), "--ref", str(ref), "--json"],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "translate",
+            "evaluate",
+            "--model",
+            str(tiny_export),
+            "--src",
+            str(src),
+            "--ref",
+            str(ref),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     scores = json.loads(result.stdout)
@@ -72,8 +86,22 @@ def test_cli_evaluate_refuses_files_of_different_lengths(tiny_export, tmp_path):
     src.write_text("one\ntwo\n", encoding="utf-8")
     ref.write_text("uno\n", encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "translate", "evaluate", "--model", str(tiny_export), "--src", str(src),
-         "--ref", str(ref)], capture_output=True, text=True, cwd=REPO, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "translate",
+            "evaluate",
+            "--model",
+            str(tiny_export),
+            "--src",
+            str(src),
+            "--ref",
+            str(ref),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
     )
     assert result.returncode == 2
     assert "has 2 lines" in result.stderr and "has 1" in result.stderr
@@ -97,7 +125,10 @@ def test_nbest_and_align_from_python_and_the_cli(tiny_run, tiny_export):
 
     result = subprocess.run(
         [sys.executable, "-m", "translate", "translate", "--model", str(tiny_export), "--nbest", "3", *SENTENCES[:2]],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [line.split("\t") for line in result.stdout.splitlines()]
@@ -107,11 +138,18 @@ def test_nbest_and_align_from_python_and_the_cli(tiny_run, tiny_export):
 
 
 def test_export_refuses_bad_beam_settings(tiny_run):
-    for args, message in ((["--beam", "0"], "decode.beam_size must be at least 1"),
-                          (["--alpha", "-1"], "decode.alpha must be >= 0"),
-                          (["--beam", "900"], "larger than the target vocabulary"),
-                          (["--beam", "100000"], "decode.beam_size must be at most 1,000")):
-        result = subprocess.run([sys.executable, "-m", "translate", "export", "--run", str(tiny_run.run_dir), *args],
-                                capture_output=True, text=True, cwd=REPO, timeout=300)
+    for args, message in (
+        (["--beam", "0"], "decode.beam_size must be at least 1"),
+        (["--alpha", "-1"], "decode.alpha must be >= 0"),
+        (["--beam", "900"], "larger than the target vocabulary"),
+        (["--beam", "100000"], "decode.beam_size must be at most 1,000"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "translate", "export", "--run", str(tiny_run.run_dir), *args],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=300,
+        )
         assert result.returncode == 2, result.stderr[-2000:]
         assert message in result.stderr.strip().splitlines()[-1]

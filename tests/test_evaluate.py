@@ -33,8 +33,9 @@ REF_B = ["a cat sat on a mat", None, "hello world", "I really like green tea"]
 
 
 def run_cli(*args: str, cwd=REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "translate", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "translate", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 def write(path, lines):
@@ -183,8 +184,24 @@ def test_cli_scores_a_hypothesis_file_against_two_references_and_compares_and_wr
     hyp = write(tmp_path / "hyp.txt", HYPS)
     worse = write(tmp_path / "worse.txt", ["the cat", "a dog", "hello", "I like"])
     tsv = tmp_path / "worst.tsv"
-    result = run_cli("evaluate", "--hyp", hyp, "--src", src, "--ref", ref_a, "--ref", ref_b, "--compare", worse,
-                     "--bootstrap", "200", "--sentences", str(tsv), "--json")
+    result = run_cli(
+        "evaluate",
+        "--hyp",
+        hyp,
+        "--src",
+        src,
+        "--ref",
+        ref_a,
+        "--ref",
+        ref_b,
+        "--compare",
+        worse,
+        "--bootstrap",
+        "200",
+        "--sentences",
+        str(tsv),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     out = json.loads(result.stdout)
     assert out["references"] == 2 and out["bleu_signature"].startswith("nrefs:2|")
@@ -226,8 +243,22 @@ def test_cli_evaluates_a_model_and_compares_it_with_a_file(tiny_export, tmp_path
     ref = write(tmp_path / "ref.es", spanish)
     perfect = write(tmp_path / "perfect.es", spanish)
     out_file = tmp_path / "hyps.es"
-    result = run_cli("evaluate", "--model", str(tiny_export), "--src", src, "--ref", ref, "--compare", perfect,
-                     "--bootstrap", "100", "--output", str(out_file), "--json")
+    result = run_cli(
+        "evaluate",
+        "--model",
+        str(tiny_export),
+        "--src",
+        src,
+        "--ref",
+        ref,
+        "--compare",
+        perfect,
+        "--bootstrap",
+        "100",
+        "--output",
+        str(out_file),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     out = json.loads(result.stdout)
     hypotheses = evaluation.read_lines(out_file)
@@ -249,8 +280,10 @@ def _not_a_savedmodel(tmp_path):
         (["--hyp", "{empty}", "--ref", "{ref}"], "hypothesis file {empty} is empty"),
         (["--hyp", "{hyp}", "--ref", "{tmp}"], "reference file is a folder"),
         (["--hyp", "{badutf8}", "--ref", "{ref}"], "not valid UTF-8"),
-        (["--hyp", "{hyp}", "--ref", "{short}"], "line counts differ: reference file {short} has 1 line, "
-                                                 "hypothesis file {hyp} has 2 lines"),
+        (
+            ["--hyp", "{hyp}", "--ref", "{short}"],
+            "line counts differ: reference file {short} has 1 line, hypothesis file {hyp} has 2 lines",
+        ),
         (["--hyp", "{hyp}", "--src", "{short}", "--ref", "{ref}"], "source file {short} has 1 line"),
         (["--model", "{tmp}", "--src", "{hyp}", "--ref", "{ref}"], "no SavedModel in {tmp}"),
         (["--model", "{empty_version}", "--src", "{hyp}", "--ref", "{ref}"], "not a SavedModel (no saved_model.pb"),

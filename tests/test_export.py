@@ -38,8 +38,11 @@ def test_signature_contract(tiny_export):
     expected = {
         "serving_default": {"translations": (STRING, [-1]), "scores": (FLOAT, [-1])},
         "nbest": {"translations": (STRING, [-1, beam]), "scores": (FLOAT, [-1, beam])},
-        "align": {"source_pieces": (STRING, [-1, -1]), "target_pieces": (STRING, [-1, -1]),
-                  "attention": (FLOAT, [-1, -1, -1])},
+        "align": {
+            "source_pieces": (STRING, [-1, -1]),
+            "target_pieces": (STRING, [-1, -1]),
+            "attention": (FLOAT, [-1, -1, -1]),
+        },
     }
     found = signatures(tiny_export)
     assert set(expected) <= set(found)
@@ -86,17 +89,49 @@ def test_cli_exports_any_checkpoint_of_a_run(tiny_run, tmp_path):
     assert build_parser().parse_args(["export", "--run", "runs/x"]).run == "runs/x"
     first = export(tiny_run.graph, tiny_run.config, tiny_run.src_model, tiny_run.tgt_model, tmp_path, "cli")
     weights = tiny_run.run_dir / "best.weights.h5"
-    result = subprocess.run([sys.executable, "-m", "translate", "export", "--model", str(tiny_run.run_dir),
-                             "--weights", str(weights), "--models-dir", str(tmp_path), "--name", "cli",
-                             "--beam", "2"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "translate",
+            "export",
+            "--model",
+            str(tiny_run.run_dir),
+            "--weights",
+            str(weights),
+            "--models-dir",
+            str(tmp_path),
+            "--name",
+            "cli",
+            "--beam",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == str(tmp_path / "cli" / "2") and first.name == "1"
     assert versions(tmp_path / "cli") == [1, 2]
     assert (tmp_path / "cli" / "2" / "assets.extra" / "tf_serving_warmup_requests").stat().st_size > 0
     assert "beam_size: 2" in (tmp_path / "cli" / "2" / "assets" / "config.yaml").read_text(encoding="utf-8")
-    result = subprocess.run([sys.executable, "-m", "translate", "export", "--model", str(tiny_run.run_dir),
-                             "--weights", str(tmp_path / "none.weights.h5")], capture_output=True, text=True,
-                            cwd=REPO, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "translate",
+            "export",
+            "--model",
+            str(tiny_run.run_dir),
+            "--weights",
+            str(tmp_path / "none.weights.h5"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert result.returncode == 2 and "checkpoint not found" in result.stderr
 
 
@@ -113,12 +148,29 @@ def test_export_name_cannot_leave_the_models_folder(tiny_run, tmp_path, name):
 
 
 def test_cli_export_name_cannot_leave_the_models_folder(tiny_run, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "translate", "export", "--model", str(tiny_run.run_dir),
-                             "--models-dir", str(tmp_path / "a" / "models"), "--name", "../../x"],
-                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "translate",
+            "export",
+            "--model",
+            str(tiny_run.run_dir),
+            "--models-dir",
+            str(tmp_path / "a" / "models"),
+            "--name",
+            "../../x",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert result.returncode == 2
-    assert result.stderr.splitlines() == ["error: --name '../../x' must be a single folder name of at most 128 "
-                                          "letters, digits, '.', '_' and '-', not starting with '.'"]
+    assert result.stderr.splitlines() == [
+        "error: --name '../../x' must be a single folder name of at most 128 "
+        "letters, digits, '.', '_' and '-', not starting with '.'"
+    ]
     assert list(tmp_path.rglob("*")) == []
 
 
@@ -198,6 +250,7 @@ def truncate_saved_model(version):
 @pytest.fixture
 def nothing_may_load(monkeypatch):
     """Fails the test if a SavedModel is loaded, i.e. if any of its graph runs."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("tf.saved_model.load was called")
 
@@ -214,13 +267,19 @@ def test_load_refuses_a_savedmodel_of_another_project(foreign_savedmodel, tiny_e
     disguised = copy_version(foreign_savedmodel, tmp_path / "disguised")
     (disguised / "assets").mkdir(exist_ok=True)
     (disguised / "assets" / "config.yaml").write_bytes((tiny_export / "assets" / "config.yaml").read_bytes())
-    with pytest.raises(ValueError, match=r"not an export of this project: no nbest, align signatures "
-                                         r"\(it has: serving_default\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"not an export of this project: no nbest, align signatures "
+        r"\(it has: serving_default\)",
+    ):
         translate.load(disguised)
     # A config asset that is not this project's config.
     (disguised / "assets" / "config.yaml").write_text("name: someone else's model\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"assets/config.yaml is not this project's config "
-                                         r"\(no data, model, decode sections\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"assets/config.yaml is not this project's config "
+        r"\(no data, model, decode sections\)",
+    ):
         translate.load(disguised)
 
 
@@ -259,5 +318,7 @@ def test_load_falls_back_to_the_newest_loadable_version(tiny_export, foreign_sav
     (model / "1" / "saved_model.pb").unlink()
     with pytest.raises(ValueError) as err:
         translate.load(model)
-    assert str(err.value) == (f"cannot load the SavedModel in {model / '4'}: the version folder is empty "
-                              "(no saved_model.pb); no older version loads either (tried 3, 2, 1)")
+    assert str(err.value) == (
+        f"cannot load the SavedModel in {model / '4'}: the version folder is empty "
+        "(no saved_model.pb); no older version loads either (tried 3, 2, 1)"
+    )

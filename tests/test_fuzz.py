@@ -26,8 +26,13 @@ from translate.corpora import read_pairs
 
 
 def fuzz_settings(examples: int):
-    return settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 def assert_one_line(message: str) -> None:
@@ -46,9 +51,10 @@ WORDS = st.sampled_from(["Hello.", "Hola.", "día", "", " ", "a\tb", "\u2028", "
 FIELD = st.one_of(WORDS, ANY_TEXT, st.lists(WORDS, max_size=3).map(" ".join))
 ENCODINGS = ("utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "latin-1", "cp1252")
 LINE_ENDS = st.sampled_from(["\n", "\r\n", "\r"])
-LANGS = st.one_of(st.sampled_from(["en", "es", "EN-us", "es_ES", "en-GB", "", "e s", "en&#10;x", "es&#x2028;",
-                                   "&#133;"]),
-                  st.text(st.characters(codec="ascii", exclude_characters="<&\""), max_size=6).map(escape))
+LANGS = st.one_of(
+    st.sampled_from(["en", "es", "EN-us", "es_ES", "en-GB", "", "e s", "en&#10;x", "es&#x2028;", "&#133;"]),
+    st.text(st.characters(codec="ascii", exclude_characters='<&"'), max_size=6).map(escape),
+)
 
 
 @st.composite
@@ -59,23 +65,47 @@ def lines_of(draw, line, count: int | None = None) -> str:
 
 
 # Text that XML can hold (no controls but tab and line breaks, no surrogates), for most of a TMX file.
-XML_TEXT = st.one_of(st.text(st.characters(exclude_categories=["Cs", "Cc"], exclude_characters="\ufffe\uffff",
-                                           include_characters="\t\n\r"), max_size=12),
-                     st.sampled_from(["Hello.", "Hola.", "día", "", " ", "😀", "<seg>", "&amp;", "a\u2028b"]))
+XML_TEXT = st.one_of(
+    st.text(
+        st.characters(exclude_categories=["Cs", "Cc"], exclude_characters="\ufffe\uffff", include_characters="\t\n\r"),
+        max_size=12,
+    ),
+    st.sampled_from(["Hello.", "Hola.", "día", "", " ", "😀", "<seg>", "&amp;", "a\u2028b"]),
+)
 TMX_TEXT = st.one_of(XML_TEXT, XML_TEXT, XML_TEXT, FIELD)
 TSV_LINE = st.one_of(st.lists(FIELD, min_size=2, max_size=4), st.lists(FIELD, min_size=1, max_size=2)).map("\t".join)
-JSON_VALUE = st.one_of(FIELD, st.none(), st.integers(), st.lists(st.integers(), max_size=2),
-                       st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
-PAIR_RECORD = st.builds(lambda source, target, ascii: json.dumps({"source": source, "target": target},
-                                                               ensure_ascii=ascii), FIELD, FIELD, st.booleans())
+JSON_VALUE = st.one_of(
+    FIELD,
+    st.none(),
+    st.integers(),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+PAIR_RECORD = st.builds(
+    lambda source, target, ascii: json.dumps({"source": source, "target": target}, ensure_ascii=ascii),
+    FIELD,
+    FIELD,
+    st.booleans(),
+)
 JSONL_LINE = st.one_of(
     PAIR_RECORD,
     PAIR_RECORD,
-    st.builds(lambda record, ascii: json.dumps(record, ensure_ascii=ascii),
-              st.dictionaries(st.sampled_from(["source", "target", "src", "x"]), JSON_VALUE, max_size=3),
-              st.booleans()),
-    st.sampled_from(['{"source": "\\ud800", "target": "x"}', "[1, 2]", "{", "null", "[" * 3000, "1" * 5000,
-                     '{"source": "a", "target": "b"}']),
+    st.builds(
+        lambda record, ascii: json.dumps(record, ensure_ascii=ascii),
+        st.dictionaries(st.sampled_from(["source", "target", "src", "x"]), JSON_VALUE, max_size=3),
+        st.booleans(),
+    ),
+    st.sampled_from(
+        [
+            '{"source": "\\ud800", "target": "x"}',
+            "[1, 2]",
+            "{",
+            "null",
+            "[" * 3000,
+            "1" * 5000,
+            '{"source": "a", "target": "b"}',
+        ]
+    ),
     FIELD,
 )
 
@@ -87,16 +117,20 @@ def tmx_documents(draw, encoding: str) -> str:
         variants = []
         for _ in range(draw(st.integers(0, 3))):
             lang = draw(LANGS)
-            seg = escape(draw(TMX_TEXT)) + draw(st.sampled_from(["", "<hi>x</hi>", "<ph>{b}</ph>", "<bpt i='1'/>",
-                                                              "<hi><hi>y</hi></hi>"]))
+            seg = escape(draw(TMX_TEXT)) + draw(
+                st.sampled_from(["", "<hi>x</hi>", "<ph>{b}</ph>", "<bpt i='1'/>", "<hi><hi>y</hi></hi>"])
+            )
             attribute = draw(st.sampled_from(["xml:lang", "lang", "xml:lang"]))
             variants.append(f'<tuv {attribute}="{lang}"><seg>{seg}</seg></tuv>')
-        tuid = f' tuid={quoteattr(draw(TMX_TEXT))}' if draw(st.booleans()) else ""
+        tuid = f" tuid={quoteattr(draw(TMX_TEXT))}" if draw(st.booleans()) else ""
         units.append(f"<tu{tuid}>{''.join(variants)}</tu>")
-    declared = draw(st.sampled_from([None, None, encoding, encoding, encoding, "utf-8", "utf-16", "ascii",
-                                     "shift_jis", "no-such-codec"]))
+    declared = draw(
+        st.sampled_from(
+            [None, None, encoding, encoding, encoding, "utf-8", "utf-16", "ascii", "shift_jis", "no-such-codec"]
+        )
+    )
     declaration = f'<?xml version="1.0" encoding="{declared}"?>\n' if declared else ""
-    root = draw(st.sampled_from(["tmx", "tmx", "tmx", "html", '{http://www.lisa.org/tmx14}tmx']))
+    root = draw(st.sampled_from(["tmx", "tmx", "tmx", "html", "{http://www.lisa.org/tmx14}tmx"]))
     if root.startswith("{"):
         open_root, close_root = '<tmx xmlns="http://www.lisa.org/tmx14">', "</tmx>"
     else:
@@ -116,7 +150,7 @@ def damaged(draw, data: bytes) -> bytes:
             data = data[:at]
         else:
             noise = draw(st.binary(min_size=1, max_size=8))
-            data = data[:at] + noise + data[at + (len(noise) if kind == "overwrite" else 0):]
+            data = data[:at] + noise + data[at + (len(noise) if kind == "overwrite" else 0) :]
     return data
 
 
@@ -129,8 +163,9 @@ def file_bytes(draw, text: str, encoding: str) -> tuple[bytes, bool]:
     compressed = draw(st.booleans())
     if compressed:
         data = gzip.compress(data, mtime=0)
-        cut = draw(st.sampled_from([None, None, "cut"]).flatmap(
-            lambda cut: st.integers(0, len(data)) if cut else st.none()))
+        cut = draw(
+            st.sampled_from([None, None, "cut"]).flatmap(lambda cut: st.integers(0, len(data)) if cut else st.none())
+        )
         if cut is not None:
             data = data[:cut]
     return data, compressed
@@ -152,8 +187,9 @@ def assert_pairs_or_one_line_naming(spec: str, named: str, on_error: str, max_li
             (source + target).encode("utf-8")
 
 
-READ_OPTIONS = dict(on_error=st.sampled_from(["raise", "skip"]),
-                    max_line_bytes=st.one_of(st.none(), st.integers(1, 300)))
+READ_OPTIONS = dict(
+    on_error=st.sampled_from(["raise", "skip"]), max_line_bytes=st.one_of(st.none(), st.integers(1, 300))
+)
 
 
 @fuzz_settings(300)
@@ -182,8 +218,12 @@ def test_moses_reader_gives_pairs_or_one_line_naming_the_files(data, encodings, 
 
 
 @fuzz_settings(400)
-@given(data=st.data(), encoding=st.sampled_from(ENCODINGS), on_error=READ_OPTIONS["on_error"],
-       languages=st.sampled_from(["src=en&tgt=es", "src=es-ES&tgt=en", "src=en-us&tgt=es"]))
+@given(
+    data=st.data(),
+    encoding=st.sampled_from(ENCODINGS),
+    on_error=READ_OPTIONS["on_error"],
+    languages=st.sampled_from(["src=en&tgt=es", "src=es-ES&tgt=en", "src=en-us&tgt=es"]),
+)
 def test_tmx_reader_gives_pairs_or_one_line_naming_the_file(data, encoding, on_error, languages):
     raw, compressed = data.draw(file_bytes(data.draw(tmx_documents(encoding)), encoding))
     with tempfile.TemporaryDirectory() as tmp:
@@ -192,13 +232,16 @@ def test_tmx_reader_gives_pairs_or_one_line_naming_the_file(data, encoding, on_e
         assert_pairs_or_one_line_naming(f"tmx:{path}?{languages}", str(path), on_error, None)
 
 
-@pytest.mark.parametrize("document", [
-    b'<?xml version="1.0" encoding="no-such-codec"?><tmx><body/></tmx>',  # was a LookupError
-    b'<?xml version="1.0" encoding="shift_jis"?><tmx><body/></tmx>',  # was a ValueError naming no file
-    b'<tmx><body><tu><tuv xml:lang="en&#10;x"><seg>a</seg></tuv></tu></body></tmx>',  # was two lines
-    b'<tmx><body><tu><tuv xml:lang="en"><seg>a</seg></tuv><tuv xml:lang="e&#x2028;s"><seg>b</seg></tuv></tu>'
-    b'<tu><tuv xml:lang="es"><seg>c</seg></tuv></tu></body></tmx>',
-])
+@pytest.mark.parametrize(
+    "document",
+    [
+        b'<?xml version="1.0" encoding="no-such-codec"?><tmx><body/></tmx>',  # was a LookupError
+        b'<?xml version="1.0" encoding="shift_jis"?><tmx><body/></tmx>',  # was a ValueError naming no file
+        b'<tmx><body><tu><tuv xml:lang="en&#10;x"><seg>a</seg></tuv></tu></body></tmx>',  # was two lines
+        b'<tmx><body><tu><tuv xml:lang="en"><seg>a</seg></tuv><tuv xml:lang="e&#x2028;s"><seg>b</seg></tuv></tu>'
+        b'<tu><tuv xml:lang="es"><seg>c</seg></tuv></tu></body></tmx>',
+    ],
+)
 def test_tmx_files_the_search_found_are_refused_in_one_line_naming_the_file(tmp_path, document):
     path = tmp_path / "memory.tmx"
     path.write_bytes(document)
@@ -211,24 +254,98 @@ def test_tmx_files_the_search_found_are_refused_in_one_line_naming_the_file(tmp_
 # --------------------------------------------------------------------------
 # The config loader: random YAML documents and key=value overrides
 
-KEYS = ["run_dir"] + [f"{section}.{field.name}" for section in ("data", "model", "train", "decode", "export")
-                      for field in dataclasses.fields(getattr(Config(), section))]
+KEYS = ["run_dir"] + [
+    f"{section}.{field.name}"
+    for section in ("data", "model", "train", "decode", "export")
+    for field in dataclasses.fields(getattr(Config(), section))
+]
 # YAML that PyYAML reads into something odd: every tag the safe loader knows, anchors, huge and
 # special numbers, dates, merge keys, broken structure.
 YAML_SNIPPETS = [
-    "", "~", "null", "true", "no", "on", "1", "-1", "0", "3.5", "1e-4", "1e400", "-1e400", ".nan", ".inf", "-.inf",
-    "0o777", "0x1F", "1_000", "+12", "0:30", "190:20:30", "2001-12-14t21:59:43.10-05:00", "2001-02-30", "0000-01-01",
-    "!!binary aGVsbG8=", "!!binary '%%%'", "!!set {a, b}", "!!omap [a: 1]", "!!pairs [a: 1]", "!!timestamp nope",
-    "!!float abc", "!!int 0x", "!!bool maybe", "!!str [a]", "!!python/object:os.system x", "&a 1", "*a", "&a [*a]",
-    "{a: 1", "[[[[", "[" * 3000 + "]" * 3000, "? [a]\n: b", "<<: 1", "<<: {epochs: 2}", "\t", "---\n---",
-    "%YAML 1.1\n---\n1", "'unterminated", '"\\ud800"', '"\\x00"', "\x00", "\ufeff", "\x85", "|\n  text",
-    ">-\n folded", "- a\n- b", "{}", "[]", "{model: {}}", "bahdanau", "luong_dot", "NFKC", "adamw",
+    "",
+    "~",
+    "null",
+    "true",
+    "no",
+    "on",
+    "1",
+    "-1",
+    "0",
+    "3.5",
+    "1e-4",
+    "1e400",
+    "-1e400",
+    ".nan",
+    ".inf",
+    "-.inf",
+    "0o777",
+    "0x1F",
+    "1_000",
+    "+12",
+    "0:30",
+    "190:20:30",
+    "2001-12-14t21:59:43.10-05:00",
+    "2001-02-30",
+    "0000-01-01",
+    "!!binary aGVsbG8=",
+    "!!binary '%%%'",
+    "!!set {a, b}",
+    "!!omap [a: 1]",
+    "!!pairs [a: 1]",
+    "!!timestamp nope",
+    "!!float abc",
+    "!!int 0x",
+    "!!bool maybe",
+    "!!str [a]",
+    "!!python/object:os.system x",
+    "&a 1",
+    "*a",
+    "&a [*a]",
+    "{a: 1",
+    "[[[[",
+    "[" * 3000 + "]" * 3000,
+    "? [a]\n: b",
+    "<<: 1",
+    "<<: {epochs: 2}",
+    "\t",
+    "---\n---",
+    "%YAML 1.1\n---\n1",
+    "'unterminated",
+    '"\\ud800"',
+    '"\\x00"',
+    "\x00",
+    "\ufeff",
+    "\x85",
+    "|\n  text",
+    ">-\n folded",
+    "- a\n- b",
+    "{}",
+    "[]",
+    "{model: {}}",
+    "bahdanau",
+    "luong_dot",
+    "NFKC",
+    "adamw",
 ]
 # Numbers PyYAML reads at any size: binary and hex digits have no length limit in Python.
-HUGE_NUMBERS = ["0b" + "1" * 5000, "-0b" + "1" * 5000, "0b" + "1" * 15000, "0x" + "f" * 300, "-0x" + "f" * 4000,
-                "9" * 5000, "1" * 400 + ".0", str(2**63), str(-2**64)]
-YAML_VALUE = st.one_of(st.sampled_from(YAML_SNIPPETS), st.sampled_from(HUGE_NUMBERS), st.integers().map(str),
-                       st.floats().map(repr), st.text(max_size=15))
+HUGE_NUMBERS = [
+    "0b" + "1" * 5000,
+    "-0b" + "1" * 5000,
+    "0b" + "1" * 15000,
+    "0x" + "f" * 300,
+    "-0x" + "f" * 4000,
+    "9" * 5000,
+    "1" * 400 + ".0",
+    str(2**63),
+    str(-(2**64)),
+]
+YAML_VALUE = st.one_of(
+    st.sampled_from(YAML_SNIPPETS),
+    st.sampled_from(HUGE_NUMBERS),
+    st.integers().map(str),
+    st.floats().map(repr),
+    st.text(max_size=15),
+)
 
 
 KEY = st.one_of(st.sampled_from(KEYS), st.sampled_from(KEYS), st.sampled_from(KEYS), st.text(max_size=8))
@@ -255,11 +372,14 @@ def yaml_documents(draw) -> bytes | None:
     return text.encode("utf-8", "surrogatepass")
 
 
-OVERRIDES = st.lists(st.one_of(
-    st.builds(lambda key, value: f"{key}={value}", KEY, YAML_VALUE),
-    st.builds(lambda key, value: f"{key}={value}", KEY, YAML_VALUE),
-    ANY_TEXT,
-), max_size=4)
+OVERRIDES = st.lists(
+    st.one_of(
+        st.builds(lambda key, value: f"{key}={value}", KEY, YAML_VALUE),
+        st.builds(lambda key, value: f"{key}={value}", KEY, YAML_VALUE),
+        ANY_TEXT,
+    ),
+    max_size=4,
+)
 
 
 # How the config loader's messages begin, when they do not begin with the key itself.
@@ -297,8 +417,21 @@ CONTROLS = st.text(st.characters(categories=["Cc", "Cf", "Zl", "Zp"]), min_size=
 SENTENCE = st.one_of(
     st.text(st.characters(exclude_categories=[]), max_size=40),  # lone surrogates included
     CONTROLS,
-    st.sampled_from(["", " ", "\ud800", "a\udfffb", "\ud83d\ude00", "😀" * 50, "\u202eevil", "e\u0301" * 30,
-                     "\U0010ffff", "\ufeffHello.", "Good morning. " * 800]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\ud800",
+            "a\udfffb",
+            "\ud83d\ude00",
+            "😀" * 50,
+            "\u202eevil",
+            "e\u0301" * 30,
+            "\U0010ffff",
+            "\ufeffHello.",
+            "Good morning. " * 800,
+        ]
+    ),
     st.builds(lambda text, times: text * times, st.text(max_size=5), st.integers(100, 3000)),  # long
 )
 

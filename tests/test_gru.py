@@ -48,8 +48,9 @@ def assert_all_close(ours, theirs):
 @pytest.mark.parametrize("zero_output_for_mask", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
 def test_same_outputs_states_and_gradients_as_keras(go_backwards, zero_output_for_mask, masked):
-    theirs, ours = twin_layers(return_sequences=True, return_state=True, go_backwards=go_backwards,
-                               zero_output_for_mask=zero_output_for_mask)
+    theirs, ours = twin_layers(
+        return_sequences=True, return_state=True, go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask
+    )
     x, mask = inputs_and_mask()
     initial = tf.constant(np.random.default_rng(2).normal(size=(BATCH, UNITS)), tf.float32)
     kwargs = {"initial_state": initial, "mask": mask if masked else None}
@@ -88,7 +89,7 @@ def test_input_dropout_keeps_one_mask_per_sequence():
     layer.build((None, None, INPUT))
     kernel, recurrent, bias = layer.get_weights()
     kernel[:] = 0.0
-    kernel[0, 2 * UNITS:] = 1.0  # only input unit 0 feeds h^
+    kernel[0, 2 * UNITS :] = 1.0  # only input unit 0 feeds h^
     layer.set_weights([kernel, np.zeros_like(recurrent), np.zeros_like(bias)])
     x = tf.ones((64, TIME, INPUT))
     dropped = layer(x, training=True).numpy()

@@ -42,8 +42,16 @@ EPOCHS = 3
 
 # The tiny model, trained for a few short epochs with every kind of file a run writes (epoch checkpoints
 # included), one search loop (decode.shards=1 halves the tracing export pays) and short outputs.
-KILL_OVERRIDES = [*TINY_OVERRIDES, f"train.epochs={EPOCHS}", "train.steps_per_epoch=3", "train.dev_sentences=4",
-                  "train.keep_checkpoints=2", "train.tensorboard=false", "decode.shards=1", "decode.max_length_cap=12"]
+KILL_OVERRIDES = [
+    *TINY_OVERRIDES,
+    f"train.epochs={EPOCHS}",
+    "train.steps_per_epoch=3",
+    "train.dev_sentences=4",
+    "train.keep_checkpoints=2",
+    "train.tensorboard=false",
+    "decode.shards=1",
+    "decode.max_length_cap=12",
+]
 
 _SYLLABLES = ("ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "da", "ve", "chi", "gu", "ba", "fe", "zo", "le")
 
@@ -63,8 +71,11 @@ def _write_corpora(folder: Path) -> list[str]:
     tiny = (DATA / "tiny.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
     (folder / "dev.tsv").write_text("".join(tiny[:20]), encoding="utf-8")
     (folder / "test.tsv").write_text("".join(tiny[20:26]), encoding="utf-8")
-    return [f"data.corpus=tsv:{folder / 'corpus.tsv'}", f"data.dev_corpus=tsv:{folder / 'dev.tsv'}",
-            f"data.test_corpus=tsv:{folder / 'test.tsv'}"]
+    return [
+        f"data.corpus=tsv:{folder / 'corpus.tsv'}",
+        f"data.dev_corpus=tsv:{folder / 'dev.tsv'}",
+        f"data.test_corpus=tsv:{folder / 'test.tsv'}",
+    ]
 
 
 # --------------------------------------------------------------------------
@@ -116,11 +127,18 @@ def run_command(command: Command, kill: Kill | None = None, record: bool = False
     """Runs ``python -m translate ARGS`` and SIGKILLs it as ``kill`` says; with ``record``, notes when each path
     under the watched folder changes."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "translate", *command.args], cwd=REPO, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "translate", *command.args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     chunks: list[bytes] = []
-    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: process.stdout.read1(1 << 16), b"")),
-                              daemon=True)
+    reader = threading.Thread(
+        target=lambda: chunks.extend(iter(lambda: process.stdout.read1(1 << 16), b"")), daemon=True
+    )
     reader.start()
     launched = time.monotonic()
     start = anchor = None  # when the work started; when the kill's delay started
@@ -152,10 +170,18 @@ def run_command(command: Command, kill: Kill | None = None, record: bool = False
     reader.join()
     if record and start is not None:
         new_state = _state(command.watch)
-        changes += [(time.monotonic() - start, path) for path in sorted(set(state) | set(new_state))
-                    if state.get(path) != new_state.get(path)]
-    return Outcome(process.returncode, b"".join(chunks).decode("utf-8", "replace"), killed,
-                   None if start is None else start - launched, changes)
+        changes += [
+            (time.monotonic() - start, path)
+            for path in sorted(set(state) | set(new_state))
+            if state.get(path) != new_state.get(path)
+        ]
+    return Outcome(
+        process.returncode,
+        b"".join(chunks).decode("utf-8", "replace"),
+        killed,
+        None if start is None else start - launched,
+        changes,
+    )
 
 
 def kill_plan(rng: random.Random, count: int, first: Outcome, command: Command) -> list[Kill]:
@@ -175,8 +201,10 @@ def kill_plan(rng: random.Random, count: int, first: Outcome, command: Command) 
         return spread
 
     starts, writes = moments(early, begin), moments(count - early, span)
-    return [Kill("start", starts.pop()) if begin >= 1 and trial % 4 == 1 else Kill("writing", writes.pop())
-            for trial in range(count)]
+    return [
+        Kill("start", starts.pop()) if begin >= 1 and trial % 4 == 1 else Kill("writing", writes.pop())
+        for trial in range(count)
+    ]
 
 
 def output_says(marker: str):
@@ -275,8 +303,9 @@ def check_run_folder(run_dir: Path) -> dict[str, object]:
         if (run_dir / "best.weights.h5").is_file():
             run = load_run(run_dir)
         else:
-            run = build_run(found["config"], run_dir, (run_dir / "src.model").read_bytes(),
-                            (run_dir / "tgt.model").read_bytes())
+            run = build_run(
+                found["config"], run_dir, (run_dir / "src.model").read_bytes(), (run_dir / "tgt.model").read_bytes()
+            )
         for weights in found["weights"]:
             run.models.training.load_weights(weights)
     return found
@@ -335,9 +364,11 @@ class VersionChecker:
 def _report(name: str, first: Outcome, command: Command, trials: list[dict]) -> None:
     """What the trials hit, for the log (pytest -s)."""
     writes = [t for t, path in first.changes if command.writes(path)]
-    print(f"\n{name}: the uninterrupted run started its work {first.started:.1f} s after launch and wrote results "
-          f"from {min(writes):.1f} s to {max(t for t, _ in first.changes):.1f} s into it; "
-          f"{sum(t['killed'] for t in trials)} of {len(trials)} trials killed")
+    print(
+        f"\n{name}: the uninterrupted run started its work {first.started:.1f} s after launch and wrote results "
+        f"from {min(writes):.1f} s to {max(t for t, _ in first.changes):.1f} s into it; "
+        f"{sum(t['killed'] for t in trials)} of {len(trials)} trials killed"
+    )
     for t in trials:
         print("   ", t)
 
@@ -353,17 +384,23 @@ def prepare_command(data: list[str], run_dir: Path) -> Command:
 
 def train_command(data: list[str], run_dir: Path, *extra: str) -> Command:
     # Its results are the epochs' (config.yaml and the epoch-0 backup come before the model is even traced).
-    return Command(["train", "--no-export", *_overrides(data, run_dir), *extra],
-                   output_says("reusing the prepared data"), run_dir,
-                   lambda path: "best.weights.h5" in path or "history.csv" in path)
+    return Command(
+        ["train", "--no-export", *_overrides(data, run_dir), *extra],
+        output_says("reusing the prepared data"),
+        run_dir,
+        lambda path: "best.weights.h5" in path or "history.csv" in path,
+    )
 
 
 def export_command(run_dir: Path, models_dir: Path) -> Command:
     # Its work starts with its temporary folder; its results are what that folder comes to hold.
     model_dir = models_dir / "translator"
-    return Command(["export", "--model", str(run_dir), "--models-dir", str(models_dir)],
-                   lambda process, output: any(model_dir.glob(f".export-*-{process.pid}-*")), model_dir,
-                   lambda path: os.sep in path)
+    return Command(
+        ["export", "--model", str(run_dir), "--models-dir", str(models_dir)],
+        lambda process, output: any(model_dir.glob(f".export-*-{process.pid}-*")),
+        model_dir,
+        lambda path: os.sep in path,
+    )
 
 
 def _describe(kill: Kill) -> str:
@@ -398,7 +435,8 @@ def trained(tmp_path_factory, corpora, prepared):
 
 
 def test_a_prepare_killed_anywhere_leaves_whole_files_and_the_next_prepare_makes_the_same_folder(
-        tmp_path, corpora, prepared):
+    tmp_path, corpora, prepared
+):
     reference_dir, first = prepared
     reference = check_run_folder(reference_dir)
     assert not reference["temporaries"]
@@ -410,10 +448,15 @@ def test_a_prepare_killed_anywhere_leaves_whole_files_and_the_next_prepare_makes
         outcome = run_command(command, kill)
         assert outcome.killed or outcome.returncode == 0, _tail(outcome)
         found = check_run_folder(run_dir) if run_dir.exists() else {"temporaries": []}
-        trials.append({"kill": _describe(kill), "killed": outcome.killed,
-                       "from": "prepared" if was_prepared else "nothing",
-                       "left": "prepared" if "stats" in found else "unprepared",
-                       "temporaries": len(found["temporaries"])})
+        trials.append(
+            {
+                "kill": _describe(kill),
+                "killed": outcome.killed,
+                "from": "prepared" if was_prepared else "nothing",
+                "left": "prepared" if "stats" in found else "unprepared",
+                "temporaries": len(found["temporaries"]),
+            }
+        )
     last = run_command(command)
     assert last.returncode == 0, _tail(last)
     after = check_run_folder(run_dir)
@@ -426,7 +469,8 @@ def test_a_prepare_killed_anywhere_leaves_whole_files_and_the_next_prepare_makes
 
 
 def test_a_train_killed_anywhere_leaves_loadable_weights_and_the_next_train_resumes_or_refuses_a_finished_run(
-        tmp_path, corpora, trained):
+    tmp_path, corpora, trained
+):
     trained_dir, first = trained
     found = check_run_folder(trained_dir)
     assert found["history_epochs"] == EPOCHS and finished(trained_dir) and not found["temporaries"]
@@ -450,11 +494,20 @@ def test_a_train_killed_anywhere_leaves_loadable_weights_and_the_next_train_resu
         if finished(run_dir):  # what train would refuse to touch must really have trained every epoch
             epochs = found.get("history_epochs", 0)
             assert epochs == EPOCHS, f"killed after {epochs} epoch(s), yet refused as a finished run"
-        trials.append({"kill": _describe(kill), "killed": outcome.killed,
-                       "from": "overwrite" if trial is not command else "nothing" if backup is None
-                       else f"backup of epoch {backup}",
-                       "left": "finished" if finished(run_dir) else f"backup of epoch {found.get('backup_epoch')}",
-                       "history rows": found.get("history_epochs"), "temporaries": len(found["temporaries"])})
+        trials.append(
+            {
+                "kill": _describe(kill),
+                "killed": outcome.killed,
+                "from": "overwrite"
+                if trial is not command
+                else "nothing"
+                if backup is None
+                else f"backup of epoch {backup}",
+                "left": "finished" if finished(run_dir) else f"backup of epoch {found.get('backup_epoch')}",
+                "history rows": found.get("history_epochs"),
+                "temporaries": len(found["temporaries"]),
+            }
+        )
     last = run_command(command)
     if last.returncode == 2:
         _assert_refused_as_finished(last, run_dir)  # the last kill came after training had finished
@@ -467,7 +520,8 @@ def test_a_train_killed_anywhere_leaves_loadable_weights_and_the_next_train_resu
 
 
 def test_an_export_killed_anywhere_leaves_only_whole_versions_and_the_next_export_writes_the_next_one(
-        tmp_path, trained):
+    tmp_path, trained
+):
     trained_dir, _ = trained
     command = export_command(trained_dir, tmp_path / "saved_models")
     model_dir = command.watch
@@ -482,8 +536,14 @@ def test_an_export_killed_anywhere_leaves_only_whole_versions_and_the_next_expor
         assert outcome.killed or outcome.returncode == 0, _tail(outcome)
         after = checker.check(model_dir)
         assert after in (before, before + [before[-1] + 1])
-        trials.append({"kill": _describe(kill), "killed": outcome.killed, "versions": len(after),
-                       "killed exports' folders": len(list(model_dir.glob(".export-*")))})
+        trials.append(
+            {
+                "kill": _describe(kill),
+                "killed": outcome.killed,
+                "versions": len(after),
+                "killed exports' folders": len(list(model_dir.glob(".export-*"))),
+            }
+        )
     before = checker.check(model_dir)
     last = run_command(command)
     assert last.returncode == 0, _tail(last)
@@ -533,12 +593,16 @@ def _backup_epoch(run_dir: Path) -> int | None:
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    return {p.relative_to(folder).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in folder.rglob("*") if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
 
 
 def _assert_refused_as_finished(outcome: Outcome, run_dir: Path) -> None:
     assert outcome.returncode == 2, _tail(outcome)
     lines = outcome.output.strip().splitlines()
-    assert len(lines) == 1 and re.fullmatch(rf"error: run folder {re.escape(str(run_dir))} holds a finished run .*",
-                                            lines[0]), lines
+    assert len(lines) == 1 and re.fullmatch(
+        rf"error: run folder {re.escape(str(run_dir))} holds a finished run .*", lines[0]
+    ), lines

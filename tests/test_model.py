@@ -15,9 +15,11 @@ TARGET_IN = tf.constant([[2, 5, 6, 7], [2, 8, 0, 0]], tf.int32)
 SMALL = dict(embedding_dim=8, encoder_units=6, decoder_units=12, attention_units=6)
 
 VARIANTS = [
-    *({"attention": attention, "cell": cell}
-      for attention in ("bahdanau", "additive", "luong_dot", "luong_general", "none")
-      for cell in ("gru", "lstm", "simple_rnn")),
+    *(
+        {"attention": attention, "cell": cell}
+        for attention in ("bahdanau", "additive", "luong_dot", "luong_general", "none")
+        for cell in ("gru", "lstm", "simple_rnn")
+    ),
     {"attention": "luong_general", "input_feeding": True, "cell": "lstm"},
     {"attention": "additive", "input_feeding": True, "decoder_layers": 2},
     {"encoder_layers": 3, "decoder_layers": 2, "residual": True, "bidirectional": "all", "cell": "lstm"},
@@ -43,7 +45,7 @@ def test_step_by_step_decoding_equals_teacher_forcing(variant):
     memory, keys, mask, *states = _encode(models)
     assert [s.shape[-1] for s in states] == decoder_state_sizes(models.config)
     for t in range(TARGET_IN.shape[1]):
-        step_logits, _, *states = models.step([TARGET_IN[:, t:t + 1], memory, keys, mask, *states])
+        step_logits, _, *states = models.step([TARGET_IN[:, t : t + 1], memory, keys, mask, *states])
         np.testing.assert_allclose(step_logits.numpy(), logits[:, t], rtol=1e-4, atol=1e-5)
 
 
@@ -81,8 +83,9 @@ def test_more_layers_and_residuals_are_real_layers():
     deep = build_models(ModelConfig(**SMALL, encoder_layers=3, decoder_layers=2, bidirectional="all"), 30, 30).training
     assert deep.count_params() > one
     assert [layer.name for layer in deep.layers if layer.name.startswith("encoder_residual")] == []
-    residual = build_models(ModelConfig(**SMALL, encoder_layers=3, decoder_layers=2, residual=True,
-                                        bidirectional="all"), 30, 30)
+    residual = build_models(
+        ModelConfig(**SMALL, encoder_layers=3, decoder_layers=2, residual=True, bidirectional="all"), 30, 30
+    )
     # Layers 1 and 2 read 2 * 6 and write 2 * 6: both get a residual connection.
     names = [layer.name for layer in residual.encoder.layers if layer.name.startswith("encoder_residual")]
     assert names == ["encoder_residual_1", "encoder_residual_2"]

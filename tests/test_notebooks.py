@@ -19,8 +19,11 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 
 def test_the_three_notebooks_are_there():
-    assert [p.name for p in NOTEBOOKS] == ["01_train.ipynb", "02_evaluate_and_attention.ipynb",
-                                           "03_export_and_serve.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == [
+        "01_train.ipynb",
+        "02_evaluate_and_attention.ipynb",
+        "03_export_and_serve.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -39,8 +42,9 @@ def test_notebook_runs_top_to_bottom_in_the_tiny_setting(path, tmp_path, monkeyp
     monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "matplotlib"))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
     notebook = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(notebook, timeout=240, kernel_name="python3",
-                                     resources={"metadata": {"path": str(path.parent)}})
+    client = nbclient.NotebookClient(
+        notebook, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     client.execute()  # raises CellExecutionError, with the failing cell's traceback, on any error
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]

@@ -10,8 +10,13 @@ from pathlib import Path
 from tensorflow.core.protobuf import saved_model_pb2
 
 # Ops of tensorflow-text that TF Serving links since 2.20 and that we use.
-TEXT_OPS = {"SentencepieceOp", "SentencepieceTokenizeOp", "SentencepieceDetokenizeOp",
-            "SentencepieceIdToStringOp", "NormalizeUTF8"}
+TEXT_OPS = {
+    "SentencepieceOp",
+    "SentencepieceTokenizeOp",
+    "SentencepieceDetokenizeOp",
+    "SentencepieceIdToStringOp",
+    "NormalizeUTF8",
+}
 # In the core registry, but they call back into Python: unservable.
 FORBIDDEN = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
 
@@ -51,7 +56,8 @@ def test_op_audit_catches_a_py_function(tmp_path):
     import tensorflow as tf
 
     module = tf.Module()
-    module.f = tf.function(lambda x: tf.py_function(lambda v: v * 2, [x], tf.float32),
-                           input_signature=[tf.TensorSpec([None], tf.float32)])
+    module.f = tf.function(
+        lambda x: tf.py_function(lambda v: v * 2, [x], tf.float32), input_signature=[tf.TensorSpec([None], tf.float32)]
+    )
     tf.saved_model.save(module, str(tmp_path), signatures=module.f)
     assert export_ops(tmp_path) & FORBIDDEN

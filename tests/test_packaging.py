@@ -56,22 +56,50 @@ def test_an_installed_wheel_finds_its_presets_and_tiny_corpus_and_has_the_script
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(tmp_path / "wheel"), str(source)], check=True, env=env, cwd=tmp_path)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(tmp_path / "wheel"),
+            str(source),
+        ],
+        check=True,
+        env=env,
+        cwd=tmp_path,
+    )
     [wheel] = (tmp_path / "wheel").glob("translate-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"translate/configs/quick.yaml", "translate/configs/base.yaml", "translate/configs/large.yaml",
-            "translate/testing/data/tiny.tsv", "translate/testing/serving_standin.py"} <= names
+    assert {
+        "translate/configs/quick.yaml",
+        "translate/configs/base.yaml",
+        "translate/configs/large.yaml",
+        "translate/testing/data/tiny.tsv",
+        "translate/testing/serving_standin.py",
+    } <= names
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                    str(wheel)], check=True, env=env, cwd=tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        env=env,
+        cwd=tmp_path,
+    )
     env["PYTHONPATH"] = str(target)
-    check = ("from translate.config import CONFIGS_DIR, load_config; from translate.testing.tiny import tiny_config; "
-             "print(CONFIGS_DIR); print(load_config('quick').model.cell); print(tiny_config('x').data.corpus)")
-    out = subprocess.run([sys.executable, "-c", check], check=True, env=env, cwd=tmp_path, capture_output=True,
-                         text=True).stdout.splitlines()
+    check = (
+        "from translate.config import CONFIGS_DIR, load_config; from translate.testing.tiny import tiny_config; "
+        "print(CONFIGS_DIR); print(load_config('quick').model.cell); print(tiny_config('x').data.corpus)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", check], check=True, env=env, cwd=tmp_path, capture_output=True, text=True
+    ).stdout.splitlines()
     assert out[0] == str(target / "translate" / "configs") and out[1] == "gru"
     assert out[2] == f"tsv:{target / 'translate' / 'testing' / 'data' / 'tiny.tsv'}"
-    help_text = subprocess.run([str(target / "bin" / "translate"), "--help"], check=True, env=env, cwd=tmp_path,
-                               capture_output=True, text=True).stdout
+    help_text = subprocess.run(
+        [str(target / "bin" / "translate"), "--help"], check=True, env=env, cwd=tmp_path, capture_output=True, text=True
+    ).stdout
     assert "prepare" in help_text and "serving-config" in help_text

@@ -14,8 +14,7 @@ PAIRS = [tuple(line.split("\t")) for line in TINY_CORPUS.read_text(encoding="utf
 def tokenizers():
     from translate.text import make_tokenizer, train_sentencepiece
 
-    return tuple(make_tokenizer(train_sentencepiece([pair[side] for pair in PAIRS], vocab_size=400))
-                 for side in (0, 1))
+    return tuple(make_tokenizer(train_sentencepiece([pair[side] for pair in PAIRS], vocab_size=400)) for side in (0, 1))
 
 
 def batches(tokenizers, **options):

@@ -16,8 +16,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "translate", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "translate", *args], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
 
 
 def png_size(path) -> tuple[int, int]:
@@ -71,8 +72,12 @@ def test_learning_curves_from_a_real_history(tiny_run, tmp_path):
     assert history["epoch"] == [0.0, 1.0]
     figure = plotting.plot_learning_curves(tiny_run.run_dir)
     titles = [a.get_title() for a in figure.axes]
-    assert titles == ["loss (per-token cross-entropy)", "dev BLEU (greedy)", "learning rate",
-                      "gradient norm before clipping"]
+    assert titles == [
+        "loss (per-token cross-entropy)",
+        "dev BLEU (greedy)",
+        "learning rate",
+        "gradient norm before clipping",
+    ]
     loss_axes = figure.axes[0]
     assert [line.get_label() for line in loss_axes.get_lines()] == ["train", "dev"]
     np.testing.assert_allclose(loss_axes.get_lines()[0].get_ydata(), history["loss"])

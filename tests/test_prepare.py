@@ -50,14 +50,16 @@ def test_cleaning_steps_and_filters_are_counted(tmp_path):
 
 
 def test_splits_do_not_move_when_lines_are_appended_or_shuffled(tmp_path):
-    first = prepare(tiny_config(tmp_path / "a", f"data.corpus=tsv:{write_tsv(tmp_path / 'a.tsv', PAIRS)}"),
-                    progress=False)
+    first = prepare(
+        tiny_config(tmp_path / "a", f"data.corpus=tsv:{write_tsv(tmp_path / 'a.tsv', PAIRS)}"), progress=False
+    )
     before = split_of_each_pair(first.run_dir)
     assert set(before.values()) == {"train", "dev", "test"}
     more = PAIRS + [(f"Another line {i}.", f"Otra línea {i}.") for i in range(100)]
     random.Random(3).shuffle(more)
-    second = prepare(tiny_config(tmp_path / "b", f"data.corpus=tsv:{write_tsv(tmp_path / 'b.tsv', more)}"),
-                     progress=False)
+    second = prepare(
+        tiny_config(tmp_path / "b", f"data.corpus=tsv:{write_tsv(tmp_path / 'b.tsv', more)}"), progress=False
+    )
     after = split_of_each_pair(second.run_dir)
     assert {pair: after[pair] for pair in before} == before
 
@@ -66,8 +68,10 @@ def test_explicit_dev_and_test_files_take_those_roles(tmp_path):
     train = write_tsv(tmp_path / "train.tsv", PAIRS)
     dev = write_tsv(tmp_path / "dev.tsv", [("Dev one.", "Desarrollo uno."), ("Dev two.", "Desarrollo dos.")])
     test = write_tsv(tmp_path / "test.tsv", [("Test one.", "Prueba uno."), (PAIRS[0][0], PAIRS[0][1])])
-    prepared = prepare(tiny_config(tmp_path, f"data.corpus=tsv:{train}", f"data.dev_corpus=tsv:{dev}",
-                                   f"data.test_corpus=tsv:{test}"), progress=False)
+    prepared = prepare(
+        tiny_config(tmp_path, f"data.corpus=tsv:{train}", f"data.dev_corpus=tsv:{dev}", f"data.test_corpus=tsv:{test}"),
+        progress=False,
+    )
     assert read_split(prepared.run_dir, "dev") == [("Dev one.", "Desarrollo uno."), ("Dev two.", "Desarrollo dos.")]
     assert len(read_split(prepared.run_dir, "test")) == 2
     # A training pair that is also a test pair is left out of training.
@@ -80,8 +84,10 @@ def test_long_and_unequal_training_pairs_are_removed_and_counted(tmp_path):
     unequal = [(f"Ok {i}.", f"Muy bien {i}, de acuerdo, entonces nos vemos mañana por la tarde.") for i in range(20)]
     too_long = [(f"{i} " + "word " * 80, f"{i} " + "palabra " * 80) for i in range(20)]
     corpus = write_tsv(tmp_path / "c.tsv", PAIRS + unequal + too_long)
-    prepared = prepare(tiny_config(tmp_path, f"data.corpus=tsv:{corpus}", "data.max_pieces=60",
-                                   "data.max_length_ratio=2.5"), progress=False)
+    prepared = prepare(
+        tiny_config(tmp_path, f"data.corpus=tsv:{corpus}", "data.max_pieces=60", "data.max_length_ratio=2.5"),
+        progress=False,
+    )
     removed = prepared.stats["pairs_removed"]["train"]
     assert removed.get("too long", 0) >= 1 and removed.get("length ratio", 0) >= 1
     assert prepared.stats["length_pieces"]["train"]["source"]["max"] <= 60
@@ -103,8 +109,9 @@ def test_skipped_lines_are_counted_in_the_report(tmp_path):
     corpus.write_text("".join(f"{s}\t{t}\n" for s, t in PAIRS) + "no tab here\n", encoding="utf-8")
     with pytest.raises(ValueError, match="broken.tsv:301: no tab"):
         prepare(tiny_config(tmp_path / "raise", f"data.corpus=tsv:{corpus}"), progress=False)
-    prepared = prepare(tiny_config(tmp_path / "skip", f"data.corpus=tsv:{corpus}", "data.on_error=skip"),
-                       progress=False)
+    prepared = prepare(
+        tiny_config(tmp_path / "skip", f"data.corpus=tsv:{corpus}", "data.on_error=skip"), progress=False
+    )
     assert sum(prepared.stats["lines_skipped"].values()) == 1
     assert sum(prepared.pairs.values()) == 300
 
@@ -122,8 +129,7 @@ def test_lowercasing_is_off_by_default_and_counted_when_on(tmp_path):
     cased = prepare(tiny_config(tmp_path / "a", f"data.corpus=tsv:{corpus}"), progress=False)
     assert "lowercase" not in cased.stats["pairs_changed"]
     assert read_split(cased.run_dir, "train")[0][0].startswith("Sentence")
-    lowered = prepare(tiny_config(tmp_path / "b", f"data.corpus=tsv:{corpus}", "data.lowercase=true"),
-                      progress=False)
+    lowered = prepare(tiny_config(tmp_path / "b", f"data.corpus=tsv:{corpus}", "data.lowercase=true"), progress=False)
     assert lowered.stats["pairs_changed"]["lowercase"] == 300
     assert read_split(lowered.run_dir, "train")[0][0].startswith("sentence")
 
@@ -170,21 +176,21 @@ def test_a_second_prepare_replaces_only_its_own_files_and_clears_a_killed_runs_t
     (run_dir / "notes.txt").write_text("mine", encoding="utf-8")  # beside data/, not in it
     (run_dir / ".tmp-stats.json-0a1b2c3d").write_text("{half", encoding="utf-8")  # a killed prepare's
     more = PAIRS + [(f"Another line {i}.", f"Otra línea {i}.") for i in range(100)]
-    second = prepare(tiny_config(tmp_path, f"data.corpus=tsv:{write_tsv(tmp_path / 'b.tsv', more)}"),
-                     progress=False)
+    second = prepare(tiny_config(tmp_path, f"data.corpus=tsv:{write_tsv(tmp_path / 'b.tsv', more)}"), progress=False)
     assert sum(second.pairs.values()) == 400
     assert json.loads((run_dir / "stats.json").read_text(encoding="utf-8"))["pairs"] == second.pairs
-    assert sorted(p.name for p in run_dir.iterdir()) == ["data", "notes.txt", "src.model", "stats.json",
-                                                           "tgt.model"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["data", "notes.txt", "src.model", "stats.json", "tgt.model"]
     assert sorted(p.name for p in (run_dir / "data").iterdir()) == sorted(
-        f"{split}.{side}" for split in ("train", "dev", "test") for side in ("src", "tgt"))
+        f"{split}.{side}" for split in ("train", "dev", "test") for side in ("src", "tgt")
+    )
 
 
 def test_the_line_cap_reaches_the_corpus_reader_and_older_preparations_are_still_reused(tmp_path):
     corpus = write_tsv(tmp_path / "long.tsv", PAIRS[:60] + [("x" * 300, "long")])
     with pytest.raises(ValueError, match="long.tsv:61: line longer than 256 bytes"):
-        prepare(tiny_config(tmp_path / "capped", f"data.corpus=tsv:{corpus}", "data.max_line_bytes=256"),
-                progress=False)
+        prepare(
+            tiny_config(tmp_path / "capped", f"data.corpus=tsv:{corpus}", "data.max_line_bytes=256"), progress=False
+        )
     config = tiny_config(tmp_path)
     prepare(config, progress=False)
     # A preparation made before data.max_line_bytes existed read with the same fixed cap: still reused.

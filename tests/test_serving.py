@@ -24,8 +24,16 @@ from conftest import REPO
 
 pytestmark = pytest.mark.timeout(180)
 
-SENTENCES = ["Good morning.", "Where is the house?", "Thank you.", "I love you 😀", "In the beginning was the Word.",
-             "Love your neighbor as yourself.", "mixed Ελληνικά русский 中文 text", "The Lord is my shepherd."]
+SENTENCES = [
+    "Good morning.",
+    "Where is the house?",
+    "Thank you.",
+    "I love you 😀",
+    "In the beginning was the Word.",
+    "Love your neighbor as yourself.",
+    "mixed Ελληνικά русский 中文 text",
+    "The Lord is my shepherd.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +44,9 @@ def served(tiny_export, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("serving-config")
     files = write_serving_config(tiny_export.parent.parent, out, name="translator", stable=1)
-    server = StandIn(model_config_file=files["models.config"],
-                     batching=BatchingOptions.from_file(files["batching_parameters.txt"]))
+    server = StandIn(
+        model_config_file=files["models.config"], batching=BatchingOptions.from_file(files["batching_parameters.txt"])
+    )
     server.start()
     yield server
     server.stop()
@@ -56,8 +65,11 @@ def expected(tiny_export):
 def rest(server, path, body=None, method=None):
     """(HTTP status, JSON reply) for a plain HTTP request."""
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{server.rest_port}{path}", data=data,
-                                     method=method or ("POST" if data is not None else "GET"))
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.rest_port}{path}",
+        data=data,
+        method=method or ("POST" if data is not None else "GET"),
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as reply:
             return reply.status, json.loads(reply.read())
@@ -110,7 +122,8 @@ def test_client_answers_equal_the_in_process_model(served, expected, grpc):
         assert c.translate(many) == (expected["translations"] * 9)[:70]
         status = c.status()
         assert status["model_version_status"] == [
-            {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]
+            {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ]
         signatures = c.metadata()["metadata"]["signature_def"]["signature_def"]
         assert set(signatures) == {"serving_default", "nbest", "align"}
         assert signatures["serving_default"]["method_name"] == "tensorflow/serving/predict"
@@ -134,14 +147,20 @@ def test_plain_http_row_and_columnar_formats(served, expected):
     # Several outputs: one object per instance, keyed by output name.
     assert [row["translations"] for row in reply["predictions"]] == expected["translations"][:2]
     assert_scores([row["scores"] for row in reply["predictions"]], expected["scores"][:2])
-    code, reply = rest(served, "/v1/models/translator/versions/1:predict",
-                       {"signature_name": "serving_default", "inputs": {"sentences": SENTENCES[:3]}})
+    code, reply = rest(
+        served,
+        "/v1/models/translator/versions/1:predict",
+        {"signature_name": "serving_default", "inputs": {"sentences": SENTENCES[:3]}},
+    )
     assert code == 200 and set(reply) == {"outputs"}
     assert reply["outputs"]["translations"] == expected["translations"][:3]
     code, reply = rest(served, "/v1/models/translator:predict", {"inputs": SENTENCES[:1]})  # a plain list
     assert code == 200 and reply["outputs"]["translations"] == expected["translations"][:1]
-    code, reply = rest(served, "/v1/models/translator/labels/stable:predict",
-                       {"signature_name": "nbest", "instances": [{"sentences": SENTENCES[0]}]})
+    code, reply = rest(
+        served,
+        "/v1/models/translator/labels/stable:predict",
+        {"signature_name": "nbest", "instances": [{"sentences": SENTENCES[0]}]},
+    )
     assert code == 200 and len(reply["predictions"][0]["translations"]) == 5
     code, reply = rest(served, "/v1/models/translator/versions/1")
     assert code == 200 and reply["model_version_status"][0]["state"] == "AVAILABLE"
@@ -149,8 +168,11 @@ def test_plain_http_row_and_columnar_formats(served, expected):
     assert code == 200 and reply["model_spec"]["name"] == "translator" and reply["model_spec"]["version"] == "1"
     inputs = reply["metadata"]["signature_def"]["signature_def"]["serving_default"]["inputs"]
     assert inputs["sentences"]["dtype"] == "DT_STRING"
-    metrics = urllib.request.urlopen(f"http://127.0.0.1:{served.rest_port}/monitoring/prometheus/metrics",
-                                     timeout=30).read().decode()
+    metrics = (
+        urllib.request.urlopen(f"http://127.0.0.1:{served.rest_port}/monitoring/prometheus/metrics", timeout=30)
+        .read()
+        .decode()
+    )
     assert ':tensorflow:serving:request_count{api="Predict",status="OK"}' in metrics
 
 
@@ -163,19 +185,28 @@ REST_ERRORS = [
     ("missing input", {"inputs": {"text": ["Good morning."]}}, 400, "Missing named input: sentences"),
     ("wrong input name", {"instances": [{"text": "Good morning."}]}, 400, "keys must be equal to: sentences"),
     ("no inputs at all", {"signature_name": "serving_default"}, 400, "Missing 'inputs' or 'instances' key"),
-    ("unknown signature", {"signature_name": "classify", "instances": ["a"]}, 400,
-     'Serving signature name: "classify" not found in signature def'),
+    (
+        "unknown signature",
+        {"signature_name": "classify", "instances": ["a"]},
+        400,
+        'Serving signature name: "classify" not found in signature def',
+    ),
     ("empty batch", {"instances": []}, 400, "No values in 'instances' array"),
-    ("batch over the maximum", {"instances": ["a"] * 33}, 400,
-     "Task size 33 is larger than maximum input batch size 32"),
+    (
+        "batch over the maximum",
+        {"instances": ["a"] * 33},
+        400,
+        "Task size 33 is larger than maximum input batch size 32",
+    ),
     ("malformed JSON", b'{"instances": [', 400, "JSON Parse error"),
     ("a sentence that is a list", {"instances": [["a", "b"]]}, 400, "must be a vector of strings"),
 ]
 
 
 @pytest.mark.parametrize("name, body, status, message", REST_ERRORS, ids=[e[0] for e in REST_ERRORS])
-def test_bad_rest_requests_get_tf_serving_errors_and_the_server_keeps_serving(served, expected, name, body,
-                                                                              status, message):
+def test_bad_rest_requests_get_tf_serving_errors_and_the_server_keeps_serving(
+    served, expected, name, body, status, message
+):
     code, reply = rest(served, "/v1/models/translator:predict", body)
     assert (code, list(reply)) == (status, ["error"])
     assert message in reply["error"]
@@ -206,19 +237,43 @@ def _grpc_cases():
 
     strings = tf.make_tensor_proto(["Good morning."], dtype=tf.string)
     return [
-        ("wrong dtype", grpc_request(sentences=tf.make_tensor_proto([1.0, 2.0], dtype=tf.float32)),
-         "INVALID_ARGUMENT", "Expects arg[0] to be string but float is provided"),
-        ("missing input", grpc_request(), "INVALID_ARGUMENT",
-         "input size does not match signature: 0!=1 len({}) != len({sentences}). Sent extra: {}. "
-         "Missing but required: {sentences}."),
-        ("wrong input name", grpc_request(text=strings), "INVALID_ARGUMENT",
-         "input tensor alias not found in signature: text"),
-        ("unknown signature", grpc_request("classify", sentences=strings), "FAILED_PRECONDITION",
-         'Serving signature key "classify" not found.'),
-        ("batch over the maximum", grpc_request(sentences=tf.make_tensor_proto(["a"] * 33, dtype=tf.string)),
-         "INVALID_ARGUMENT", "Task size 33 is larger than maximum input batch size 32"),
-        ("a matrix of sentences", grpc_request(sentences=tf.make_tensor_proto([["a", "b"]], dtype=tf.string)),
-         "INVALID_ARGUMENT", "must be a vector of strings"),
+        (
+            "wrong dtype",
+            grpc_request(sentences=tf.make_tensor_proto([1.0, 2.0], dtype=tf.float32)),
+            "INVALID_ARGUMENT",
+            "Expects arg[0] to be string but float is provided",
+        ),
+        (
+            "missing input",
+            grpc_request(),
+            "INVALID_ARGUMENT",
+            "input size does not match signature: 0!=1 len({}) != len({sentences}). Sent extra: {}. "
+            "Missing but required: {sentences}.",
+        ),
+        (
+            "wrong input name",
+            grpc_request(text=strings),
+            "INVALID_ARGUMENT",
+            "input tensor alias not found in signature: text",
+        ),
+        (
+            "unknown signature",
+            grpc_request("classify", sentences=strings),
+            "FAILED_PRECONDITION",
+            'Serving signature key "classify" not found.',
+        ),
+        (
+            "batch over the maximum",
+            grpc_request(sentences=tf.make_tensor_proto(["a"] * 33, dtype=tf.string)),
+            "INVALID_ARGUMENT",
+            "Task size 33 is larger than maximum input batch size 32",
+        ),
+        (
+            "a matrix of sentences",
+            grpc_request(sentences=tf.make_tensor_proto([["a", "b"]], dtype=tf.string)),
+            "INVALID_ARGUMENT",
+            "must be a vector of strings",
+        ),
     ]
 
 
@@ -362,15 +417,43 @@ def test_retries_only_where_safe_and_timeouts():
 def test_cli_translates_through_the_server(served, expected):
     for extra in ([], ["--grpc"]):
         port = served.grpc_port if extra else served.rest_port
-        result = subprocess.run([sys.executable, "-m", "translate", "translate", "--server", f"127.0.0.1:{port}",
-                                 "--scores", *extra, *SENTENCES[:2]], capture_output=True, text=True, cwd=REPO,
-                                timeout=120)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "translate",
+                "translate",
+                "--server",
+                f"127.0.0.1:{port}",
+                "--scores",
+                *extra,
+                *SENTENCES[:2],
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr
         lines = result.stdout.rstrip("\n").split("\n")
         assert [line.split("\t", 1)[1] for line in lines] == expected["translations"][:2]
-    result = subprocess.run([sys.executable, "-m", "translate", "translate", "--server",
-                             f"127.0.0.1:{served.rest_port}", "--model-name", "nosuch", "hello"],
-                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "translate",
+            "translate",
+            "--server",
+            f"127.0.0.1:{served.rest_port}",
+            "--model-name",
+            "nosuch",
+            "hello",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == ["error: Servable not found for request: Latest(nosuch) (HTTP 404)"]
 
@@ -379,8 +462,10 @@ def test_saved_model_cli_shows_the_documented_signatures(tiny_export):
     # saved_model_cli loads the model for its function listing, so the
     # SentencePiece ops must be registered first: run its main() after
     # importing tensorflow_text.
-    code = ("import sys, tensorflow_text; from tensorflow.python.tools import saved_model_cli; "
-            f"sys.argv = ['saved_model_cli', 'show', '--dir', {str(tiny_export)!r}, '--all']; saved_model_cli.main()")
+    code = (
+        "import sys, tensorflow_text; from tensorflow.python.tools import saved_model_cli; "
+        f"sys.argv = ['saved_model_cli', 'show', '--dir', {str(tiny_export)!r}, '--all']; saved_model_cli.main()"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
@@ -470,8 +555,9 @@ def test_client_turns_a_json_list_reply_into_serving_error():
     with _StubServer(b'["hola", "adios"]') as stub, pytest.raises(ServingError) as err:
         stub_client(stub).translate(["hello", "goodbye"])
     assert err.value.http_status == 200
-    assert str(err.value) == (f"malformed reply from {stub.url}: the body is a JSON list [\"hola\", \"adios\"], "
-                              "not a JSON object (HTTP 200)")
+    assert str(err.value) == (
+        f'malformed reply from {stub.url}: the body is a JSON list ["hola", "adios"], not a JSON object (HTTP 200)'
+    )
 
 
 def _row(translation="hola", score=-1.5):
@@ -481,28 +567,57 @@ def _row(translation="hola", score=-1.5):
 # (name, reply body, the call, what the error must say after "malformed reply from URL: ")
 MALFORMED_REPLIES = [
     ("a null score", {"predictions": [_row(), _row(score=None)]}, "translate", "score 2 is null, not a number"),
-    ("a missing key", {"predictions": [{"translations": "hola"}, {"translations": "adios"}]}, "translate",
-     "no 'scores' output (outputs: translations)"),
-    ("a row missing a key", {"predictions": [_row(), {"translations": "adios"}]}, "translate",
-     "prediction 2 has the outputs translations, prediction 1 scores, translations"),
-    ("no predictions", {"outputs": {"translations": ["hola", "adios"]}}, "translate",
-     "no 'predictions' key (keys: outputs)"),
+    (
+        "a missing key",
+        {"predictions": [{"translations": "hola"}, {"translations": "adios"}]},
+        "translate",
+        "no 'scores' output (outputs: translations)",
+    ),
+    (
+        "a row missing a key",
+        {"predictions": [_row(), {"translations": "adios"}]},
+        "translate",
+        "prediction 2 has the outputs translations, prediction 1 scores, translations",
+    ),
+    (
+        "no predictions",
+        {"outputs": {"translations": ["hola", "adios"]}},
+        "translate",
+        "no 'predictions' key (keys: outputs)",
+    ),
     ("too few predictions", {"predictions": [_row()]}, "translate", "expected 2 predictions, got 1"),
-    ("a translation that is a number", {"predictions": [_row(7), _row()]}, "translate",
-     "translation 1 is the number 7, not a string"),
-    ("a row that is a string", {"predictions": ["hola", "adios"]}, "translate",
-     'prediction 1 is the string "hola", not an object of named outputs'),
+    (
+        "a translation that is a number",
+        {"predictions": [_row(7), _row()]},
+        "translate",
+        "translation 1 is the number 7, not a string",
+    ),
+    (
+        "a row that is a string",
+        {"predictions": ["hola", "adios"]},
+        "translate",
+        'prediction 1 is the string "hola", not an object of named outputs',
+    ),
     ("a JSON string", "hola", "translate", 'the body is the string "hola", not a JSON object'),
-    ("a non-JSON body", b"<html><body>502 Bad Gateway</body></html>", "translate",
-     "the body is not JSON (Expecting value: line 1 column 1 (char 0)): "
-     "'<html><body>502 Bad Gateway</body></html>'"),
+    (
+        "a non-JSON body",
+        b"<html><body>502 Bad Gateway</body></html>",
+        "translate",
+        "the body is not JSON (Expecting value: line 1 column 1 (char 0)): '<html><body>502 Bad Gateway</body></html>'",
+    ),
     ("a body that is not UTF-8", b'{"predictions": "\xff"}', "translate", "the body is not UTF-8 (byte 17)"),
-    ("nbest rows of different lengths",
-     {"predictions": [{"translations": ["a", "b"], "scores": [-1.0]}, {"translations": ["c"], "scores": [-2.0]}]},
-     "nbest", "sentence 1 has 2 translations and 1 scores"),
-    ("an nbest score that is null",
-     {"predictions": [{"translations": ["a"], "scores": [None]}, {"translations": ["c"], "scores": [-2.0]}]},
-     "nbest", "scores of sentence 1 is a JSON list [null], not a list of numbers"),
+    (
+        "nbest rows of different lengths",
+        {"predictions": [{"translations": ["a", "b"], "scores": [-1.0]}, {"translations": ["c"], "scores": [-2.0]}]},
+        "nbest",
+        "sentence 1 has 2 translations and 1 scores",
+    ),
+    (
+        "an nbest score that is null",
+        {"predictions": [{"translations": ["a"], "scores": [None]}, {"translations": ["c"], "scores": [-2.0]}]},
+        "nbest",
+        "scores of sentence 1 is a JSON list [null], not a list of numbers",
+    ),
 ]
 
 
@@ -530,26 +645,34 @@ def test_client_caps_the_reply_size():
     # A declared length over the cap: refused before reading the body.
     with _StubServer(b"{}", headers={"Content-Length": 10 << 20}) as stub, pytest.raises(ServingError) as err:
         stub_client(stub, max_reply_bytes=1 << 20).translate(["hello"])
-    assert str(err.value) == (f"reply from {stub.url} is 10485760 bytes, over the limit of 1 MB (max_reply_bytes); "
-                              "not read (HTTP 200)")
+    assert str(err.value) == (
+        f"reply from {stub.url} is 10485760 bytes, over the limit of 1 MB (max_reply_bytes); not read (HTTP 200)"
+    )
     # No declared length, 400 MB on offer: the client reads a little past the cap and hangs up.
     with _StubServer(stream=400 << 20) as stub:
         with pytest.raises(ServingError) as err:
             stub_client(stub, max_reply_bytes=256 << 10).translate(["hello"])
         assert stub.done.wait(30)
-    assert str(err.value) == (f"reply from {stub.url} is over the limit of 256 KB (max_reply_bytes); "
-                              "stopped reading (HTTP 200)")
+    assert str(err.value) == (
+        f"reply from {stub.url} is over the limit of 256 KB (max_reply_bytes); stopped reading (HTTP 200)"
+    )
     assert stub.sent < 64 << 20  # what the socket buffers took before the hang-up, not the 400 MB
 
 
 def test_cli_names_the_server_when_a_reply_is_not_json():
     with _StubServer(b"<html>hello</html>") as stub:
-        result = subprocess.run([sys.executable, "-m", "translate", "translate", "--server", f"127.0.0.1:{stub.port}",
-                                 "hello"], capture_output=True, text=True, cwd=REPO, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "translate", "translate", "--server", f"127.0.0.1:{stub.port}", "hello"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=120,
+        )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"error: malformed reply from {stub.url}: the body is not JSON (Expecting value: line 1 column 1 (char 0)): "
-        "'<html>hello</html>' (HTTP 200)"]
+        "'<html>hello</html>' (HTTP 200)"
+    ]
 
 
 class _GrpcStub:
@@ -584,12 +707,21 @@ def _grpc_malformed_replies():
     strings = tf.make_tensor_proto(["hola", "adios"], dtype=tf.string)
     return [
         ("a missing output", {"translations": strings}, "no 'scores' output (outputs: translations)"),
-        ("too few rows", {"translations": strings, "scores": tf.make_tensor_proto([-1.0], dtype=tf.float32)},
-         "output 'scores' should hold 2 rows, got 1"),
-        ("scores that are strings", {"translations": strings, "scores": strings},
-         'score 1 is the bytes b\'hola\', not a number'),
-        ("a scalar output", {"translations": strings, "scores": tf.make_tensor_proto(1.0, dtype=tf.float32)},
-         "output 'scores' should hold 2 rows, got a scalar"),
+        (
+            "too few rows",
+            {"translations": strings, "scores": tf.make_tensor_proto([-1.0], dtype=tf.float32)},
+            "output 'scores' should hold 2 rows, got 1",
+        ),
+        (
+            "scores that are strings",
+            {"translations": strings, "scores": strings},
+            "score 1 is the bytes b'hola', not a number",
+        ),
+        (
+            "a scalar output",
+            {"translations": strings, "scores": tf.make_tensor_proto(1.0, dtype=tf.float32)},
+            "output 'scores' should hold 2 rows, got a scalar",
+        ),
     ]
 
 
@@ -609,12 +741,14 @@ def test_grpc_client_caps_the_reply_size():
 
     from translate.serving import Client, ServingError
 
-    big = {"translations": tf.make_tensor_proto(["x" * 100_000], dtype=tf.string),
-           "scores": tf.make_tensor_proto([-1.0], dtype=tf.float32)}
-    with _GrpcStub(big) as stub, Client(f"127.0.0.1:{stub.port}", grpc=True, timeout=30,
-                                        max_reply_bytes=64 << 10) as c:
+    big = {
+        "translations": tf.make_tensor_proto(["x" * 100_000], dtype=tf.string),
+        "scores": tf.make_tensor_proto([-1.0], dtype=tf.float32),
+    }
+    with _GrpcStub(big) as stub, Client(f"127.0.0.1:{stub.port}", grpc=True, timeout=30, max_reply_bytes=64 << 10) as c:
         with pytest.raises(ServingError) as err:
             c.translate(["hello"])
     assert err.value.code == "RESOURCE_EXHAUSTED"
-    assert str(err.value).startswith(f"reply from gRPC 127.0.0.1:{stub.port} is over the limit of 64 KB "
-                                     "(max_reply_bytes): ")
+    assert str(err.value).startswith(
+        f"reply from gRPC 127.0.0.1:{stub.port} is over the limit of 64 KB (max_reply_bytes): "
+    )

@@ -64,7 +64,8 @@ def test_cpp_replays_every_warmup_record_like_tf_serving(tiny_export):
     logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path))]
     records = run_warmup(build_serving_binary(), tiny_export)
     assert [(r["index"], r["signature"]) for r in records] == [
-        (i, log.predict_log.request.model_spec.signature_name) for i, log in enumerate(logs)]
+        (i, log.predict_log.request.model_spec.signature_name) for i, log in enumerate(logs)
+    ]
     assert {r["signature"] for r in records} == {"serving_default", "nbest", "align"}
     translator = translate.load(tiny_export)
     for record, log in zip(records, logs):

@@ -12,16 +12,43 @@ from conftest import REPO
 
 pytestmark = pytest.mark.timeout(600)
 
-REQUEST_KINDS = {"rest/good": "OK", "grpc/good": "OK", "rest/empty": "OK", "grpc/empty": "OK", "rest/long": "OK",
-                 "grpc/long": "OK", "rest/malformed_json": "HTTP 400", "rest/oversized": "HTTP 400",
-                 "grpc/oversized": "gRPC INVALID_ARGUMENT"}
+REQUEST_KINDS = {
+    "rest/good": "OK",
+    "grpc/good": "OK",
+    "rest/empty": "OK",
+    "grpc/empty": "OK",
+    "rest/long": "OK",
+    "grpc/long": "OK",
+    "rest/malformed_json": "HTTP 400",
+    "rest/oversized": "HTTP 400",
+    "grpc/oversized": "gRPC INVALID_ARGUMENT",
+}
 
 
 def test_a_short_soak_answers_every_request_and_samples_the_servers_memory(tiny_export, tmp_path):
     out = tmp_path / "soak.json"
-    result = subprocess.run([sys.executable, "-m", "benchmarks", "soak", "--model", str(tiny_export.parent),
-                             "--requests", "1000", "--threads", "8", "--warmup", "100", "--out", str(out)],
-                            cwd=REPO, capture_output=True, text=True, timeout=500)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "soak",
+            "--model",
+            str(tiny_export.parent),
+            "--requests",
+            "1000",
+            "--threads",
+            "8",
+            "--warmup",
+            "100",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=500,
+    )
     assert out.is_file(), result.stderr[-3000:]
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report["unexpected"] == {}, report["unexpected_examples"]

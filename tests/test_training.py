@@ -51,8 +51,11 @@ def test_keep_checkpoints_keeps_the_last_epochs_weights_and_history_has_minutes(
     checkpoints.mkdir(parents=True)
     (checkpoints / "notes.txt").write_text("mine", encoding="utf-8")  # a user's file stays
     run = train(config, verbose=0)
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["epoch-002.weights.h5", "epoch-003.weights.h5",
-                                                             "notes.txt"]
+    assert sorted(p.name for p in checkpoints.iterdir()) == [
+        "epoch-002.weights.h5",
+        "epoch-003.weights.h5",
+        "notes.txt",
+    ]
     assert list(EpochCheckpoints.epochs_in(checkpoints)) == [2, 3]
     rows = list(csv.DictReader((run.run_dir / "history.csv").open(encoding="utf-8")))
     minutes = [float(row["minutes"]) for row in rows]
@@ -62,6 +65,7 @@ def test_keep_checkpoints_keeps_the_last_epochs_weights_and_history_has_minutes(
 
 
 # A run folder holds hours of work: it is never replaced by accident.
+
 
 def _files(folder):
     """Every file under ``folder`` with its bytes."""
@@ -93,8 +97,10 @@ def test_a_refused_train_leaves_config_yaml_unchanged(finished_run):
     with pytest.raises(ValueError, match="holds a finished run"):
         train(tiny_config(finished_run, *SHORT, "data.lowercase=true", "model.cell=lstm"), verbose=0)
     with pytest.raises(ValueError, match="prepared with other data settings"):
-        train(tiny_config(finished_run, *SHORT, "data.lowercase=true", "model.cell=lstm", "train.overwrite=true"),
-              verbose=0)
+        train(
+            tiny_config(finished_run, *SHORT, "data.lowercase=true", "model.cell=lstm", "train.overwrite=true"),
+            verbose=0,
+        )
     assert _files(finished_run) == before
     assert load_run(finished_run / "run").config.model.cell == "gru"
 
@@ -103,11 +109,13 @@ def test_an_unfinished_run_resumes_only_with_its_own_model_settings(finished_run
     shutil.copytree(finished_run / "run", tmp_path / "run")
     backup = tmp_path / "run" / "backup"
     backup.mkdir()
-    (backup / "training_metadata.json").write_text('{"epoch": 1, "weights": "epoch-0001.weights.h5"}',
-                                                   encoding="utf-8")
+    (backup / "training_metadata.json").write_text('{"epoch": 1, "weights": "epoch-0001.weights.h5"}', encoding="utf-8")
     before = _files(tmp_path)
-    with pytest.raises(ValueError, match=r"unfinished run trained with other model settings \(model.cell: 'gru', "
-                                         r"not 'lstm'\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"unfinished run trained with other model settings \(model.cell: 'gru', "
+        r"not 'lstm'\)",
+    ):
         train(tiny_config(tmp_path, *SHORT, "model.cell=lstm"), verbose=0)
     assert _files(tmp_path) == before
 
@@ -119,8 +127,7 @@ def test_train_overwrite_true_replaces_the_run(finished_run, tmp_path):
     (run_dir / CHECKPOINTS_DIR / "mine.weights.h5").write_bytes(b"a user's weights")
     (run_dir / ".tmp-history.csv-0a1b2c3d").write_text("half", encoding="utf-8")  # a killed run's
     before = _files(tmp_path)
-    run = train(tiny_config(tmp_path, *SHORT, "train.epochs=1", "model.cell=lstm", "train.overwrite=true"),
-                verbose=0)
+    run = train(tiny_config(tmp_path, *SHORT, "train.epochs=1", "model.cell=lstm", "train.overwrite=true"), verbose=0)
     rows = list(csv.DictReader((run_dir / "history.csv").open(encoding="utf-8")))
     assert [row["epoch"] for row in rows] == ["0"]
     assert (run_dir / BEST_WEIGHTS).read_bytes() != before[f"run/{BEST_WEIGHTS}"]

@@ -36,6 +36,7 @@ def _history(run_dir):
 
 # Loss and metric.
 
+
 def _logits_and_labels(seed=0):
     rng = np.random.default_rng(seed)
     logits = rng.normal(size=(3, 5, 11)).astype("float32") * 3
@@ -106,6 +107,7 @@ def test_masked_accuracy_counts_real_tokens_only():
 
 # Learning-rate schedule and optimizer.
 
+
 def test_inverse_sqrt_warms_up_linearly_then_decays_and_serializes():
     schedule = InverseSqrt(0.002, warmup_steps=100)
     rate = lambda iteration: float(schedule(iteration))  # noqa: E731
@@ -123,8 +125,15 @@ def test_inverse_sqrt_warms_up_linearly_then_decays_and_serializes():
 
 
 def test_optimizer_follows_the_config(tmp_path):
-    adamw = training.make_optimizer(tiny_config(tmp_path, "train.optimizer=adamw", "train.weight_decay=0.05",
-                                               "train.lr_schedule=inverse_sqrt", "train.clip_norm=0"))
+    adamw = training.make_optimizer(
+        tiny_config(
+            tmp_path,
+            "train.optimizer=adamw",
+            "train.weight_decay=0.05",
+            "train.lr_schedule=inverse_sqrt",
+            "train.clip_norm=0",
+        )
+    )
     assert isinstance(adamw, keras.optimizers.AdamW)
     assert adamw.weight_decay == pytest.approx(0.05)
     assert adamw.global_clipnorm is None
@@ -136,6 +145,7 @@ def test_optimizer_follows_the_config(tmp_path):
 
 
 # The gradient norm.
+
 
 def _toy_rnn(steps_ahead: int, seed: int):
     """A SimpleRNN reading 150 steps whose target depends on the first 10: a long-range dependency."""
@@ -177,9 +187,16 @@ def test_grad_norm_is_measured_before_clipping():
 
 # Callbacks.
 
+
 def test_callbacks_run_in_the_order_their_logs_need(tmp_path):
-    config = tiny_config(tmp_path, "train.early_stopping_patience=2", "train.lr_schedule=plateau",
-                         "train.plateau_factor=0.3", "train.plateau_patience=4", "train.min_learning_rate=0.0001")
+    config = tiny_config(
+        tmp_path,
+        "train.early_stopping_patience=2",
+        "train.lr_schedule=plateau",
+        "train.plateau_factor=0.3",
+        "train.plateau_patience=4",
+        "train.min_learning_rate=0.0001",
+    )
     run = types.SimpleNamespace(run_dir=tmp_path, graph=None)
     names = [type(c).__name__ for c in training.make_callbacks(run, config, [])]
     assert names.index("DevBleu") < names.index("EarlyStopping")
@@ -207,14 +224,30 @@ def test_training_logs_add_learning_rate_and_perplexity():
 
 
 def test_a_run_with_adamw_warmup_smoothing_and_tensorboard_logs_every_scalar(tmp_path):
-    config = tiny_config(tmp_path, *SHORT, "train.optimizer=adamw", "train.lr_schedule=inverse_sqrt",
-                         "train.warmup_steps=4", "train.label_smoothing=0.1", "train.tensorboard=true",
-                         "train.early_stopping_patience=5")
+    config = tiny_config(
+        tmp_path,
+        *SHORT,
+        "train.optimizer=adamw",
+        "train.lr_schedule=inverse_sqrt",
+        "train.warmup_steps=4",
+        "train.label_smoothing=0.1",
+        "train.tensorboard=true",
+        "train.early_stopping_patience=5",
+    )
     run = training.train(config, verbose=0)
     rows = _history(run.run_dir)
     assert [int(r["epoch"]) for r in rows] == [0, 1]
-    for key in ("loss", "accuracy", "perplexity", "grad_norm", "learning_rate", "dev_bleu",
-                "val_loss", "val_accuracy", "val_perplexity"):
+    for key in (
+        "loss",
+        "accuracy",
+        "perplexity",
+        "grad_norm",
+        "learning_rate",
+        "dev_bleu",
+        "val_loss",
+        "val_accuracy",
+        "val_perplexity",
+    ):
         assert all(math.isfinite(float(r[key])) for r in rows), key
     assert "val_grad_norm" not in rows[0]
     # The rate after 3 and 6 updates (iterations 3 and 6 are steps 4 and 7 of the schedule).
@@ -228,8 +261,14 @@ def test_a_run_with_adamw_warmup_smoothing_and_tensorboard_logs_every_scalar(tmp
     accumulator = EventAccumulator(str(run.run_dir / "logs" / "train"))
     accumulator.Reload()
     tags = set(accumulator.Tags()["tensors"])
-    assert {"epoch_loss", "epoch_grad_norm", "epoch_learning_rate", "epoch_perplexity", "epoch_dev_bleu",
-            "epoch_accuracy"} <= tags
+    assert {
+        "epoch_loss",
+        "epoch_grad_norm",
+        "epoch_learning_rate",
+        "epoch_perplexity",
+        "epoch_dev_bleu",
+        "epoch_accuracy",
+    } <= tags
 
 
 def test_mixed_bfloat16_trains_translates_and_restores_float32(tmp_path, monkeypatch):
@@ -286,6 +325,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, mo
 
 # Resuming.
 
+
 def test_backups_are_atomic_and_carry_callback_state(tmp_path):
     inputs = keras.Input((3,))
     model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
@@ -339,8 +379,11 @@ def test_history_csv_is_rewritten_whole_after_each_epoch_and_a_resume_keeps_fini
     logger.on_epoch_end(0, {"val_loss": 2.5, "loss": 3.0, "dev_bleu": 1.5})
     logger.on_epoch_end(1, {"val_loss": 2.0, "loss": float("nan"), "dev_bleu": 2.5})
     # CSVLogger's columns: epoch, then the keys sorted by name.
-    assert path.read_text(encoding="utf-8").splitlines() == ["epoch,dev_bleu,loss,val_loss", "0,1.5,3.0,2.5",
-                                                             "1,2.5,nan,2.0"]
+    assert path.read_text(encoding="utf-8").splitlines() == [
+        "epoch,dev_bleu,loss,val_loss",
+        "0,1.5,3.0,2.5",
+        "1,2.5,nan,2.0",
+    ]
     # A write that fails (a kill before the rename, say) leaves the history of the epochs before it whole.
     before = path.read_bytes()
 
@@ -358,8 +401,11 @@ def test_history_csv_is_rewritten_whole_after_each_epoch_and_a_resume_keeps_fini
     resumed = HistoryCsv(path, resume=True)
     resumed.on_train_begin()
     resumed.on_epoch_end(1, {"val_loss": 1.8, "loss": 2.2, "dev_bleu": 2.0, "minutes": 0.5})
-    assert path.read_text(encoding="utf-8").splitlines() == ["epoch,dev_bleu,loss,val_loss,minutes",
-                                                             "0,1.5,3.0,2.5,NA", "1,2.0,2.2,1.8,0.5"]
+    assert path.read_text(encoding="utf-8").splitlines() == [
+        "epoch,dev_bleu,loss,val_loss,minutes",
+        "0,1.5,3.0,2.5,NA",
+        "1,2.0,2.2,1.8,0.5",
+    ]
 
 
 _TRAIN_SCRIPT = """
@@ -392,8 +438,13 @@ def test_a_run_killed_mid_epoch_resumes_after_its_last_epoch(tmp_path):
     args = [str(tmp_path), *SHORT, "train.steps_per_epoch=5", "train.epochs=3", "train.tensorboard=true"]
 
     def train_process(mode):
-        return subprocess.run([sys.executable, "-c", script, args[0], mode, *args[1:]], cwd=REPO,
-                              capture_output=True, text=True, timeout=110)
+        return subprocess.run(
+            [sys.executable, "-c", script, args[0], mode, *args[1:]],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=110,
+        )
 
     killed = train_process("kill")
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
@@ -428,8 +479,13 @@ def test_a_killed_and_resumed_run_trains_exactly_as_an_uninterrupted_one(tmp_pat
     script = _TRAIN_SCRIPT.format(tests=str(REPO / "tests"))
 
     def train_process(folder, mode):
-        done = subprocess.run([sys.executable, "-c", script, str(folder), mode, *settings], cwd=REPO,
-                              capture_output=True, text=True, timeout=400)
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(folder), mode, *settings],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
         return done.returncode, done.stderr[-3000:]
 
     returncode, log = train_process(tmp_path / "whole", "full")

@@ -55,11 +55,14 @@ def test_the_stand_in_serves_it_over_rest_and_grpc(untrained, tmp_path):
 
     _, version_dir, translations = untrained
     files = write_serving_config(version_dir.parent.parent, tmp_path, name=version_dir.parent.name)
-    server = StandIn(model_config_file=files["models.config"],
-                     batching=BatchingOptions.from_file(files["batching_parameters.txt"])).start()
+    server = StandIn(
+        model_config_file=files["models.config"], batching=BatchingOptions.from_file(files["batching_parameters.txt"])
+    ).start()
     try:
-        for client in (Client(f"127.0.0.1:{server.rest_port}", version_dir.parent.name),
-                       Client(f"127.0.0.1:{server.grpc_port}", version_dir.parent.name, grpc=True)):
+        for client in (
+            Client(f"127.0.0.1:{server.rest_port}", version_dir.parent.name),
+            Client(f"127.0.0.1:{server.grpc_port}", version_dir.parent.name, grpc=True),
+        ):
             assert client.translate(SENTENCES) == translations
             client.close()
     finally:

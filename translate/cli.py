@@ -27,103 +27,167 @@ SAMPLE_SENTENCES = (
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", help="a preset from configs/ (e.g. quick, base)")
     parser.add_argument("--config", help="a YAML config file (applied after the preset)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="config overrides applied last, e.g. train.epochs=3 model.cell=lstm")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="config overrides applied last, e.g. train.epochs=3 model.cell=lstm",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m translate",
-                                     description="Recurrent neural machine translation with attention.")
+    parser = argparse.ArgumentParser(
+        prog="python -m translate", description="Recurrent neural machine translation with attention."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     prepare = commands.add_parser("prepare", help="clean and split a corpus, train SentencePiece, write stats")
     _add_config_arguments(prepare)
-    prepare.add_argument("--on-error", choices=("raise", "skip"),
-                         help="a malformed corpus line: stop (raise) or skip and count it (data.on_error)")
+    prepare.add_argument(
+        "--on-error",
+        choices=("raise", "skip"),
+        help="a malformed corpus line: stop (raise) or skip and count it (data.on_error)",
+    )
 
     train = commands.add_parser("train", help="train, evaluate on the test split, export, translate samples")
     _add_config_arguments(train)
     train.add_argument("--on-error", choices=("raise", "skip"), help="as for prepare")
     train.add_argument("--no-export", action="store_true", help="skip the export after training")
-    train.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"),
-                       help="one device; all local GPUs (or CPUs); or the machines in TF_CONFIG (train.strategy). "
-                            "train.batch_size is the global batch, split over all replicas")
+    train.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multi_worker"),
+        help="one device; all local GPUs (or CPUs); or the machines in TF_CONFIG (train.strategy). "
+        "train.batch_size is the global batch, split over all replicas",
+    )
 
     export = commands.add_parser("export", help="export a trained run folder as a new SavedModel version")
-    export.add_argument("--model", "--run", dest="run", required=True, metavar="RUN",
-                        help="run folder written by train (holds config.yaml); --run is the same")
-    export.add_argument("--weights", help="a checkpoint (.weights.h5) of that run to export "
-                        "(default: the run's best.weights.h5)")
+    export.add_argument(
+        "--model",
+        "--run",
+        dest="run",
+        required=True,
+        metavar="RUN",
+        help="run folder written by train (holds config.yaml); --run is the same",
+    )
+    export.add_argument(
+        "--weights", help="a checkpoint (.weights.h5) of that run to export (default: the run's best.weights.h5)"
+    )
     export.add_argument("--models-dir", help="where model folders live (default: the run's export.models_dir)")
     export.add_argument("--name", help="model name (default: the run's export.name)")
-    export.add_argument("--beam", type=int,
-                        help="beam width K, fixed in the export (default: the run's decode.beam_size)")
+    export.add_argument(
+        "--beam", type=int, help="beam width K, fixed in the export (default: the run's decode.beam_size)"
+    )
     export.add_argument("--alpha", type=float, help="GNMT length penalty, fixed in the export (default: decode.alpha)")
 
     translate = commands.add_parser("translate", help="translate sentences with an exported model or a model server")
     source = translate.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="model folder (newest version) or a version folder")
-    source.add_argument("--server", metavar="HOST:PORT",
-                        help="a TensorFlow Serving server: REST (e.g. localhost:8501) or, with --grpc, gRPC (:8500)")
+    source.add_argument(
+        "--server",
+        metavar="HOST:PORT",
+        help="a TensorFlow Serving server: REST (e.g. localhost:8501) or, with --grpc, gRPC (:8500)",
+    )
     translate.add_argument("--model-name", default="translator", help="the model's name on the server")
     translate.add_argument("--grpc", action="store_true", help="talk gRPC to --server instead of REST")
     translate.add_argument("--timeout", type=float, default=30.0, help="seconds per request to --server")
-    translate.add_argument("sentences", nargs="*", help="sentences; read from --input or stdin, one per line, "
-                           "when none")
-    translate.add_argument("--input", metavar="FILE", help="read the sentences from FILE, one per line "
-                           "('-': standard input, the default)")
-    translate.add_argument("--batch-size", type=int, metavar="N",
-                           help="translate N lines at a time and write each batch's output as soon as it is done "
-                                f"(default: {DEFAULT_BATCH_SIZE}; 1 when standard input is a terminal)")
+    translate.add_argument(
+        "sentences", nargs="*", help="sentences; read from --input or stdin, one per line, when none"
+    )
+    translate.add_argument(
+        "--input", metavar="FILE", help="read the sentences from FILE, one per line ('-': standard input, the default)"
+    )
+    translate.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help="translate N lines at a time and write each batch's output as soon as it is done "
+        f"(default: {DEFAULT_BATCH_SIZE}; 1 when standard input is a terminal)",
+    )
     translate.add_argument("--scores", action="store_true", help="print the score before each line")
-    translate.add_argument("--nbest", type=int, help="print the N best translations of each sentence: "
-                           "SENTENCE_INDEX<TAB>RANK<TAB>SCORE<TAB>TRANSLATION")
+    translate.add_argument(
+        "--nbest",
+        type=int,
+        help="print the N best translations of each sentence: SENTENCE_INDEX<TAB>RANK<TAB>SCORE<TAB>TRANSLATION",
+    )
 
-    serving = commands.add_parser("serving-config", help="write models.config, batching_parameters.txt and "
-                                  "monitoring.config for TensorFlow Serving")
-    serving.add_argument("--models-dir", default="saved_models",
-                         help="the folder of model folders (default: %(default)s)")
+    serving = commands.add_parser(
+        "serving-config",
+        help="write models.config, batching_parameters.txt and monitoring.config for TensorFlow Serving",
+    )
+    serving.add_argument(
+        "--models-dir", default="saved_models", help="the folder of model folders (default: %(default)s)"
+    )
     serving.add_argument("--out", help="where to write the files (default: the models dir)")
     serving.add_argument("--name", help="only this model (default: every model folder with versions)")
-    serving.add_argument("--policy", choices=("latest", "specific"),
-                         help="version policy (default: specific with --versions/--stable/--canary, else latest)")
+    serving.add_argument(
+        "--policy",
+        choices=("latest", "specific"),
+        help="version policy (default: specific with --versions/--stable/--canary, else latest)",
+    )
     serving.add_argument("--latest", type=int, default=1, metavar="N", help="with latest: serve the N newest versions")
     serving.add_argument("--versions", type=int, nargs="+", metavar="V", help="with specific: the versions to serve")
     serving.add_argument("--stable", type=int, metavar="V", help="label version V 'stable'")
     serving.add_argument("--canary", type=int, metavar="V", help="label version V 'canary'")
-    serving.add_argument("--base-path", metavar="DIR",
-                         help="the models dir as the server sees it, e.g. /models in Docker "
-                              "(default: its absolute path)")
+    serving.add_argument(
+        "--base-path",
+        metavar="DIR",
+        help="the models dir as the server sees it, e.g. /models in Docker (default: its absolute path)",
+    )
     serving.add_argument("--max-batch-size", type=int, default=32, help="batching: most sentences per request")
     serving.add_argument("--batch-timeout-micros", type=int, default=5000, help="batching: longest wait for a batch")
-    serving.add_argument("--batch-threads", type=int, default=0,
-                         help="batching: threads (default: this machine's cores)")
+    serving.add_argument(
+        "--batch-threads", type=int, default=0, help="batching: threads (default: this machine's cores)"
+    )
 
     evaluate = commands.add_parser(
-        "evaluate", help="BLEU, chrF and TER (sacrebleu) of a model or a file of translations",
+        "evaluate",
+        help="BLEU, chrF and TER (sacrebleu) of a model or a file of translations",
         description="Scores with sacrebleu's BLEU, chrF and TER and prints their signatures. Several --ref files "
-                    "score against several references; --compare adds systems tested against the first with "
-                    "paired bootstrap resampling.")
+        "score against several references; --compare adds systems tested against the first with "
+        "paired bootstrap resampling.",
+    )
     system = evaluate.add_mutually_exclusive_group(required=True)
     system.add_argument("--model", help="model folder (newest version) or version folder: translates the sources")
     system.add_argument("--hyp", metavar="FILE", help="translations already made, one per line (instead of --model)")
     evaluate.add_argument("--src", help="source sentences, one per line")
-    evaluate.add_argument("--ref", action="append", metavar="FILE",
-                          help="reference translations, one per line; repeat for several references per sentence")
-    evaluate.add_argument("--builtin", metavar="bible:SRC-TGT",
-                          help="sources and references from the built-in Bible corpus (instead of --src/--ref): "
-                               "every public-domain version of the target language is a reference "
-                               "(English: World English Bible, King James, Bible in Basic English)")
-    evaluate.add_argument("--split", choices=("train", "dev", "test"),
-                          help="with --builtin: which split (default: test = Romans; dev = James)")
-    evaluate.add_argument("--compare", action="append", metavar="MODEL_OR_FILE",
-                          help="another system, a model folder or a file of translations; repeatable. Each is "
-                               "tested against the first system with paired bootstrap resampling")
-    evaluate.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                          help="bootstrap samples of the paired test (default: %(default)s)")
-    evaluate.add_argument("--sentences", metavar="FILE.tsv",
-                          help="write per-sentence BLEU and chrF with source, hypothesis and references, worst first")
+    evaluate.add_argument(
+        "--ref",
+        action="append",
+        metavar="FILE",
+        help="reference translations, one per line; repeat for several references per sentence",
+    )
+    evaluate.add_argument(
+        "--builtin",
+        metavar="bible:SRC-TGT",
+        help="sources and references from the built-in Bible corpus (instead of --src/--ref): "
+        "every public-domain version of the target language is a reference "
+        "(English: World English Bible, King James, Bible in Basic English)",
+    )
+    evaluate.add_argument(
+        "--split",
+        choices=("train", "dev", "test"),
+        help="with --builtin: which split (default: test = Romans; dev = James)",
+    )
+    evaluate.add_argument(
+        "--compare",
+        action="append",
+        metavar="MODEL_OR_FILE",
+        help="another system, a model folder or a file of translations; repeatable. Each is "
+        "tested against the first system with paired bootstrap resampling",
+    )
+    evaluate.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="bootstrap samples of the paired test (default: %(default)s)",
+    )
+    evaluate.add_argument(
+        "--sentences",
+        metavar="FILE.tsv",
+        help="write per-sentence BLEU and chrF with source, hypothesis and references, worst first",
+    )
     evaluate.add_argument("--output", help="write the first system's translations here")
     evaluate.add_argument("--json", action="store_true", help="print the scores as JSON")
     evaluate.add_argument("--batch-size", type=int, default=64)
@@ -206,8 +270,7 @@ def cmd_train(args) -> int:
     else:
         _, scores = evaluate_run(run, test_pairs)
         decoding = config.decode
-        _print_scores(f"test ({len(test_pairs)} sentences, beam {decoding.beam_size}, alpha {decoding.alpha}):",
-                      scores)
+        _print_scores(f"test ({len(test_pairs)} sentences, beam {decoding.beam_size}, alpha {decoding.alpha}):", scores)
         from translate.atomic import write_text
         from translate.run_folder import TEST_SCORES
 
@@ -287,9 +350,11 @@ def _translate_stream(input_batches, where: str, translate, nbest, with_scores: 
     for batch in input_batches:
         for line in batch:
             if line.problem:
-                print(f"warning: {where.format(line.number)}: {line.problem}: translated with replacement "
-                      "characters",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"warning: {where.format(line.number)}: {line.problem}: translated with replacement characters",
+                    file=sys.stderr,
+                    flush=True,
+                )
         texts = [line.text for line in batch]
         if nbest is not None:
             for line, row in zip(batch, nbest(texts)):
@@ -307,8 +372,13 @@ def _translate_on_server(args) -> int:
 
     input_batches, where = _input_batches(args)
     try:
-        with Client(args.server, args.model_name, grpc=args.grpc, timeout=args.timeout,
-                    max_batch_size=args.batch_size or DEFAULT_BATCH_SIZE) as client:
+        with Client(
+            args.server,
+            args.model_name,
+            grpc=args.grpc,
+            timeout=args.timeout,
+            max_batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+        ) as client:
             nbest = (lambda texts: client.nbest(texts, args.nbest)) if args.nbest else None
             _translate_stream(input_batches, where, client.translate_with_scores, nbest, args.scores)
     except (ServingError, ConnectionError) as err:
@@ -464,12 +534,17 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
         return 0
-    refs = (f"{len(references)} references: {', '.join(reference_names)}" if len(references) > 1
-            else f"reference {reference_names[0]}")
+    refs = (
+        f"{len(references)} references: {', '.join(reference_names)}"
+        if len(references) > 1
+        else f"reference {reference_names[0]}"
+    )
     _print_scores(f"{first_name} on {title} ({scores.sentences} sentences, {refs}):", scores)
     for name, single in per_reference.items():
-        print(f"  only {name} ({single.sentences} sentences): BLEU = {single.bleu:.2f}, chrF = {single.chrf:.2f}, "
-              f"TER = {single.ter:.2f}")
+        print(
+            f"  only {name} ({single.sentences} sentences): BLEU = {single.bleu:.2f}, chrF = {single.chrf:.2f}, "
+            f"TER = {single.ter:.2f}"
+        )
     if comparison is not None:
         print("paired bootstrap resampling against the first system:")
         for line in comparison.lines():
@@ -516,24 +591,45 @@ def cmd_serving_config(args) -> int:
     from translate.serving_config import Batching, write_serving_config
 
     written = write_serving_config(
-        args.models_dir, args.out, name=args.name, policy=args.policy, specific=args.versions,
-        num_latest=args.latest, stable=args.stable, canary=args.canary, base_path_prefix=args.base_path,
-        batching=Batching(max_batch_size=args.max_batch_size, batch_timeout_micros=args.batch_timeout_micros,
-                          num_batch_threads=args.batch_threads))
+        args.models_dir,
+        args.out,
+        name=args.name,
+        policy=args.policy,
+        specific=args.versions,
+        num_latest=args.latest,
+        stable=args.stable,
+        canary=args.canary,
+        base_path_prefix=args.base_path,
+        batching=Batching(
+            max_batch_size=args.max_batch_size,
+            batch_timeout_micros=args.batch_timeout_micros,
+            num_batch_threads=args.batch_threads,
+        ),
+    )
     for path in written.values():
         print(path)
     return 0
 
 
-COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "export": cmd_export, "translate": cmd_translate,
-            "evaluate": cmd_evaluate, "plot": cmd_plot, "serving-config": cmd_serving_config}
+COMMANDS = {
+    "prepare": cmd_prepare,
+    "train": cmd_train,
+    "export": cmd_export,
+    "translate": cmd_translate,
+    "evaluate": cmd_evaluate,
+    "plot": cmd_plot,
+    "serving-config": cmd_serving_config,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
     if not args.verbose:
         # sacrebleu logs each step of a paired test at INFO: noise around the table it feeds.
         logging.getLogger("sacrebleu").setLevel(logging.WARNING)

@@ -32,8 +32,10 @@ from translate.messages import short_repr
 # The presets: configs/ at the top of a checkout (editable installs too); an installed package carries a copy as
 # translate/configs/ (pyproject.toml maps the folder in as package data), which comes first.
 _PACKAGE_DIR = Path(__file__).resolve().parent
-CONFIGS_DIR = next((d for d in (_PACKAGE_DIR / "configs", _PACKAGE_DIR.parent / "configs") if d.is_dir()),
-                   _PACKAGE_DIR.parent / "configs")
+CONFIGS_DIR = next(
+    (d for d in (_PACKAGE_DIR / "configs", _PACKAGE_DIR.parent / "configs") if d.is_dir()),
+    _PACKAGE_DIR.parent / "configs",
+)
 
 CELLS = ("gru", "lstm", "simple_rnn")
 # See translate.attention: where each one sits and which paper it comes from.
@@ -282,26 +284,36 @@ class Config:
             if not ok:
                 raise ValueError(message)
         checks = [
-            (self.model.cell in CELLS,
-             f"model.cell must be one of {', '.join(CELLS)}, got {short_repr(self.model.cell)}"),
-            (self.data.subword_model in ("unigram", "bpe"),
-             f"data.subword_model must be unigram or bpe, got {short_repr(self.data.subword_model)}"),
+            (
+                self.model.cell in CELLS,
+                f"model.cell must be one of {', '.join(CELLS)}, got {short_repr(self.model.cell)}",
+            ),
+            (
+                self.data.subword_model in ("unigram", "bpe"),
+                f"data.subword_model must be unigram or bpe, got {short_repr(self.data.subword_model)}",
+            ),
             # byte_fallback needs 256 byte pieces plus the 4 specials and some words.
             (self.data.src_vocab_size >= 300, "data.src_vocab_size must be at least 300"),
             (self.data.tgt_vocab_size >= 300, "data.tgt_vocab_size must be at least 300"),
             (self.data.max_pieces >= 1, "data.max_pieces must be at least 1"),
             (self.data.max_length_ratio >= 1, "data.max_length_ratio must be at least 1"),
-            (self.data.on_error in ("raise", "skip"),
-             f"data.on_error must be raise or skip, got {short_repr(self.data.on_error)}"),
-            (self.data.unicode_form in (None, "NFC", "NFKC", "NFD", "NFKD"),
-             f"data.unicode_form must be NFC, NFKC, NFD, NFKD or null, got {short_repr(self.data.unicode_form)}"),
+            (
+                self.data.on_error in ("raise", "skip"),
+                f"data.on_error must be raise or skip, got {short_repr(self.data.on_error)}",
+            ),
+            (
+                self.data.unicode_form in (None, "NFC", "NFKC", "NFD", "NFKD"),
+                f"data.unicode_form must be NFC, NFKC, NFD, NFKD or null, got {short_repr(self.data.unicode_form)}",
+            ),
             (self.data.sentencepiece_sample >= 1, "data.sentencepiece_sample must be at least 1"),
             (self.data.max_line_bytes >= 1, "data.max_line_bytes must be at least 1"),
             (0.0 <= self.model.dropout < 1.0, "model.dropout must be in [0, 1)"),
             (self.train.batch_size >= 1, "train.batch_size must be at least 1"),
             (self.train.epochs >= 1, "train.epochs must be at least 1"),
-            (self.train.steps_per_epoch is None or self.train.steps_per_epoch >= 1,
-             "train.steps_per_epoch must be at least 1 or null"),
+            (
+                self.train.steps_per_epoch is None or self.train.steps_per_epoch >= 1,
+                "train.steps_per_epoch must be at least 1 or null",
+            ),
             (self.train.learning_rate > 0, "train.learning_rate must be positive"),
             (self.train.clip_norm >= 0, "train.clip_norm must be >= 0 (0 turns clipping off)"),
             (self.train.max_minutes > 0, "train.max_minutes must be positive"),
@@ -313,8 +325,14 @@ class Config:
             (self.decode.alpha >= 0, f"decode.alpha must be >= 0, got {self.decode.alpha}"),
             (self.train.seed >= 0, f"train.seed must be >= 0, got {self.train.seed}"),
         ]
-        for units in ("embedding_dim", "encoder_units", "encoder_layers", "decoder_units", "decoder_layers",
-                      "attention_units"):
+        for units in (
+            "embedding_dim",
+            "encoder_units",
+            "encoder_layers",
+            "decoder_units",
+            "decoder_layers",
+            "attention_units",
+        ):
             checks.append((getattr(self.model, units) >= 1, f"model.{units} must be at least 1"))
         for ok, message in checks + self._model_checks() + self._train_checks():
             if not ok:
@@ -343,49 +361,73 @@ class Config:
         m = self.model
         memory_dim = memory_size(m)
         return [
-            (m.attention in ATTENTIONS,
-             f"model.attention must be one of {', '.join(ATTENTIONS)}, got {short_repr(m.attention)}"),
-            (m.bidirectional in ("first", "all"),
-             f"model.bidirectional must be first or all, got {short_repr(m.bidirectional)}"),
+            (
+                m.attention in ATTENTIONS,
+                f"model.attention must be one of {', '.join(ATTENTIONS)}, got {short_repr(m.attention)}",
+            ),
+            (
+                m.bidirectional in ("first", "all"),
+                f"model.bidirectional must be first or all, got {short_repr(m.bidirectional)}",
+            ),
             (m.output_dim is None or m.output_dim >= 1, "model.output_dim must be at least 1 or null"),
-            (not (m.input_feeding and m.attention == "none"),
-             "model.input_feeding needs attention, but model.attention is none"),
-            (not (m.input_feeding and m.attention == "bahdanau"),
-             "model.input_feeding is for attention after the decoder RNN (additive, luong_dot, luong_general); "
-             "bahdanau attention feeds its context into the recurrence already"),
-            (m.attention != "luong_dot" or m.decoder_units == memory_dim,
-             f"model.attention=luong_dot needs model.decoder_units == the encoder output size "
-             f"({memory_dim} = {'2 * ' if memory_dim != m.encoder_units else ''}model.encoder_units), "
-             f"got {m.decoder_units}; use luong_general for different sizes"),
-            (not m.tie_embeddings or output_size(m) == m.embedding_dim,
-             f"model.tie_embeddings needs model.output_dim == model.embedding_dim, got {output_size(m)} "
-             f"(output_dim{' = decoder_units' if m.output_dim is None else ''}) and {m.embedding_dim}"),
+            (
+                not (m.input_feeding and m.attention == "none"),
+                "model.input_feeding needs attention, but model.attention is none",
+            ),
+            (
+                not (m.input_feeding and m.attention == "bahdanau"),
+                "model.input_feeding is for attention after the decoder RNN (additive, luong_dot, luong_general); "
+                "bahdanau attention feeds its context into the recurrence already",
+            ),
+            (
+                m.attention != "luong_dot" or m.decoder_units == memory_dim,
+                f"model.attention=luong_dot needs model.decoder_units == the encoder output size "
+                f"({memory_dim} = {'2 * ' if memory_dim != m.encoder_units else ''}model.encoder_units), "
+                f"got {m.decoder_units}; use luong_general for different sizes",
+            ),
+            (
+                not m.tie_embeddings or output_size(m) == m.embedding_dim,
+                f"model.tie_embeddings needs model.output_dim == model.embedding_dim, got {output_size(m)} "
+                f"(output_dim{' = decoder_units' if m.output_dim is None else ''}) and {m.embedding_dim}",
+            ),
         ]
 
     def _train_checks(self) -> list[tuple[bool, str]]:
         t = self.train
         return [
-            (t.optimizer in OPTIMIZERS,
-             f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {short_repr(t.optimizer)}"),
+            (
+                t.optimizer in OPTIMIZERS,
+                f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {short_repr(t.optimizer)}",
+            ),
             (t.weight_decay >= 0, "train.weight_decay must be >= 0"),
-            (t.lr_schedule in LR_SCHEDULES,
-             f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {short_repr(t.lr_schedule)}"),
+            (
+                t.lr_schedule in LR_SCHEDULES,
+                f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {short_repr(t.lr_schedule)}",
+            ),
             (t.warmup_steps >= 1, "train.warmup_steps must be at least 1"),
             (0 < t.plateau_factor < 1, "train.plateau_factor must be in (0, 1)"),
             (t.plateau_patience >= 0, "train.plateau_patience must be >= 0"),
             (t.min_learning_rate >= 0, "train.min_learning_rate must be >= 0"),
             (0 <= t.label_smoothing < 1, "train.label_smoothing must be in [0, 1)"),
-            (t.precision in PRECISIONS,
-             f"train.precision must be one of {', '.join(PRECISIONS)}, got {short_repr(t.precision)}"),
-            (t.early_stopping_patience is None or t.early_stopping_patience >= 1,
-             "train.early_stopping_patience must be at least 1 or null"),
+            (
+                t.precision in PRECISIONS,
+                f"train.precision must be one of {', '.join(PRECISIONS)}, got {short_repr(t.precision)}",
+            ),
+            (
+                t.early_stopping_patience is None or t.early_stopping_patience >= 1,
+                "train.early_stopping_patience must be at least 1 or null",
+            ),
             (t.attention_images >= 0, "train.attention_images must be >= 0 (0: none)"),
             (t.keep_checkpoints >= 0, "train.keep_checkpoints must be >= 0 (0: none)"),
-            (t.strategy in STRATEGIES,
-             f"train.strategy must be one of {', '.join(STRATEGIES)}, got {short_repr(t.strategy)}"),
-            (not (t.jit_compile and (self.model.attention == "bahdanau" or self.model.input_feeding)),
-             "train.jit_compile needs the fused decoder: XLA cannot differentiate the step-by-step decoder that "
-             "model.attention=bahdanau and model.input_feeding use"),
+            (
+                t.strategy in STRATEGIES,
+                f"train.strategy must be one of {', '.join(STRATEGIES)}, got {short_repr(t.strategy)}",
+            ),
+            (
+                not (t.jit_compile and (self.model.attention == "bahdanau" or self.model.input_feeding)),
+                "train.jit_compile needs the fused decoder: XLA cannot differentiate the step-by-step decoder that "
+                "model.attention=bahdanau and model.input_feeding use",
+            ),
         ]
 
     def to_dict(self) -> dict[str, Any]:
@@ -469,8 +511,10 @@ class AnchorError(yaml.YAMLError):
     """A YAML anchor or alias, which config files and overrides may not use."""
 
     def __init__(self, mark: yaml.Mark) -> None:
-        super().__init__(f"YAML anchors and aliases (&name, *name) are not allowed in a config "
-                         f"(line {mark.line + 1}, column {mark.column + 1})")
+        super().__init__(
+            f"YAML anchors and aliases (&name, *name) are not allowed in a config "
+            f"(line {mark.line + 1}, column {mark.column + 1})"
+        )
 
 
 class ConfigLoader(yaml.SafeLoader):
@@ -507,8 +551,10 @@ def load_yaml(text: str) -> Any:
         raise ValueError(f"not valid YAML: {' '.join(str(err).split())[:200]}") from None
     except (AttributeError, KeyError, TypeError, IndexError) as err:
         # PyYAML's constructors fail so on some tagged values: "!!timestamp x", "!!bool maybe".
-        raise ValueError(f"not valid YAML: a tagged value PyYAML cannot read ({type(err).__name__}: "
-                         f"{' '.join(str(err).split())[:100]})") from None
+        raise ValueError(
+            f"not valid YAML: a tagged value PyYAML cannot read ({type(err).__name__}: "
+            f"{' '.join(str(err).split())[:100]})"
+        ) from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -279,8 +279,9 @@ _LOGGED_SKIPS = 10
 class _Errors:
     """Raises on a bad record, or counts and logs it when skipping."""
 
-    def __init__(self, spec: str, skip: bool, skipped: collections.Counter | None,
-                 max_line_bytes: int = MAX_LINE_BYTES) -> None:
+    def __init__(
+        self, spec: str, skip: bool, skipped: collections.Counter | None, max_line_bytes: int = MAX_LINE_BYTES
+    ) -> None:
         self.spec = spec
         self.skip = skip
         self.max_line_bytes = max_line_bytes
@@ -384,8 +385,10 @@ def _skip_rest_of_line(f: BinaryIO, raw: bytes, path: Path, lineno: int, limit: 
     try:
         while rest and not rest.endswith(b"\n"):
             if read > budget:
-                raise ValueError(f"{path}:{lineno}: no line break in {read:,} bytes: not a file of lines "
-                                 f"(data.max_line_bytes is {limit:,})")
+                raise ValueError(
+                    f"{path}:{lineno}: no line break in {read:,} bytes: not a file of lines "
+                    f"(data.max_line_bytes is {limit:,})"
+                )
             rest = f.readline(limit)
             read += len(rest)
     except (OSError, EOFError, zlib.error) as e:
@@ -455,10 +458,7 @@ def _moses_file(prefix: str, suffix: str) -> Path:
 
 def _mismatch(source: Path, target: Path, counts: tuple[int, int] | None = None) -> ValueError:
     n_source, n_target = counts or (_count_lines(source), _count_lines(target))
-    return ValueError(
-        f"parallel files differ in length: {source} has {n_source:,} lines, "
-        f"{target} has {n_target:,}"
-    )
+    return ValueError(f"parallel files differ in length: {source} has {n_source:,} lines, {target} has {n_target:,}")
 
 
 def _moses(spec: CorpusSpec, errors: _Errors) -> Iterator[Triple]:
@@ -499,9 +499,7 @@ def _jsonl(spec: CorpusSpec, errors: _Errors) -> Iterator[Triple]:
 
 
 def _json_type(value: object) -> str:
-    return {dict: "an object", list: "an array", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number"
-    )
+    return {dict: "an object", list: "an array", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
 
 
 def _jsonl_pairs(path: Path, src: str, tgt: str, errors: _Errors) -> Iterator[Triple]:
@@ -655,8 +653,9 @@ def _tmx_units(path: Path) -> Iterator[ET.Element]:
                 raise  # the root element's message above
             # The XML declaration names an encoding Python does not know (LookupError), or a
             # multi-byte one other than UTF-8 and UTF-16, which expat cannot read (ValueError).
-            raise ValueError(f"{path}: cannot read the encoding its XML declaration names ({e}): "
-                             "save the file as UTF-8 or UTF-16") from None
+            raise ValueError(
+                f"{path}: cannot read the encoding its XML declaration names ({e}): save the file as UTF-8 or UTF-16"
+            ) from None
 
 
 def _tmx_pairs(path: Path, src: str, tgt: str, errors: _Errors) -> Iterator[Triple]:

@@ -59,7 +59,7 @@ def read_tf_config(environ: dict[str, str] | None = None) -> dict[str, Any]:
         raise ValueError(f'{TF_CONFIG} needs a "task" with "type" and "index", e.g. {{"type": "worker", "index": 0}}')
     hosts = cluster.get(task["type"])
     if not isinstance(hosts, list) or not isinstance(task["index"], int) or not 0 <= task["index"] < len(hosts):
-        raise ValueError(f'{TF_CONFIG} task {task["type"]}:{task["index"]} is not in its cluster {cluster}')
+        raise ValueError(f"{TF_CONFIG} task {task['type']}:{task['index']} is not in its cluster {cluster}")
     return tf_config
 
 
@@ -171,8 +171,12 @@ def make_strategy(name: str):
     if name == "multi_worker":
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         resolver = strategy.cluster_resolver
-        log.info("multi-worker strategy: this is %s %s of %d replicas in sync",
-                 resolver.task_type, resolver.task_id, strategy.num_replicas_in_sync)
+        log.info(
+            "multi-worker strategy: this is %s %s of %d replicas in sync",
+            resolver.task_type,
+            resolver.task_id,
+            strategy.num_replicas_in_sync,
+        )
         return strategy
     raise ValueError(f"unknown train.strategy {name!r} (default, mirrored or multi_worker)")
 
@@ -225,7 +229,8 @@ def _work_around_keras_distribution_bugs() -> None:
         # dimensions"). A scalar's mean over the replicas is axis=None.
         if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
             return tree.map_structure(
-                lambda v: strategy.reduce("MEAN", v, axis=None if v.shape.rank == 0 else 0), values)
+                lambda v: strategy.reduce("MEAN", v, axis=None if v.shape.rank == 0 else 0), values
+            )
         return keras_reduce(values, strategy, reduction)
 
     reduce_per_replica._translate_workaround = True
@@ -236,5 +241,8 @@ def _work_around_keras_distribution_bugs() -> None:
 def _all_built(model) -> bool:
     """Whether ``Trainer._symbolic_build`` would find nothing that needs a data batch."""
     metrics, loss = model._compile_metrics, model._compile_loss
-    return (all(layer.built for layer in model._flatten_layers())
-            and (metrics is None or metrics.built) and (loss is None or loss.built))
+    return (
+        all(layer.built for layer in model._flatten_layers())
+        and (metrics is None or metrics.built)
+        and (loss is None or loss.built)
+    )

@@ -51,8 +51,9 @@ def read_stream_lines(stream: BinaryIO, name: str, max_line_bytes: int | None = 
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as err:
-            raise ValueError(f"{name} is not valid UTF-8 ({err.reason} at byte {err.start} of line "
-                             f"{len(lines) + 1})") from None
+            raise ValueError(
+                f"{name} is not valid UTF-8 ({err.reason} at byte {err.start} of line {len(lines) + 1})"
+            ) from None
         lines.append(text.rstrip("\n").rstrip("\r"))
     return lines
 
@@ -165,8 +166,9 @@ def score(hypotheses: Sequence[str], *references: ReferenceStream) -> Scores:
     )
 
 
-def per_reference_scores(hypotheses: Sequence[str], references: Sequence[ReferenceStream],
-                         names: Sequence[str]) -> dict[str, Scores]:
+def per_reference_scores(
+    hypotheses: Sequence[str], references: Sequence[ReferenceStream], names: Sequence[str]
+) -> dict[str, Scores]:
     """Single-reference scores against each reference stream on its own, keyed by ``names``.
 
     A sentence that a reference lacks (None) is left out of that
@@ -197,8 +199,9 @@ class SentenceScore:
     references: list[str]
 
 
-def sentence_scores(sources: Sequence[str] | None, hypotheses: Sequence[str],
-                    *references: ReferenceStream) -> list[SentenceScore]:
+def sentence_scores(
+    sources: Sequence[str] | None, hypotheses: Sequence[str], *references: ReferenceStream
+) -> list[SentenceScore]:
     """Sentence BLEU and chrF of every hypothesis, worst first.
 
     Sentence BLEU uses sacrebleu's effective order (n-gram orders a short
@@ -215,14 +218,16 @@ def sentence_scores(sources: Sequence[str] | None, hypotheses: Sequence[str],
     rows = []
     for j, hypothesis in enumerate(hypotheses):
         refs = [stream[j] for stream in streams if stream[j] is not None]
-        rows.append(SentenceScore(
-            line=j + 1,
-            bleu=bleu.sentence_score(hypothesis, refs).score,
-            chrf=chrf.sentence_score(hypothesis, refs).score,
-            source=sources[j] if sources is not None else "",
-            hypothesis=hypothesis,
-            references=refs,
-        ))
+        rows.append(
+            SentenceScore(
+                line=j + 1,
+                bleu=bleu.sentence_score(hypothesis, refs).score,
+                chrf=chrf.sentence_score(hypothesis, refs).score,
+                source=sources[j] if sources is not None else "",
+                hypothesis=hypothesis,
+                references=refs,
+            )
+        )
     rows.sort(key=lambda row: (row.bleu, row.chrf, row.line))
     return rows
 
@@ -280,9 +285,13 @@ class Comparison:
     significance: float = 0.05
 
     def to_dict(self) -> dict:
-        return {"test": "paired bootstrap resampling", "samples": self.samples,
-                "baseline": self.systems[0].name, "signatures": self.signatures,
-                "systems": [asdict(system) for system in self.systems]}
+        return {
+            "test": "paired bootstrap resampling",
+            "samples": self.samples,
+            "baseline": self.systems[0].name,
+            "signatures": self.signatures,
+            "systems": [asdict(system) for system in self.systems],
+        }
 
     def lines(self) -> list[str]:
         """A table like sacrebleu's: score (bootstrap mean ± 95% CI) and p-value per metric and system."""
@@ -299,14 +308,17 @@ class Comparison:
                     cell += f"  p={p:.4f}{'*' if p < self.significance else ''}"
                 cells.append(cell.ljust(block))
             out.append((label.ljust(name_width) + "".join(cells)).rstrip())
-        out.append(f"score (bootstrap mean ± 95% CI); p: paired bootstrap resampling, {self.samples} samples; "
-                   f"* p < {self.significance}")
+        out.append(
+            f"score (bootstrap mean ± 95% CI); p: paired bootstrap resampling, {self.samples} samples; "
+            f"* p < {self.significance}"
+        )
         out += [f"{metric}: {self.signatures[metric]}" for metric in self.metrics]
         return out
 
 
-def compare(systems: Sequence[tuple[str, Sequence[str]]], *references: ReferenceStream,
-            samples: int = 1000) -> Comparison:
+def compare(
+    systems: Sequence[tuple[str, Sequence[str]]], *references: ReferenceStream, samples: int = 1000
+) -> Comparison:
     """Paired bootstrap resampling of each system against ``systems[0]`` on BLEU, chrF and TER.
 
     Uses sacrebleu's own implementation (``sacrebleu.significance.PairedTest``,
@@ -330,21 +342,24 @@ def compare(systems: Sequence[tuple[str, Sequence[str]]], *references: Reference
             raise ValueError(f"system {name} has no hypotheses")
         streams = _check_references(hypotheses, references)
     metrics = {"BLEU": BLEU(), "chrF": CHRF(), "TER": TER()}
-    test = PairedTest([(name, list(hyps)) for name, hyps in systems], metrics, references=streams,
-                      test_type="bs", n_samples=samples)
+    test = PairedTest(
+        [(name, list(hyps)) for name, hyps in systems], metrics, references=streams, test_type="bs", n_samples=samples
+    )
     signatures, table = test()
     # sacrebleu keys results by each score's own name ("chrF2" for chrF with beta 2).
     keys = dict(zip(metrics, [key for key in table if key != "System"]))
     results = []
     for i, name in enumerate(table["System"]):
         result = {metric: table[keys[metric]][i] for metric in metrics}
-        results.append(SystemResult(
-            name=name,
-            scores={m: float(r.score) for m, r in result.items()},
-            means={m: float(r.mean) for m, r in result.items()},
-            ci={m: float(r.ci) for m, r in result.items()},
-            p_values={m: None if r.p_value is None else float(r.p_value) for m, r in result.items()},
-        ))
+        results.append(
+            SystemResult(
+                name=name,
+                scores={m: float(r.score) for m, r in result.items()},
+                means={m: float(r.mean) for m, r in result.items()},
+                ci={m: float(r.ci) for m, r in result.items()},
+                p_values={m: None if r.p_value is None else float(r.p_value) for m, r in result.items()},
+            )
+        )
     baseline = results[0]
     for system in results[1:]:
         for metric, p_value in system.p_values.items():

@@ -115,8 +115,11 @@ def warmup_requests(sentences=WARMUP_SENTENCES, batches=WARMUP_BATCHES) -> list[
         request = predict_pb2.PredictRequest()
         request.model_spec.signature_name = signature
         request.inputs["sentences"].CopyFrom(tf.make_tensor_proto(rows, dtype=tf.string, shape=[batch]))
-        records.append(prediction_log_pb2.PredictionLog(
-            predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString())
+        records.append(
+            prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            ).SerializeToString()
+        )
     return records
 
 
@@ -194,9 +197,15 @@ def _temporary_folder(model_dir: Path) -> Path:
     return tmp
 
 
-def export(graph: TranslationGraph, config: Config, src_model: bytes, tgt_model: bytes,
-           models_dir: str | Path | None = None, name: str | None = None,
-           warmup_sentences=WARMUP_SENTENCES) -> Path:
+def export(
+    graph: TranslationGraph,
+    config: Config,
+    src_model: bytes,
+    tgt_model: bytes,
+    models_dir: str | Path | None = None,
+    name: str | None = None,
+    warmup_sentences=WARMUP_SENTENCES,
+) -> Path:
     """Writes the next version of ``models_dir/name`` and returns its path.
 
     ``warmup_sentences`` fill the warm-up records (see the module docstring).

@@ -46,10 +46,15 @@ class GRU(keras.layers.GRU):
 
     def _hoists(self) -> bool:
         cell = self.cell
-        return (cell.reset_after and cell.use_bias and not cell.recurrent_dropout and not self.unroll
-                and cell.activation is keras.activations.tanh
-                and cell.recurrent_activation is keras.activations.sigmoid
-                and not tf.config.list_logical_devices("GPU"))
+        return (
+            cell.reset_after
+            and cell.use_bias
+            and not cell.recurrent_dropout
+            and not self.unroll
+            and cell.activation is keras.activations.tanh
+            and cell.recurrent_activation is keras.activations.sigmoid
+            and not tf.config.list_logical_devices("GPU")
+        )
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         """The loop of ``keras.layers.RNN``: same arguments and results.
@@ -74,7 +79,7 @@ class GRU(keras.layers.GRU):
         kernel = tf.cast(cell.kernel, dtype)
         input_bias, recurrent_bias = tf.unstack(tf.cast(cell.bias, dtype))
         # b'_z and b'_r add to the input projection; b'_h sits inside r_t * (...).
-        folded_bias = input_bias + tf.concat([recurrent_bias[:2 * units], tf.zeros([units], dtype)], axis=0)
+        folded_bias = input_bias + tf.concat([recurrent_bias[: 2 * units], tf.zeros([units], dtype)], axis=0)
 
         # Time-major, so that step t reads one contiguous [batch, 3 * units] slice.
         time_major = tf.transpose(sequences, [1, 0, 2])
@@ -86,7 +91,7 @@ class GRU(keras.layers.GRU):
         if self.go_backwards:
             projected = tf.reverse(projected, [0])
             mask = None if mask is None else tf.reverse(mask, [0])
-        states = recurrence(projected, h0, tf.cast(cell.recurrent_kernel, dtype), recurrent_bias[2 * units:], mask)
+        states = recurrence(projected, h0, tf.cast(cell.recurrent_kernel, dtype), recurrent_bias[2 * units :], mask)
         if mask is None:
             outputs = states
         else:
@@ -138,8 +143,14 @@ def recurrence(projected, h0, recurrent_kernel, candidate_bias, mask=None):
             new = candidate + z * (h - candidate)
             if mask is not None:
                 new = tf.where(mask[t][:, None], new, h)
-            return (t + 1, new, states.write(t, new), gates.write(t, zr), candidates.write(t, candidate),
-                    hiddens.write(t, hidden))
+            return (
+                t + 1,
+                new,
+                states.write(t, new),
+                gates.write(t, zr),
+                candidates.write(t, candidate),
+                hiddens.write(t, hidden),
+            )
 
         arrays = [tf.TensorArray(dtype, size=steps) for _ in range(4)]
         _, _, *arrays = loop(forward, (0, h0, *arrays))
@@ -157,7 +168,8 @@ def recurrence(projected, h0, recurrent_kernel, candidate_bias, mask=None):
             def backward(i, d_h, d_inners, d_candidates):
                 t = steps - 1 - i
                 d_out, z_t, r_t, to_candidate_t, to_z_t, to_r_t = (
-                    x[t] for x in (d_states, z, r, to_candidate, to_z, to_r))
+                    x[t] for x in (d_states, z, r, to_candidate, to_z, to_r)
+                )
                 d_new = d_out + d_h
                 d_kept = None
                 if mask is not None:
@@ -172,12 +184,14 @@ def recurrence(projected, h0, recurrent_kernel, candidate_bias, mask=None):
                 return i + 1, d_h, d_inners.write(t, d_inner), d_candidates.write(t, d_candidate)
 
             _, d_h0, d_inners, d_candidates = loop(
-                backward, (0, tf.zeros_like(h0), tf.TensorArray(dtype, size=steps), tf.TensorArray(dtype, size=steps)))
+                backward, (0, tf.zeros_like(h0), tf.TensorArray(dtype, size=steps), tf.TensorArray(dtype, size=steps))
+            )
             d_inners = d_inners.stack()
-            d_projected = tf.concat([d_inners[:, :, :2 * units], d_candidates.stack()], axis=-1)
-            d_recurrent = tf.matmul(tf.reshape(previous, [-1, units]), tf.reshape(d_inners, [-1, 3 * units]),
-                                    transpose_a=True)
-            d_candidate_bias = tf.reduce_sum(d_inners[:, :, 2 * units:], axis=[0, 1])
+            d_projected = tf.concat([d_inners[:, :, : 2 * units], d_candidates.stack()], axis=-1)
+            d_recurrent = tf.matmul(
+                tf.reshape(previous, [-1, units]), tf.reshape(d_inners, [-1, 3 * units]), transpose_a=True
+            )
+            d_candidate_bias = tf.reduce_sum(d_inners[:, :, 2 * units :], axis=[0, 1])
             return d_projected, d_h0, d_recurrent, d_candidate_bias
 
         return states, gradient

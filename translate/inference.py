@@ -60,15 +60,18 @@ class TranslationGraph(tf.Module):
     def __init__(self, models: Seq2Seq, src_model: bytes, tgt_model: bytes, decode_config: DecodeConfig):
         super().__init__(name="translation_graph")
         if decode_config.beam_size > models.tgt_vocab_size:
-            raise ValueError(f"beam size {decode_config.beam_size} is larger than the target vocabulary "
-                             f"({models.tgt_vocab_size} pieces)")
+            raise ValueError(
+                f"beam size {decode_config.beam_size} is larger than the target vocabulary "
+                f"({models.tgt_vocab_size} pieces)"
+            )
         self.encoder = models.encoder
         self.step = models.step
         self.models = models
         # The search keeps scores, states and attention in float32; a model built
         # under a mixed precision policy (train.precision) computes in bfloat16.
         self._search_models = dataclasses.replace(
-            models, encoder=_Float32Outputs(models.encoder), step=_Float32Outputs(models.step))
+            models, encoder=_Float32Outputs(models.encoder), step=_Float32Outputs(models.step)
+        )
         self.src_tokenizer = make_tokenizer(src_model)
         self.tgt_tokenizer = make_tokenizer(tgt_model)
         self.decode_config = decode_config
@@ -103,8 +106,10 @@ class TranslationGraph(tf.Module):
 
     def _translate(self, sentences):
         result = self._search(sentences)
-        return {"translations": self._detokenize(result.ids[:, :1], result.lengths[:, :1])[:, 0],
-                "scores": result.scores[:, 0]}
+        return {
+            "translations": self._detokenize(result.ids[:, :1], result.lengths[:, :1])[:, 0],
+            "scores": result.scores[:, 0],
+        }
 
     def _translate_greedy(self, sentences):
         result = self._search(sentences, self.greedy_config)

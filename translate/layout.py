@@ -23,8 +23,10 @@ MODEL_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 def check_model_name(name: object, what: str = "model name") -> str:
     """Returns ``name`` if it is a safe model folder name (:data:`MODEL_NAME`), else raises ValueError."""
     if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
-        raise ValueError(f"{what} {short_repr(name)} must be a single folder name of at most 128 letters, digits, "
-                         "'.', '_' and '-', not starting with '.'")
+        raise ValueError(
+            f"{what} {short_repr(name)} must be a single folder name of at most 128 letters, digits, "
+            "'.', '_' and '-', not starting with '.'"
+        )
     return name
 
 
@@ -38,8 +40,11 @@ def versions(model_dir: str | Path) -> list[int]:
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         return []
-    return sorted(int(p.name) for p in model_dir.iterdir()
-                  if p.name.isascii() and p.name.isdigit() and int(p.name) > 0 and p.is_dir())
+    return sorted(
+        int(p.name)
+        for p in model_dir.iterdir()
+        if p.name.isascii() and p.name.isdigit() and int(p.name) > 0 and p.is_dir()
+    )
 
 
 def resolve_version(path: str | Path) -> Path:

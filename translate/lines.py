@@ -41,8 +41,11 @@ def decode_line(data: bytes, number: int) -> Line:
         return Line(number, data.decode("utf-8"))
     except UnicodeDecodeError as err:
         column = len(data[: err.start].decode("utf-8")) + 1  # everything before the first bad byte decodes
-        return Line(number, data.decode("utf-8", errors="replace"),
-                    f"not valid UTF-8 (byte 0x{data[err.start]:02x} at column {column})")
+        return Line(
+            number,
+            data.decode("utf-8", errors="replace"),
+            f"not valid UTF-8 (byte 0x{data[err.start]:02x} at column {column})",
+        )
 
 
 def _cut_line_end(data: bytes) -> bytes:
@@ -54,8 +57,9 @@ def _cut_line_end(data: bytes) -> bytes:
     return data
 
 
-def read_lines(stream: BinaryIO | Iterable[bytes], name: str = "standard input",
-               max_line_bytes: int | None = None) -> Iterator[Line]:
+def read_lines(
+    stream: BinaryIO | Iterable[bytes], name: str = "standard input", max_line_bytes: int | None = None
+) -> Iterator[Line]:
     """The lines of a binary stream (or of an iterable of byte strings), decoded one at a time.
 
     A line longer than ``max_line_bytes`` (default

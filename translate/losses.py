@@ -44,8 +44,9 @@ class SmoothedCrossEntropy(keras.losses.Loss):
         reduction = kwargs.pop("reduction", "sum")
         if reduction != "sum":
             # The per-token weights below already hold the 1 / (real tokens) of the mean.
-            raise ValueError(f"SmoothedCrossEntropy sums pre-weighted token losses; reduction must be 'sum', "
-                             f"got {reduction!r}")
+            raise ValueError(
+                f"SmoothedCrossEntropy sums pre-weighted token losses; reduction must be 'sum', got {reduction!r}"
+            )
         super().__init__(name=name, reduction="sum", **kwargs)
         self.label_smoothing = float(label_smoothing)
 

@@ -94,8 +94,9 @@ class Decoder(keras.layers.Layer):
             rnn_class(self.units, return_sequences=True, return_state=True, name=f"{config.cell}_{i}")
             for i in range(config.decoder_layers)
         ]
-        self.attention = make_attention(self.kind, config.attention_units, self.units, memory_dim,
-                                        normalize=config.attention_normalize)
+        self.attention = make_attention(
+            self.kind, config.attention_units, self.units, memory_dim, normalize=config.attention_normalize
+        )
         self.attentional = keras.layers.Dense(self.output_dim, activation="tanh", name="attentional")
         self.layer_dropout = keras.layers.Dropout(self.dropout, name="layer_dropout")
         self.supports_masking = True
@@ -130,7 +131,7 @@ class Decoder(keras.layers.Layer):
     def _split(self, states):
         """Flat states -> per-layer lists, and ``h~_{t-1}`` (None without input feeding)."""
         n = self.n_states
-        layers = [list(states[i * n:(i + 1) * n]) for i in range(len(self.rnns))]
+        layers = [list(states[i * n : (i + 1) * n]) for i in range(len(self.rnns))]
         return layers, (states[-1] if self.input_feeding else None)
 
     def _dropout_masks(self, inputs, training):
@@ -218,12 +219,17 @@ class Decoder(keras.layers.Layer):
         if self.kind != "bahdanau" or self.input_feeding or len(self.rnns) != 1 or not self.use_hoisted_loop:
             return False
         cell = self.rnns[0].cell
-        if not (isinstance(cell, keras.layers.LSTMCell)
-                or (isinstance(cell, keras.layers.GRUCell) and cell.reset_after)):
+        if not (
+            isinstance(cell, keras.layers.LSTMCell) or (isinstance(cell, keras.layers.GRUCell) and cell.reset_after)
+        ):
             return False
-        return (cell.use_bias and not cell.dropout and not cell.recurrent_dropout
-                and cell.activation is keras.activations.tanh
-                and cell.recurrent_activation is keras.activations.sigmoid)
+        return (
+            cell.use_bias
+            and not cell.dropout
+            and not cell.recurrent_dropout
+            and cell.activation is keras.activations.tanh
+            and cell.recurrent_activation is keras.activations.sigmoid
+        )
 
     def _bahdanau_loop(self, inputs, states, memory, keys, source_mask):
         """Teacher forcing with attention inside the recurrence, the loop-free parts hoisted
@@ -238,19 +244,22 @@ class Decoder(keras.layers.Layer):
         if self.n_states == 1:
             input_bias, recurrent_bias = tf.unstack(bias)
             # b'_z and b'_r add to the input projection; b'_h sits inside r_t * (...).
-            bias = input_bias + tf.concat([recurrent_bias[:2 * units], tf.zeros([units], dtype)], axis=0)
-            candidate_bias, h0, cell0 = recurrent_bias[2 * units:], states[0], states[0]
+            bias = input_bias + tf.concat([recurrent_bias[: 2 * units], tf.zeros([units], dtype)], axis=0)
+            candidate_bias, h0, cell0 = recurrent_bias[2 * units :], states[0], states[0]
         else:
             candidate_bias, (h0, cell0) = None, states
         time_major = tf.transpose(inputs, [1, 0, 2])
-        projected = tf.einsum("tbe,eg->tbg", time_major, kernel[:self.embedding_dim]) + bias
+        projected = tf.einsum("tbe,eg->tbg", time_major, kernel[: self.embedding_dim]) + bias
         attention = self.attention
         out = attentive_recurrence(
-            "gru" if self.n_states == 1 else "lstm", projected, h0, cell0,
-            CellWeights(tf.cast(cell.recurrent_kernel, dtype), kernel[self.embedding_dim:], candidate_bias),
-            AttentionWeights(tf.cast(attention.query_layer.kernel, dtype),
-                             attention.score_vector(dtype)),
-            Memory(memory, keys, source_mask))
+            "gru" if self.n_states == 1 else "lstm",
+            projected,
+            h0,
+            cell0,
+            CellWeights(tf.cast(cell.recurrent_kernel, dtype), kernel[self.embedding_dim :], candidate_bias),
+            AttentionWeights(tf.cast(attention.query_layer.kernel, dtype), attention.score_vector(dtype)),
+            Memory(memory, keys, source_mask),
+        )
         s, context, weights = (tf.transpose(x, [1, 0, 2]) for x in (out.states, out.contexts, out.weights))
         attentional = self.attentional(tf.concat([s, context, inputs], axis=-1))
         final_states = [out.states[-1]] if self.n_states == 1 else [out.states[-1], out.final_cell]
@@ -258,8 +267,7 @@ class Decoder(keras.layers.Layer):
 
     def _scan(self, inputs, states, memory, keys, source_mask, masks, training):
         def scan_step(carry, y):
-            attentional, weights, new_states = self.step(y, list(carry[2:]), memory, keys, source_mask, masks,
-                                                         training)
+            attentional, weights, new_states = self.step(y, list(carry[2:]), memory, keys, source_mask, masks, training)
             # The grouped attention's reshapes lose a static batch size that the carry has.
             return tuple(tf.ensure_shape(x, c.shape) for x, c in zip((attentional, weights, *new_states), carry))
 
@@ -270,8 +278,7 @@ class Decoder(keras.layers.Layer):
             *states,
         )
         attentional, weights, *all_states = tf.scan(scan_step, tf.transpose(inputs, [1, 0, 2]), initializer=init)
-        return (tf.transpose(attentional, [1, 0, 2]), tf.transpose(weights, [1, 0, 2]),
-                [s[-1] for s in all_states])
+        return (tf.transpose(attentional, [1, 0, 2]), tf.transpose(weights, [1, 0, 2]), [s[-1] for s in all_states])
 
     def _fused(self, inputs, states, memory, keys, source_mask, masks, training):
         layer_states, _ = self._split(states)
@@ -339,8 +346,9 @@ def _encoder_stack(config: ModelConfig, embedded):
     x, finals = embedded, []
     for i in range(config.encoder_layers):
         both_ways = i == 0 or config.bidirectional == "all"
-        rnn = rnn_class(config.encoder_units, return_sequences=True, return_state=True,
-                        name=f"encoder_{config.cell}_{i}")
+        rnn = rnn_class(
+            config.encoder_units, return_sequences=True, return_state=True, name=f"encoder_{config.cell}_{i}"
+        )
         layer = keras.layers.Bidirectional(rnn, name=f"encoder_{i}") if both_ways else rnn
         layer_input = keras.layers.Dropout(config.dropout, name=f"encoder_dropout_{i}")(x) if i > 0 else x
         output, *finals = layer(layer_input)
@@ -353,8 +361,9 @@ def _encoder_stack(config: ModelConfig, embedded):
     return x, finals
 
 
-def build_models(config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int,
-                 training_class: type[keras.Model] = keras.Model) -> Seq2Seq:
+def build_models(
+    config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int, training_class: type[keras.Model] = keras.Model
+) -> Seq2Seq:
     """Builds the training, encoder and step models.
 
     ``training_class`` is the class of the training model (a ``keras.Model``
@@ -374,8 +383,10 @@ def build_models(config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int,
     src_dropout = keras.layers.Dropout(config.dropout, name="src_dropout")
     tgt_dropout = keras.layers.Dropout(config.dropout, name="tgt_dropout")
     decoder = Decoder(config, memory_dim, name="decoder")
-    bridges = [keras.layers.Dense(size, activation="tanh", name=f"bridge_{i}")
-               for i, size in enumerate(decoder_state_sizes(config))]
+    bridges = [
+        keras.layers.Dense(size, activation="tanh", name=f"bridge_{i}")
+        for i, size in enumerate(decoder_state_sizes(config))
+    ]
     out_dropout = keras.layers.Dropout(config.dropout, name="output_dropout")
     # float32 logits under mixed precision too: a bfloat16 softmax over the vocabulary loses the tail.
     if config.tie_embeddings:

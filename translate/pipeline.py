@@ -60,6 +60,7 @@ def make_dataset(
     Returns:
         batches of ``((source_ids [b, s], target_in [b, t]), target_out [b, t])``, int32.
     """
+
     def tokenize(src, tgt):
         # One pair -> three 1-D id vectors.
         source_ids = encode(src_tokenizer, src[tf.newaxis], add_eos=True)
@@ -69,9 +70,7 @@ def make_dataset(
         return source_ids.flat_values, target_in.flat_values, target_out.flat_values
 
     dataset = pairs.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.filter(
-        lambda s, ti, to: (tf.size(s) <= max_pieces + 1) & (tf.size(to) <= max_pieces + 1)
-    )
+    dataset = dataset.filter(lambda s, ti, to: (tf.size(s) <= max_pieces + 1) & (tf.size(to) <= max_pieces + 1))
     # Tokenize once: SentencePiece cost about 5 s of CPU an epoch on the quick
     # preset, taken from the training step on a 2-core machine. The ids of a
     # corpus this size are a few MB.

@@ -40,8 +40,9 @@ _INCHES_PER_PIECE = 0.32
 _MAX_INCHES = 40.0
 
 
-def attention_figure(source_pieces: Sequence[str], target_pieces: Sequence[str], attention,
-                     title: str | None = None) -> Figure:
+def attention_figure(
+    source_pieces: Sequence[str], target_pieces: Sequence[str], attention, title: str | None = None
+) -> Figure:
     """A heatmap of ``attention[target, source]``: which source pieces each target piece looked at.
 
     Rows are target pieces top to bottom, columns source pieces left to
@@ -53,8 +54,10 @@ def attention_figure(source_pieces: Sequence[str], target_pieces: Sequence[str],
     """
     weights = np.asarray(attention, dtype=np.float32)
     if weights.ndim != 2 or weights.shape != (len(target_pieces), len(source_pieces)):
-        raise ValueError(f"attention of shape {weights.shape} does not match {len(target_pieces)} target x "
-                         f"{len(source_pieces)} source pieces")
+        raise ValueError(
+            f"attention of shape {weights.shape} does not match {len(target_pieces)} target x "
+            f"{len(source_pieces)} source pieces"
+        )
     if not source_pieces:
         raise ValueError("nothing to plot: the sentence has no source pieces")
     width = min(_MAX_INCHES, 2.5 + _INCHES_PER_PIECE * len(source_pieces))
@@ -66,14 +69,20 @@ def attention_figure(source_pieces: Sequence[str], target_pieces: Sequence[str],
         # A model may end a translation at once (an untrained one often does):
         # show that plainly instead of failing on an empty matrix.
         weights = np.full((1, len(source_pieces)), np.nan, dtype=np.float32)
-        axes.text(0.5, 0.5, "empty translation: the model stopped at the first step", ha="center",
-                  va="center", transform=axes.transAxes, color="gray")
+        axes.text(
+            0.5,
+            0.5,
+            "empty translation: the model stopped at the first step",
+            ha="center",
+            va="center",
+            transform=axes.transAxes,
+            color="gray",
+        )
     # The colour scale ends at the largest weight, not at 1: an untrained or
     # unsure model spreads its attention thin, and a 0..1 scale would show it
     # as one flat colour.
     top = float(np.nanmax(weights)) if np.isfinite(weights).any() else 1.0
-    image = axes.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(top, 1e-6), aspect="auto",
-                        interpolation="nearest")
+    image = axes.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(top, 1e-6), aspect="auto", interpolation="nearest")
     axes.set_xticks(range(len(source_pieces)), list(source_pieces), rotation=90, fontsize=9)
     axes.set_yticks(range(len(target_pieces)), list(target_pieces), fontsize=9)  # none when empty
     axes.set_xlabel("source pieces")
@@ -107,8 +116,9 @@ def alignment(model, sentence: str) -> dict:
         return model.align(sentence)
     graph = getattr(model, "graph", model)  # a Run holds its TranslationGraph
     if not isinstance(graph, TranslationGraph):
-        raise ValueError(f"cannot align with a {type(model).__name__}: expected a Translator, "
-                         "a TranslationGraph or a training Run")
+        raise ValueError(
+            f"cannot align with a {type(model).__name__}: expected a Translator, a TranslationGraph or a training Run"
+        )
     return alignment_from_outputs(graph.align(tf.constant([sentence], dtype=tf.string)))
 
 
@@ -177,8 +187,13 @@ _PANELS = (
     ("learning rate", ("learning_rate",), 1.0),
     ("gradient norm before clipping", ("grad_norm",), 2.0),
 )
-_LABELS = {"loss": "train", "val_loss": "dev", "dev_bleu": "dev BLEU", "learning_rate": "learning rate",
-           "grad_norm": "global norm"}
+_LABELS = {
+    "loss": "train",
+    "val_loss": "dev",
+    "dev_bleu": "dev BLEU",
+    "learning_rate": "learning rate",
+    "grad_norm": "global norm",
+}
 
 
 def learning_curves_figure(history: Mapping[str, Sequence[float]], title: str | None = None) -> Figure:
@@ -200,8 +215,15 @@ def learning_curves_figure(history: Mapping[str, Sequence[float]], title: str | 
         axes.grid(alpha=0.3)
         present = [c for c in columns if c in history and any(math.isfinite(v) for v in history[c])]
         if not present:
-            axes.text(0.5, 0.5, f"not logged ({', '.join(columns)})", ha="center", va="center",
-                      transform=axes.transAxes, color="gray")
+            axes.text(
+                0.5,
+                0.5,
+                f"not logged ({', '.join(columns)})",
+                ha="center",
+                va="center",
+                transform=axes.transAxes,
+                color="gray",
+            )
             continue
         for column in present:
             axes.plot(epochs, history[column], marker="o", markersize=3, label=_LABELS.get(column, column))

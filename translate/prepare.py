@@ -112,8 +112,10 @@ class _Pass1:
 
     def __init__(self, scratch: dict[str, tuple[Path, Path]], stack: ExitStack, sample_size: int, seed: int):
         self.files = {
-            split: (stack.enter_context(open(scratch[split][0], "w", encoding="utf-8")),
-                    stack.enter_context(open(scratch[split][1], "w", encoding="utf-8")))
+            split: (
+                stack.enter_context(open(scratch[split][0], "w", encoding="utf-8")),
+                stack.enter_context(open(scratch[split][1], "w", encoding="utf-8")),
+            )
             for split in SPLITS
         }
         self.hashes = {split: array("Q") for split in SPLITS}
@@ -138,13 +140,21 @@ class _Pass1:
                     self.sample[slot] = (source, target)
 
 
-def _read_cleaned(spec: str, options: CleaningOptions, on_error: str, skipped: Counter, counts: CleaningCounts,
-                  read_counts: Counter, progress: bool, max_line_bytes: int | None = None,
-                  ) -> Iterator[tuple[str, str, str | None]]:
+def _read_cleaned(
+    spec: str,
+    options: CleaningOptions,
+    on_error: str,
+    skipped: Counter,
+    counts: CleaningCounts,
+    read_counts: Counter,
+    progress: bool,
+    max_line_bytes: int | None = None,
+) -> Iterator[tuple[str, str, str | None]]:
     """The corpus' pairs, cleaned; ``read_counts[spec]`` counts every pair read, kept or not."""
     reader = read_pairs(spec, on_error=on_error, skipped=skipped, max_line_bytes=max_line_bytes)
-    for source, target, split in tqdm(reader, desc=f"reading {spec}", unit=" pairs", disable=not progress,
-                                      mininterval=2.0):
+    for source, target, split in tqdm(
+        reader, desc=f"reading {spec}", unit=" pairs", disable=not progress, mininterval=2.0
+    ):
         read_counts[spec] += 1
         pair = clean_pair(source, target, options, counts)
         if pair is not None:
@@ -168,8 +178,9 @@ def _percentiles(lengths: np.ndarray) -> dict[str, int]:
 
 
 def _lengths(processor: spm.SentencePieceProcessor, lines: list[str]) -> np.ndarray:
-    return np.fromiter((len(ids) for ids in processor.encode(lines, num_threads=os.cpu_count() or 1)),
-                       dtype=np.int64, count=len(lines))
+    return np.fromiter(
+        (len(ids) for ids in processor.encode(lines, num_threads=os.cpu_count() or 1)), dtype=np.int64, count=len(lines)
+    )
 
 
 def _chunks(src_path: Path, tgt_path: Path, size: int = 20_000) -> Iterator[tuple[list[str], list[str]]]:
@@ -206,22 +217,24 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
     for folder in (run_dir, data_dir):
         remove_stale_temporaries(folder)  # what a killed prepare or train left
     started = time.monotonic()
-    options = CleaningOptions(strip_markup=data.strip_markup, unicode_form=data.unicode_form,
-                              lowercase=data.lowercase)
+    options = CleaningOptions(strip_markup=data.strip_markup, unicode_form=data.unicode_form, lowercase=data.lowercase)
     counts = CleaningCounts()
     skipped: Counter = Counter()
     read_counts: Counter = Counter()
     # Pass 1's files are named like atomic temporaries, so a killed run's are cleared like theirs.
-    scratch = {split: (_scratch_path(data_dir, f"pass1.{split}.src"), _scratch_path(data_dir, f"pass1.{split}.tgt"))
-               for split in SPLITS}
+    scratch = {
+        split: (_scratch_path(data_dir, f"pass1.{split}.src"), _scratch_path(data_dir, f"pass1.{split}.tgt"))
+        for split in SPLITS
+    }
     try:
         # Pass 1: read, clean, split, hash, sample.
         with ExitStack() as stack:
             state = _Pass1(scratch, stack, data.sentencepiece_sample, config.train.seed)
             explicit = {"dev": data.dev_corpus, "test": data.test_corpus}
             fixed_splits = False
-            for source, target, split in _read_cleaned(data.corpus, options, data.on_error, skipped, counts,
-                                                       read_counts, progress, data.max_line_bytes):
+            for source, target, split in _read_cleaned(
+                data.corpus, options, data.on_error, skipped, counts, read_counts, progress, data.max_line_bytes
+            ):
                 fixed_splits = fixed_splits or split is not None
                 if split is None:
                     split = hash_split(source, target)
@@ -230,15 +243,18 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
                 state.add(split, source, target)
             for split, spec in explicit.items():
                 if spec:
-                    for source, target, _ in _read_cleaned(spec, options, data.on_error, skipped, counts,
-                                                           read_counts, progress, data.max_line_bytes):
+                    for source, target, _ in _read_cleaned(
+                        spec, options, data.on_error, skipped, counts, read_counts, progress, data.max_line_bytes
+                    ):
                         state.add(split, source, target)
         hashes = {split: np.frombuffer(state.hashes[split], dtype=np.uint64) for split in SPLITS}
         total = sum(len(h) for h in hashes.values())
         if total == 0:
-            raise ValueError(f"corpus {data.corpus} is empty after cleaning: read {sum(read_counts.values()):,} "
-                             f"pairs; removed: {_removal_summary(counts.removed)}; "
-                             f"skipped lines: {_removal_summary(skipped)}")
+            raise ValueError(
+                f"corpus {data.corpus} is empty after cleaning: read {sum(read_counts.values()):,} "
+                f"pairs; removed: {_removal_summary(counts.removed)}; "
+                f"skipped lines: {_removal_summary(skipped)}"
+            )
         merged = total < TSV_MIN_PAIRS_TO_SPLIT and not fixed_splits and not any(explicit.values())
         if merged:
             # Too few pairs to hold any out: every split is the whole corpus (tiny test corpora).
@@ -249,17 +265,23 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
 
         removed = {split: Counter() for split in SPLITS}
         if not len(hashes["train"]) or not state.sample:
-            raise ValueError(f"corpus {data.corpus} has no training pairs after cleaning; removed: "
-                             f"{_removal_summary(counts.removed)}")
+            raise ValueError(
+                f"corpus {data.corpus} has no training pairs after cleaning; removed: "
+                f"{_removal_summary(counts.removed)}"
+            )
         sample_pairs = len(state.sample)
         log.info("training SentencePiece models on a sample of %d pairs", sample_pairs)
-        src_model = train_sentencepiece((s for s, _ in state.sample), data.src_vocab_size, data.subword_model,
-                                        data.sentencepiece_sample)
-        tgt_model = train_sentencepiece((t for _, t in state.sample), data.tgt_vocab_size, data.subword_model,
-                                        data.sentencepiece_sample)
+        src_model = train_sentencepiece(
+            (s for s, _ in state.sample), data.src_vocab_size, data.subword_model, data.sentencepiece_sample
+        )
+        tgt_model = train_sentencepiece(
+            (t for _, t in state.sample), data.tgt_vocab_size, data.subword_model, data.sentencepiece_sample
+        )
         state.sample = []
-        processors = (spm.SentencePieceProcessor(model_proto=src_model),
-                      spm.SentencePieceProcessor(model_proto=tgt_model))
+        processors = (
+            spm.SentencePieceProcessor(model_proto=src_model),
+            spm.SentencePieceProcessor(model_proto=tgt_model),
+        )
 
         # Every final file is written under its temporary name; leaving this block renames them all, in the
         # reverse order of entering it: the splits, then the models, then stats.json, the one that makes the
@@ -267,8 +289,10 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
         with ExitStack() as install:
             stats_tmp = install.enter_context(atomic_path(run_dir / STATS))
             model_tmps = [install.enter_context(atomic_path(run_dir / name)) for name in ("src.model", "tgt.model")]
-            split_tmps = {split: tuple(install.enter_context(atomic_path(path)) for path in split_files(run_dir, split))
-                          for split in SPLITS}
+            split_tmps = {
+                split: tuple(install.enter_context(atomic_path(path)) for path in split_files(run_dir, split))
+                for split in SPLITS
+            }
 
             # Pass 2: drop duplicates (and train pairs that are in dev/test), then length filters on train.
             held_out = np.concatenate([hashes["dev"], hashes["test"]])
@@ -280,12 +304,15 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
                     in_held_out = np.isin(hashes[split], held_out) & keep
                     removed[split][IN_DEV_OR_TEST] = int(in_held_out.sum())
                     keep &= ~in_held_out
-                kept[split], lengths[split] = _write_split(scratch[split], split_tmps[split], split, keep, processors,
-                                                           data, removed[split], progress)
+                kept[split], lengths[split] = _write_split(
+                    scratch[split], split_tmps[split], split, keep, processors, data, removed[split], progress
+                )
             for split in ("train", "dev"):
                 if kept[split] == 0:
-                    raise ValueError(f"corpus {data.corpus} has no {split} pairs after cleaning; removed in {split}: "
-                                     f"{_removal_summary(removed[split])}; before: {_removal_summary(counts.removed)}")
+                    raise ValueError(
+                        f"corpus {data.corpus} has no {split} pairs after cleaning; removed in {split}: "
+                        f"{_removal_summary(removed[split])}; before: {_removal_summary(counts.removed)}"
+                    )
 
             stats = {
                 "corpus": data.corpus,
@@ -303,9 +330,11 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
                     split: {"source": _percentiles(lengths[split][0]), "target": _percentiles(lengths[split][1])}
                     for split in SPLITS
                 },
-                "sentencepiece": {"sample_pairs": sample_pairs,
-                                  "src_vocab": processors[0].get_piece_size(),
-                                  "tgt_vocab": processors[1].get_piece_size()},
+                "sentencepiece": {
+                    "sample_pairs": sample_pairs,
+                    "src_vocab": processors[0].get_piece_size(),
+                    "tgt_vocab": processors[1].get_piece_size(),
+                },
                 "seconds": round(time.monotonic() - started, 1),
                 "data_config": dataclasses.asdict(data),
             }
@@ -337,17 +366,26 @@ def _merge_all_splits(scratch: dict[str, tuple[Path, Path]], hashes: dict) -> No
             scratch[split][side].write_text(merged, encoding="utf-8")
 
 
-def _write_split(pass1: tuple[Path, Path], out: tuple[Path, Path], split: str, keep: np.ndarray, processors,
-                 data: DataConfig, removed: Counter, progress: bool) -> tuple[int, tuple[np.ndarray, np.ndarray]]:
+def _write_split(
+    pass1: tuple[Path, Path],
+    out: tuple[Path, Path],
+    split: str,
+    keep: np.ndarray,
+    processors,
+    data: DataConfig,
+    removed: Counter,
+    progress: bool,
+) -> tuple[int, tuple[np.ndarray, np.ndarray]]:
     """Writes the kept pairs of one split from pass 1's files to ``out``; returns the count and the piece
     lengths per side."""
     src_lengths, tgt_lengths = [], []
     index = kept = 0
     with open(out[0], "w", encoding="utf-8") as w_src, open(out[1], "w", encoding="utf-8") as w_tgt:
         chunks = _chunks(*pass1)
-        for sources, targets in tqdm(chunks, desc=f"filtering {split}", unit=" chunks", disable=not progress,
-                                     mininterval=2.0):
-            mask = keep[index:index + len(sources)]
+        for sources, targets in tqdm(
+            chunks, desc=f"filtering {split}", unit=" chunks", disable=not progress, mininterval=2.0
+        ):
+            mask = keep[index : index + len(sources)]
             index += len(sources)
             sources = [s for s, k in zip(sources, mask) if k]
             targets = [t for t, k in zip(targets, mask) if k]
@@ -386,17 +424,23 @@ def load_prepared(config: Config) -> Prepared | None:
     prepared_with = {**dataclasses.asdict(DataConfig()), **stats.get("data_config", {})}
     differs = sorted(key for key in wanted if prepared_with.get(key) != wanted[key])
     if differs:
-        raise ValueError(f"run folder {run_dir} was prepared with other data settings "
-                         f"({', '.join('data.' + k for k in differs)}): prepare it again or use another run_dir")
-    return Prepared(run_dir, stats["pairs"], (run_dir / "src.model").read_bytes(),
-                    (run_dir / "tgt.model").read_bytes(), stats)
+        raise ValueError(
+            f"run folder {run_dir} was prepared with other data settings "
+            f"({', '.join('data.' + k for k in differs)}): prepare it again or use another run_dir"
+        )
+    return Prepared(
+        run_dir, stats["pairs"], (run_dir / "src.model").read_bytes(), (run_dir / "tgt.model").read_bytes(), stats
+    )
 
 
 def prepare_or_load(config: Config, progress: bool = True) -> Prepared:
     """Reuses the run folder's preparation, or prepares it."""
     prepared = load_prepared(config)
     if prepared is not None:
-        log.info("reusing the prepared data in %s (%s)", prepared.run_dir,
-                 ", ".join(f"{s} {n:,}" for s, n in prepared.pairs.items()))
+        log.info(
+            "reusing the prepared data in %s (%s)",
+            prepared.run_dir,
+            ", ".join(f"{s} {n:,}" for s, n in prepared.pairs.items()),
+        )
         return prepared
     return prepare(config, progress)

@@ -71,23 +71,33 @@ def check_prepare(config) -> None:
     for key in ("corpus", "dev_corpus", "test_corpus"):
         inside = _corpus_inside(getattr(config.data, key), data_dir)
         if inside:
-            raise ValueError(f"data.{key} {inside} is inside {data_dir}, the folder prepare writes its splits to: "
-                             "move the corpus out of it, or use another run_dir")
+            raise ValueError(
+                f"data.{key} {inside} is inside {data_dir}, the folder prepare writes its splits to: "
+                "move the corpus out of it, or use another run_dir"
+            )
     if data_dir.exists() and not data_dir.is_dir():
-        raise ValueError(f"{data_dir} is a file, but prepare writes its splits to a folder there: "
-                         "move the file, or use another run_dir")
+        raise ValueError(
+            f"{data_dir} is a file, but prepare writes its splits to a folder there: "
+            "move the file, or use another run_dir"
+        )
     if data_dir.is_dir():
-        foreign = sorted(entry.name for entry in data_dir.iterdir()
-                         if not entry.name.startswith(TEMPORARY_PREFIX)
-                         and not (entry.name in DATA_FILES and entry.is_file()))
+        foreign = sorted(
+            entry.name
+            for entry in data_dir.iterdir()
+            if not entry.name.startswith(TEMPORARY_PREFIX) and not (entry.name in DATA_FILES and entry.is_file())
+        )
         if foreign:
             names = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-            raise ValueError(f"{data_dir} holds what prepare does not make ({names}), and prepare replaces the "
-                             "files in that folder: move them out of it, or use another run_dir")
+            raise ValueError(
+                f"{data_dir} holds what prepare does not make ({names}), and prepare replaces the "
+                "files in that folder: move them out of it, or use another run_dir"
+            )
     if is_trained(run_dir) and not config.train.overwrite:
-        raise ValueError(f"run folder {run_dir} holds a trained model ({BEST_WEIGHTS}), whose weights only fit its "
-                         "SentencePiece models: use another run_dir, or set train.overwrite=true to prepare it again "
-                         "and then train it from scratch")
+        raise ValueError(
+            f"run folder {run_dir} holds a trained model ({BEST_WEIGHTS}), whose weights only fit its "
+            "SentencePiece models: use another run_dir, or set train.overwrite=true to prepare it again "
+            "and then train it from scratch"
+        )
 
 
 def check_train(config) -> None:
@@ -102,10 +112,12 @@ def check_train(config) -> None:
     run_dir = Path(config.run_dir)
     if not config.train.overwrite:
         if is_trained(run_dir) and not has_backup(run_dir):
-            raise ValueError(f"run folder {run_dir} holds a finished run ({BEST_WEIGHTS}, no {BACKUP_DIR}/ to resume "
-                             f"from) and training would replace its weights, {HISTORY} and {CONFIG}: use a new "
-                             "run_dir, or set train.overwrite=true to train it again from scratch (only an unfinished "
-                             f"run, one with a {BACKUP_DIR}/ folder, resumes)")
+            raise ValueError(
+                f"run folder {run_dir} holds a finished run ({BEST_WEIGHTS}, no {BACKUP_DIR}/ to resume "
+                f"from) and training would replace its weights, {HISTORY} and {CONFIG}: use a new "
+                "run_dir, or set train.overwrite=true to train it again from scratch (only an unfinished "
+                f"run, one with a {BACKUP_DIR}/ folder, resumes)"
+            )
         if has_backup(run_dir):
             _check_resumable(config, run_dir)
     if not (run_dir / STATS).is_file() or not (run_dir / DATA_DIR).is_dir():
@@ -121,12 +133,15 @@ def _check_resumable(config, run_dir: Path) -> None:
     if not isinstance(saved, dict):
         return
     wanted = vars(config.model)
-    differs = [f"model.{key}: {saved.get(key)!r}, not {wanted[key]!r}"
-               for key in wanted if saved.get(key) != wanted[key]]
+    differs = [
+        f"model.{key}: {saved.get(key)!r}, not {wanted[key]!r}" for key in wanted if saved.get(key) != wanted[key]
+    ]
     if differs:
-        raise ValueError(f"run folder {run_dir} holds an unfinished run trained with other model settings "
-                         f"({'; '.join(differs)}): resume it with the same settings, set train.overwrite=true to "
-                         "train it again from scratch, or use another run_dir")
+        raise ValueError(
+            f"run folder {run_dir} holds an unfinished run trained with other model settings "
+            f"({'; '.join(differs)}): resume it with the same settings, set train.overwrite=true to "
+            "train it again from scratch, or use another run_dir"
+        )
 
 
 def _corpus_inside(spec: str | None, data_dir: Path) -> str | None:

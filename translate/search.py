@@ -102,7 +102,8 @@ def greedy_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig) 
         def retire_done():
             going_on = tf.cast(tf.where(~done)[:, 0], tf.int32)
             return tuple(tf.gather(x, going_on) for x in open_state[:-1]) + (
-                [tf.gather(s, going_on) for s in new_states],)
+                [tf.gather(s, going_on) for s in new_states],
+            )
 
         # Leaving copies the open rows' memory and keys; leaving in groups
         # (once an eighth or a quarter of the rows had stopped) was no faster.
@@ -130,12 +131,18 @@ def greedy_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig) 
     )
     rows = tf.TensorShape([None])
     invariants = (
-        tf.TensorShape([]), rows, rows, rows,
+        tf.TensorShape([]),
+        rows,
+        rows,
+        rows,
         tf.TensorShape([None, None, memory.shape[-1]]),
         tf.TensorShape([None, None, keys.shape[-1]]),
         tf.TensorShape([None, None]),
         [tf.TensorShape([None, s.shape[-1]]) for s in states],
-        rows, rows, tf.TensorShape(None), tf.TensorShape(None),
+        rows,
+        rows,
+        tf.TensorShape(None),
+        tf.TensorShape(None),
     )
     *_, lengths, scores, ids_ta, attention_ta = tf.while_loop(
         cond, body, loop_vars, shape_invariants=invariants, maximum_iterations=decode.max_length_cap
@@ -162,7 +169,7 @@ def in_shards(search, source_ids: tf.Tensor, shards: int):
     results = []
     for part in tf.split(source_ids, sizes, num=shards):
         # At least one column: a Keras RNN fails on zero steps (an empty part).
-        results.append(search(part[:, :tf.maximum(1, _longest(_source_lengths(part)))]))
+        results.append(search(part[:, : tf.maximum(1, _longest(_source_lengths(part)))]))
     joined = {}
     for field in fields(results[0]):
         parts = [getattr(r, field.name) for r in results]
@@ -171,8 +178,10 @@ def in_shards(search, source_ids: tf.Tensor, shards: int):
             full = tf.concat([full[:-1], tf.shape(source_ids)[1:]], axis=0)
         joined[field.name] = tf.concat([_pad_to(p, full) for p in parts], axis=0)
         # Keep the sizes every part knows statically (the beam width K), which padding hid.
-        known = [dims.pop() if len(dims) == 1 else None
-                 for dims in ({p.shape[i] for p in parts} for i in range(1, len(parts[0].shape)))]
+        known = [
+            dims.pop() if len(dims) == 1 else None
+            for dims in ({p.shape[i] for p in parts} for i in range(1, len(parts[0].shape)))
+        ]
         if field.name == "attention":
             known[-1] = source_ids.shape[1]
         joined[field.name].set_shape([source_ids.shape[0], *known])
@@ -192,7 +201,7 @@ def length_penalty(lengths: tf.Tensor, alpha: float) -> tf.Tensor:
 
 def _block_size(vocab: int) -> int:
     """A divisor of ``vocab`` near its square root (no padding needed), or 64 when there is none close."""
-    root = max(1, round(vocab ** 0.5))
+    root = max(1, round(vocab**0.5))
     for size in range(root, max(1, root // 2) - 1, -1):
         if vocab % size == 0:
             return size
@@ -253,8 +262,14 @@ class BeamResult:
     attention: tf.Tensor
 
 
-def beam_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig, beam_size: int,
-                alpha: float = 0.0, with_attention: bool = False) -> BeamResult:
+def beam_search(
+    models: Seq2Seq,
+    source_ids: tf.Tensor,
+    decode: DecodeConfig,
+    beam_size: int,
+    alpha: float = 0.0,
+    with_attention: bool = False,
+) -> BeamResult:
     """Batched beam search; each sentence keeps its own ``beam_size`` beams.
 
     At each step every open beam is extended by every piece; the ``2K`` best
@@ -287,12 +302,16 @@ def beam_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig, be
     if alpha < 0:
         raise ValueError(f"length penalty alpha must be >= 0, got {alpha}")
     if decode.shards > 1:
-        return in_shards(lambda part: beam_search(models, part, replace(decode, shards=1), beam_size, alpha,
-                                                  with_attention), source_ids, decode.shards)
+        return in_shards(
+            lambda part: beam_search(models, part, replace(decode, shards=1), beam_size, alpha, with_attention),
+            source_ids,
+            decode.shards,
+        )
     if beam_size == 1:
         greedy = greedy_search(models, source_ids, decode)  # its attention costs little: one row a step
-        return BeamResult(greedy.ids[:, None], greedy.lengths[:, None], greedy.scores[:, None],
-                          greedy.attention[:, None])
+        return BeamResult(
+            greedy.ids[:, None], greedy.lengths[:, None], greedy.scores[:, None], greedy.attention[:, None]
+        )
     k = beam_size
     batch = tf.shape(source_ids)[0]
     src_len = tf.shape(source_ids)[1]
@@ -312,11 +331,29 @@ def beam_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig, be
         """Positions ``[n]`` in the open batch -> their ``n * K`` beam rows."""
         return tf.reshape(sentences[:, None] * k + tf.range(k)[None, :], [-1])
 
-    def body(t, active, limits, last, memory, keys, source_mask, states, alive_seq, alive_attn, alive_logp,
-             fin_seq, fin_attn, fin_len, fin_scores, out_seq, out_attn, out_len, out_scores):
+    def body(
+        t,
+        active,
+        limits,
+        last,
+        memory,
+        keys,
+        source_mask,
+        states,
+        alive_seq,
+        alive_attn,
+        alive_logp,
+        fin_seq,
+        fin_attn,
+        fin_len,
+        fin_scores,
+        out_seq,
+        out_attn,
+        out_len,
+        out_scores,
+    ):
         open_count = tf.shape(active)[0]
-        logits, weights, *new_states = models.step([last[:, None], memory, keys, source_mask, *states],
-                                                   training=False)
+        logits, weights, *new_states = models.step([last[:, None], memory, keys, source_mask, *states], training=False)
         cand_logp, cand_beam, cand_token = best_extensions(logits, alive_logp, 2 * k)
         cand_seq = tf.concat([gather_beams(alive_seq, cand_beam), cand_token[:, :, None]], axis=2)
         if with_attention:
@@ -331,8 +368,9 @@ def beam_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig, be
 
         # The K best of (old finished, newly ended); old ones are padded by one step.
         padded_seq = tf.pad(fin_seq, [[0, 0], [0, 0], [0, 1]])
-        ended_seq = tf.where(is_eos[:, :, None], tf.concat([cand_seq[:, :, :-1], tf.zeros_like(cand_seq[:, :, :1])],
-                                                            axis=2), cand_seq)
+        ended_seq = tf.where(
+            is_eos[:, :, None], tf.concat([cand_seq[:, :, :-1], tf.zeros_like(cand_seq[:, :, :1])], axis=2), cand_seq
+        )
         fin_scores, best = tf.math.top_k(tf.concat([fin_scores, cand_scores], axis=1), k=k)
         fin_seq = gather_beams(tf.concat([padded_seq, ended_seq], axis=1), best)
         if with_attention:
@@ -350,8 +388,26 @@ def beam_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig, be
         states = [tf.gather(s, parent_rows) for s in new_states]
 
         done = at_limit[:, 0] | (fin_scores[:, -1] > minus_inf)
-        loop_state = (active, limits, last, memory, keys, source_mask, states, alive_seq, alive_attn, alive_logp,
-                      fin_seq, fin_attn, fin_len, fin_scores, out_seq, out_attn, out_len, out_scores)
+        loop_state = (
+            active,
+            limits,
+            last,
+            memory,
+            keys,
+            source_mask,
+            states,
+            alive_seq,
+            alive_attn,
+            alive_logp,
+            fin_seq,
+            fin_attn,
+            fin_len,
+            fin_scores,
+            out_seq,
+            out_attn,
+            out_len,
+            out_scores,
+        )
 
         def retire_done():
             """Done sentences leave the batch, as in fairseq's generator: their
@@ -360,21 +416,34 @@ def beam_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig, be
             where_out = tf.gather(active, finished)[:, None]
             pad = max_steps - tf.shape(fin_seq)[2]
             new_out_seq = tf.tensor_scatter_nd_update(
-                out_seq, where_out, tf.pad(tf.gather(fin_seq, finished), [[0, 0], [0, 0], [0, pad]]))
+                out_seq, where_out, tf.pad(tf.gather(fin_seq, finished), [[0, 0], [0, 0], [0, pad]])
+            )
             new_out_attn = out_attn
             if with_attention:
                 new_out_attn = tf.tensor_scatter_nd_update(
-                    out_attn, where_out, tf.pad(tf.gather(fin_attn, finished), [[0, 0], [0, 0], [0, pad], [0, 0]]))
+                    out_attn, where_out, tf.pad(tf.gather(fin_attn, finished), [[0, 0], [0, 0], [0, pad], [0, 0]])
+                )
             new_out_len = tf.tensor_scatter_nd_update(out_len, where_out, tf.gather(fin_len, finished))
             new_out_scores = tf.tensor_scatter_nd_update(out_scores, where_out, tf.gather(fin_scores, finished))
             going_on = tf.cast(tf.where(~done)[:, 0], tf.int32)
             rows = rows_of(going_on)
             by_sentence = [tf.gather(x, going_on) for x in (active, limits)]
             sources = [tf.gather(x, going_on) for x in (memory, keys, source_mask)]
-            beams = [tf.gather(x, going_on) for x in (alive_seq, alive_attn, alive_logp,
-                                                       fin_seq, fin_attn, fin_len, fin_scores)]
-            return (*by_sentence, tf.gather(last, rows), *sources, [tf.gather(s, rows) for s in states], *beams,
-                    new_out_seq, new_out_attn, new_out_len, new_out_scores)
+            beams = [
+                tf.gather(x, going_on)
+                for x in (alive_seq, alive_attn, alive_logp, fin_seq, fin_attn, fin_len, fin_scores)
+            ]
+            return (
+                *by_sentence,
+                tf.gather(last, rows),
+                *sources,
+                [tf.gather(s, rows) for s in states],
+                *beams,
+                new_out_seq,
+                new_out_attn,
+                new_out_len,
+                new_out_scores,
+            )
 
         return (t + 1, *tf.cond(tf.reduce_any(done), retire_done, lambda: loop_state))
 
@@ -428,5 +497,9 @@ def beam_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig, be
     t, *_, out_seq, out_attn, out_len, out_scores = tf.while_loop(
         cond, body, loop_vars, shape_invariants=invariants, maximum_iterations=decode.max_length_cap
     )
-    return BeamResult(ids=out_seq[:, :, :t], lengths=out_len, scores=out_scores,
-                      attention=out_attn[:, :, :t] if with_attention else out_attn)
+    return BeamResult(
+        ids=out_seq[:, :, :t],
+        lengths=out_len,
+        scores=out_scores,
+        attention=out_attn[:, :, :t] if with_attention else out_attn,
+    )

@@ -103,10 +103,20 @@ class Client:
             bigger one raises :class:`ServingError` without being read whole.
     """
 
-    def __init__(self, address: str = f"localhost:{REST_PORT}", model_name: str = "translator", *,
-                 grpc: bool = False, version: int | None = None, label: str | None = None,
-                 timeout: float = 30.0, retries: int = 2, max_batch_size: int = DEFAULT_MAX_BATCH,
-                 backoff: float = 0.2, max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES):
+    def __init__(
+        self,
+        address: str = f"localhost:{REST_PORT}",
+        model_name: str = "translator",
+        *,
+        grpc: bool = False,
+        version: int | None = None,
+        label: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 2,
+        max_batch_size: int = DEFAULT_MAX_BATCH,
+        backoff: float = 0.2,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+    ):
         if version is not None and label is not None:
             raise ValueError("give a version or a label, not both")
         if timeout <= 0 or retries < 0 or max_batch_size < 1 or max_reply_bytes < 1:
@@ -147,8 +157,10 @@ class Client:
     def nbest(self, sentences: Sequence[str], n: int | None = None) -> list[list[tuple[str, float]]]:
         """For each sentence its ``n`` best translations with scores (default: the export's beam width)."""
         if "nbest" not in self.signatures():
-            raise ValueError(f"model {self.model_name} on {self.host}:{self.port} has no nbest signature "
-                             f"(signatures: {', '.join(sorted(self.signatures()))})")
+            raise ValueError(
+                f"model {self.model_name} on {self.host}:{self.port} has no nbest signature "
+                f"(signatures: {', '.join(sorted(self.signatures()))})"
+            )
         if n is not None and n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
         sentences = _as_sentences(sentences)
@@ -157,10 +169,20 @@ class Client:
         translations, scores = self._columns(self.predict(sentences, "nbest"), "nbest", len(sentences))
         rows = []
         for i, (ts, ss) in enumerate(zip(translations, scores), start=1):
-            self._check_value(ts, lambda v: isinstance(v, list) and all(map(_is_text, v)), "a list of strings",
-                              f"translations of sentence {i}", "nbest")
-            self._check_value(ss, lambda v: isinstance(v, list) and all(map(_is_number, v)), "a list of numbers",
-                              f"scores of sentence {i}", "nbest")
+            self._check_value(
+                ts,
+                lambda v: isinstance(v, list) and all(map(_is_text, v)),
+                "a list of strings",
+                f"translations of sentence {i}",
+                "nbest",
+            )
+            self._check_value(
+                ss,
+                lambda v: isinstance(v, list) and all(map(_is_number, v)),
+                "a list of numbers",
+                f"scores of sentence {i}",
+                "nbest",
+            )
             if len(ts) != len(ss) or not ts:
                 raise self._malformed("nbest", f"sentence {i} has {len(ts)} translations and {len(ss)} scores")
             rows.append([(_text(t), float(s)) for t, s in zip(ts, ss)])
@@ -176,9 +198,10 @@ class Client:
                     raise TypeError
             except (KeyError, TypeError):
                 where = f"gRPC {self.host}:{self.port}" if self.grpc else self._url(self._path() + "/metadata")
-                raise ServingError(f"malformed reply from {where}: the metadata has no "
-                                   "metadata.signature_def.signature_def map",
-                                   http_status=None if self.grpc else 200) from None
+                raise ServingError(
+                    f"malformed reply from {where}: the metadata has no metadata.signature_def.signature_def map",
+                    http_status=None if self.grpc else 200,
+                ) from None
             self._signatures = set(signatures)
         return self._signatures
 
@@ -190,7 +213,7 @@ class Client:
             return {}
         merged: dict[str, list] = {}
         for start in range(0, len(sentences), self.max_batch_size):
-            chunk = sentences[start:start + self.max_batch_size]
+            chunk = sentences[start : start + self.max_batch_size]
             out = self._predict_grpc(chunk, signature) if self.grpc else self._predict_rest(chunk, signature)
             for key, values in out.items():
                 merged.setdefault(key, []).extend(values)
@@ -219,12 +242,17 @@ class Client:
             response = self._call_grpc(self._stubs["prediction"].GetModelMetadata, request, idempotent=True)
             signature_map = get_model_metadata_pb2.SignatureDefMap()
             if not response.metadata["signature_def"].Unpack(signature_map):
-                raise ServingError(f"malformed reply from gRPC {self.host}:{self.port}: the metadata holds no "
-                                   "SignatureDefMap")
-            return {"model_spec": json_format.MessageToDict(response.model_spec, preserving_proto_field_name=True,
-                                                            always_print_fields_with_no_presence=True),
-                    "metadata": {"signature_def": json_format.MessageToDict(
-                        signature_map, preserving_proto_field_name=True)}}
+                raise ServingError(
+                    f"malformed reply from gRPC {self.host}:{self.port}: the metadata holds no SignatureDefMap"
+                )
+            return {
+                "model_spec": json_format.MessageToDict(
+                    response.model_spec, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+                ),
+                "metadata": {
+                    "signature_def": json_format.MessageToDict(signature_map, preserving_proto_field_name=True)
+                },
+            }
         return self._call_rest("GET", self._path() + "/metadata", None, idempotent=True)
 
     def close(self) -> None:
@@ -247,8 +275,9 @@ class Client:
         return self._url(self._path() + ":predict")
 
     def _malformed(self, signature: str, what: str) -> ServingError:
-        return ServingError(f"malformed reply from {self._where(signature)}: {what}",
-                            http_status=None if self.grpc else 200)
+        return ServingError(
+            f"malformed reply from {self._where(signature)}: {what}", http_status=None if self.grpc else 200
+        )
 
     def _columns(self, out: dict, signature: str, count: int) -> tuple[list, list]:
         """The translations and scores outputs of a reply, each checked to hold ``count`` rows."""
@@ -293,11 +322,13 @@ class Client:
         for i, row in enumerate(predictions, start=1):
             if not isinstance(row, dict):
                 # TF Serving drops the output names when a signature has one output.
-                raise self._malformed(signature, f"prediction {i} is {_describe(row)}, not an object of named "
-                                                 "outputs")
+                raise self._malformed(signature, f"prediction {i} is {_describe(row)}, not an object of named outputs")
             if set(row) != set(predictions[0]):
-                raise self._malformed(signature, f"prediction {i} has the outputs {', '.join(sorted(row))}, "
-                                                 f"prediction 1 {', '.join(sorted(predictions[0]))}")
+                raise self._malformed(
+                    signature,
+                    f"prediction {i} has the outputs {', '.join(sorted(row))}, "
+                    f"prediction 1 {', '.join(sorted(predictions[0]))}",
+                )
         return {key: [row[key] for row in predictions] for key in predictions[0]} if predictions else {}
 
     def _read_reply(self, response, url: str, limit: int, truncate: bool = False) -> bytes:
@@ -305,8 +336,11 @@ class Client:
         length = response.headers.get("Content-Length", "")
         status = getattr(response, "status", None) or getattr(response, "code", None)
         if not truncate and length.strip().isdigit() and int(length) > limit:
-            raise ServingError(f"reply from {url} is {int(length)} bytes, over the limit of {_size(limit)} "
-                               "(max_reply_bytes); not read", http_status=status)
+            raise ServingError(
+                f"reply from {url} is {int(length)} bytes, over the limit of {_size(limit)} "
+                "(max_reply_bytes); not read",
+                http_status=status,
+            )
         chunks, size = [], 0
         while size <= limit:
             chunk = response.read(min(_CHUNK, limit + 1 - size))
@@ -316,29 +350,35 @@ class Client:
             size += len(chunk)
         if truncate:
             return b"".join(chunks)[:limit]
-        raise ServingError(f"reply from {url} is over the limit of {_size(limit)} (max_reply_bytes); "
-                           "stopped reading", http_status=status)
+        raise ServingError(
+            f"reply from {url} is over the limit of {_size(limit)} (max_reply_bytes); stopped reading",
+            http_status=status,
+        )
 
     def _json_object(self, raw: bytes, url: str, status: int) -> dict:
         try:
             reply = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError as err:
-            raise ServingError(f"malformed reply from {url}: the body is not UTF-8 (byte {err.start})",
-                               http_status=status) from None
+            raise ServingError(
+                f"malformed reply from {url}: the body is not UTF-8 (byte {err.start})", http_status=status
+            ) from None
         except ValueError as err:
-            raise ServingError(f"malformed reply from {url}: the body is not JSON ({err}): {_snippet(raw)}",
-                               http_status=status) from None
+            raise ServingError(
+                f"malformed reply from {url}: the body is not JSON ({err}): {_snippet(raw)}", http_status=status
+            ) from None
         if not isinstance(reply, dict):
-            raise ServingError(f"malformed reply from {url}: the body is {_describe(reply)}, not a JSON object",
-                               http_status=status)
+            raise ServingError(
+                f"malformed reply from {url}: the body is {_describe(reply)}, not a JSON object", http_status=status
+            )
         return reply
 
     def _call_rest(self, method: str, path: str, body: Any, idempotent: bool) -> dict:
         url = self._url(path)
         data = json.dumps(body).encode("utf-8") if body is not None else None
         for attempt in range(self.retries + 1):
-            request = urllib.request.Request(url, data=data, method=method,
-                                             headers={"Content-Type": "application/json"})
+            request = urllib.request.Request(
+                url, data=data, method=method, headers={"Content-Type": "application/json"}
+            )
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     raw = self._read_reply(response, url, self.max_reply_bytes)
@@ -356,7 +396,7 @@ class Client:
                 refused = isinstance(reason, ConnectionRefusedError)
                 if attempt < self.retries and (idempotent or refused):
                     log.warning("%s %s failed (%s); retrying", method, url, reason)
-                    time.sleep(self.backoff * 2 ** attempt)
+                    time.sleep(self.backoff * 2**attempt)
                     continue
                 raise ConnectionError(f"{method} {url} failed: {reason}") from err
             except http.client.HTTPException as err:  # not HTTP at all, or a body cut short
@@ -372,12 +412,16 @@ class Client:
 
         # Outputs of a batch of 32 long sentences stay far under gRPC's 4 MB default,
         # but the align signature's attention matrices may not: allow max_reply_bytes (64 MB).
-        options = [("grpc.max_receive_message_length", self.max_reply_bytes),
-                   ("grpc.max_send_message_length", 64 << 20)]
+        options = [
+            ("grpc.max_receive_message_length", self.max_reply_bytes),
+            ("grpc.max_send_message_length", 64 << 20),
+        ]
         channel = grpc.insecure_channel(f"{self.host}:{self.port}", options=options)
-        self._stubs = {"channel": channel,
-                       "prediction": prediction_service_pb2_grpc.PredictionServiceStub(channel),
-                       "model": model_service_pb2_grpc.ModelServiceStub(channel)}
+        self._stubs = {
+            "channel": channel,
+            "prediction": prediction_service_pb2_grpc.PredictionServiceStub(channel),
+            "model": model_service_pb2_grpc.ModelServiceStub(channel),
+        }
 
     def _fill_spec(self, spec, signature: str | None = None) -> None:
         spec.name = self.model_name
@@ -419,19 +463,28 @@ class Client:
                 code, details = err.code(), err.details() or ""
                 # gRPC fails fast with UNAVAILABLE when it cannot connect; then nothing was sent.
                 unsent = code == grpc.StatusCode.UNAVAILABLE and (
-                    "failed to connect" in details.lower() or "connection refused" in details.lower())
+                    "failed to connect" in details.lower() or "connection refused" in details.lower()
+                )
                 transient = code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
                 if attempt < self.retries and (unsent or (idempotent and transient)):
-                    log.warning("gRPC %s to %s:%s failed (%s: %s); retrying", type(request).__name__,
-                                self.host, self.port, code.name, details)
-                    time.sleep(self.backoff * 2 ** attempt)
+                    log.warning(
+                        "gRPC %s to %s:%s failed (%s: %s); retrying",
+                        type(request).__name__,
+                        self.host,
+                        self.port,
+                        code.name,
+                        details,
+                    )
+                    time.sleep(self.backoff * 2**attempt)
                     continue
                 if code == grpc.StatusCode.UNAVAILABLE and unsent:
                     raise ConnectionError(f"gRPC {self.host}:{self.port}: {details}") from None
                 if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details.lower():
                     # Raised by this side's receive limit: the server is not named in the details.
-                    details = (f"reply from gRPC {self.host}:{self.port} is over the limit of "
-                               f"{_size(self.max_reply_bytes)} (max_reply_bytes): {details}")
+                    details = (
+                        f"reply from gRPC {self.host}:{self.port} is over the limit of "
+                        f"{_size(self.max_reply_bytes)} (max_reply_bytes): {details}"
+                    )
                 raise ServingError(details, code=code.name) from None
         raise AssertionError("unreachable")
 
@@ -452,8 +505,9 @@ def _describe(value) -> str:
     """A JSON value as an error names it: ``null``, ``a JSON list [1, 2]``, ``the string "x"``."""
     if value is None:
         return "null"
-    kind = {dict: "a JSON object", list: "a JSON list", str: "the string", bool: "the boolean",
-            bytes: "the bytes"}.get(type(value), "the number" if _is_number(value) else type(value).__name__)
+    kind = {dict: "a JSON object", list: "a JSON list", str: "the string", bool: "the boolean", bytes: "the bytes"}.get(
+        type(value), "the number" if _is_number(value) else type(value).__name__
+    )
     try:
         text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):

@@ -93,14 +93,23 @@ def discover_models(models_dir: str | Path) -> dict[str, list[int]]:
     found = {p.name: versions(p) for p in sorted(models_dir.iterdir()) if p.is_dir() and not p.name.startswith(".")}
     found = {name: v for name, v in found.items() if v}
     if not found:
-        raise ValueError(f"no exported versions under {models_dir} (expected {models_dir}/<name>/<version>/; "
-                         "run python -m translate export first)")
+        raise ValueError(
+            f"no exported versions under {models_dir} (expected {models_dir}/<name>/<version>/; "
+            "run python -m translate export first)"
+        )
     return found
 
 
-def models_config(models: dict[str, list[int]], models_dir: str | Path, policy: str | None = None,
-                  specific: list[int] | None = None, num_latest: int = 1, stable: int | None = None,
-                  canary: int | None = None, base_path_prefix: str | None = None) -> str:
+def models_config(
+    models: dict[str, list[int]],
+    models_dir: str | Path,
+    policy: str | None = None,
+    specific: list[int] | None = None,
+    num_latest: int = 1,
+    stable: int | None = None,
+    canary: int | None = None,
+    base_path_prefix: str | None = None,
+) -> str:
     """A ``ModelServerConfig`` in text format.
 
     Args:
@@ -123,8 +132,10 @@ def models_config(models: dict[str, list[int]], models_dir: str | Path, policy: 
     if specific and policy != "specific":
         raise ValueError("--versions needs the specific version policy")
     if (labels or specific) and len(models) != 1:
-        raise ValueError(f"versions and labels name one model, but {models_dir} holds {len(models)}: "
-                         f"{', '.join(models)} (choose one with --name)")
+        raise ValueError(
+            f"versions and labels name one model, but {models_dir} holds {len(models)}: "
+            f"{', '.join(models)} (choose one with --name)"
+        )
     if num_latest < 1:
         raise ValueError(f"--latest must be at least 1, got {num_latest}")
     base = base_path_prefix.rstrip("/") if base_path_prefix else str(Path(models_dir).resolve())
@@ -137,29 +148,37 @@ def models_config(models: dict[str, list[int]], models_dir: str | Path, policy: 
             check_model_name(name, "model folder")
         except ValueError as err:
             raise ValueError(f"{err} (in {models_dir}: rename it, or choose another model with --name)") from None
-    lines = ["# Written by python -m translate serving-config; --model_config_file for tensorflow_model_server.",
-             "model_config_list {"]
+    lines = [
+        "# Written by python -m translate serving-config; --model_config_file for tensorflow_model_server.",
+        "model_config_list {",
+    ]
     for name, present in models.items():
         if policy == "specific":
             # Without --versions: the labelled versions alone (a stable/canary pair), else all present.
             chosen = sorted(set(specific or labels.values() or present) | set(labels.values()))
             missing = [v for v in chosen if v not in present]
             if missing:
-                raise ValueError(f"model {name} has no version {', '.join(map(str, missing))} "
-                                 f"(present: {', '.join(map(str, present))})")
+                raise ValueError(
+                    f"model {name} has no version {', '.join(map(str, missing))} "
+                    f"(present: {', '.join(map(str, present))})"
+                )
             policy_text = "specific { " + " ".join(f"versions: {v}" for v in chosen) + " }"
         else:
             served = present[-num_latest:]
             for label, version in labels.items():
                 if version not in served:
-                    raise ValueError(f"--{label} {version} is not among the versions the latest policy serves "
-                                     f"({', '.join(map(str, served))}); use --policy specific")
+                    raise ValueError(
+                        f"--{label} {version} is not among the versions the latest policy serves "
+                        f"({', '.join(map(str, served))}); use --policy specific"
+                    )
             policy_text = f"latest {{ num_versions: {num_latest} }}"
-        lines += ["  config {",
-                  f"    name: {_text(name)}",
-                  f"    base_path: {_text(base + '/' + name)}",
-                  '    model_platform: "tensorflow"',
-                  f"    model_version_policy {{ {policy_text} }}"]
+        lines += [
+            "  config {",
+            f"    name: {_text(name)}",
+            f"    base_path: {_text(base + '/' + name)}",
+            '    model_platform: "tensorflow"',
+            f"    model_version_policy {{ {policy_text} }}",
+        ]
         lines += [f"    version_labels {{ key: {_text(k)} value: {v} }}" for k, v in labels.items()]
         lines.append("  }")
     lines.append("}")
@@ -169,34 +188,49 @@ def models_config(models: dict[str, list[int]], models_dir: str | Path, policy: 
 def batching_parameters(batching: Batching = Batching()) -> str:
     """``BatchingParameters`` in text format (``--batching_parameters_file``)."""
     b = batching.resolved()
-    return "\n".join([
-        "# Written by python -m translate serving-config; --enable_batching --batching_parameters_file.",
-        "# Why these values: translate/serving_config.py and docs/serving.md.",
-        "# A request of more sentences than this is refused: clients split bigger jobs.",
-        f"max_batch_size {{ value: {b.max_batch_size} }}",
-        "# A lone beam-5 sentence takes ~30 ms on CPU: waiting 5 ms for company costs at most ~15%.",
-        f"batch_timeout_micros {{ value: {b.batch_timeout_micros} }}",
-        "# One batch thread per core: each batch already uses TensorFlow's intra-op threads.",
-        f"num_batch_threads {{ value: {b.num_batch_threads} }}",
-        "# A bounded queue: overload answers UNAVAILABLE instead of unbounded latency.",
-        f"max_enqueued_batches {{ value: {b.max_enqueued_batches} }}",
-        "# Large-batch splitting stays at its default (off), so max_batch_size is a hard limit.",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                "# Written by python -m translate serving-config; --enable_batching --batching_parameters_file.",
+                "# Why these values: translate/serving_config.py and docs/serving.md.",
+                "# A request of more sentences than this is refused: clients split bigger jobs.",
+                f"max_batch_size {{ value: {b.max_batch_size} }}",
+                "# A lone beam-5 sentence takes ~30 ms on CPU: waiting 5 ms for company costs at most ~15%.",
+                f"batch_timeout_micros {{ value: {b.batch_timeout_micros} }}",
+                "# One batch thread per core: each batch already uses TensorFlow's intra-op threads.",
+                f"num_batch_threads {{ value: {b.num_batch_threads} }}",
+                "# A bounded queue: overload answers UNAVAILABLE instead of unbounded latency.",
+                f"max_enqueued_batches {{ value: {b.max_enqueued_batches} }}",
+                "# Large-batch splitting stays at its default (off), so max_batch_size is a hard limit.",
+            ]
+        )
+        + "\n"
+    )
 
 
 def monitoring_config(path: str = PROMETHEUS_PATH) -> str:
     """``MonitoringConfig`` in text format: Prometheus metrics on the REST port at ``path``."""
     if not path.startswith("/"):
         raise ValueError(f"the Prometheus path must start with '/': {path}")
-    return ("# Written by python -m translate serving-config; --monitoring_config_file.\n"
-            f"prometheus_config {{\n  enable: true\n  path: {_text(path)}\n}}\n")
+    return (
+        "# Written by python -m translate serving-config; --monitoring_config_file.\n"
+        f"prometheus_config {{\n  enable: true\n  path: {_text(path)}\n}}\n"
+    )
 
 
-def write_serving_config(models_dir: str | Path, out_dir: str | Path | None = None, name: str | None = None,
-                         policy: str | None = None, specific: list[int] | None = None, num_latest: int = 1,
-                         stable: int | None = None, canary: int | None = None,
-                         base_path_prefix: str | None = None, batching: Batching = Batching(),
-                         prometheus_path: str = PROMETHEUS_PATH) -> dict[str, Path]:
+def write_serving_config(
+    models_dir: str | Path,
+    out_dir: str | Path | None = None,
+    name: str | None = None,
+    policy: str | None = None,
+    specific: list[int] | None = None,
+    num_latest: int = 1,
+    stable: int | None = None,
+    canary: int | None = None,
+    base_path_prefix: str | None = None,
+    batching: Batching = Batching(),
+    prometheus_path: str = PROMETHEUS_PATH,
+) -> dict[str, Path]:
     """Writes the three files into ``out_dir`` (default ``models_dir``) and returns their paths by file name.
 
     Every value is checked before the first file is written, so a refused
@@ -207,12 +241,15 @@ def write_serving_config(models_dir: str | Path, out_dir: str | Path | None = No
     models = discover_models(models_dir)
     if name is not None:
         if name not in models:
-            raise ValueError(f"no exported versions of model {short_repr(name)} under {models_dir} "
-                             f"(models with versions: {', '.join(models)})")
+            raise ValueError(
+                f"no exported versions of model {short_repr(name)} under {models_dir} "
+                f"(models with versions: {', '.join(models)})"
+            )
         models = {name: models[name]}
     texts = {
-        MODELS_CONFIG: models_config(models, models_dir, policy, specific, num_latest, stable, canary,
-                                     base_path_prefix),
+        MODELS_CONFIG: models_config(
+            models, models_dir, policy, specific, num_latest, stable, canary, base_path_prefix
+        ),
         BATCHING_CONFIG: batching_parameters(batching),
         MONITORING_CONFIG: monitoring_config(prometheus_path),
     }

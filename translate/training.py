@@ -81,12 +81,14 @@ class Run:
     prepared: Prepared | None = None
 
 
-def build_run(config: Config, run_dir: Path, src_model: bytes, tgt_model: bytes,
-              training_class: type[keras.Model] = keras.Model) -> Run:
+def build_run(
+    config: Config, run_dir: Path, src_model: bytes, tgt_model: bytes, training_class: type[keras.Model] = keras.Model
+) -> Run:
     """Models and the translation graph for a config and two SentencePiece models
     (``training_class``: see :func:`translate.model.build_models`)."""
-    models = build_models(config.model, vocab_size_of(src_model), vocab_size_of(tgt_model),
-                          training_class=training_class)
+    models = build_models(
+        config.model, vocab_size_of(src_model), vocab_size_of(tgt_model), training_class=training_class
+    )
     graph = TranslationGraph(models, src_model, tgt_model, config.decode)
     return Run(config, run_dir, models, src_model, tgt_model, graph)
 
@@ -130,8 +132,9 @@ def compile_for_training(run: Run, config: Config) -> None:
     # Padding adds nothing to the loss, which is the mean over real tokens
     # (never pre-averaged per sentence); see translate.losses.
     loss = SmoothedCrossEntropy(config.train.label_smoothing)
-    run.models.training.compile(optimizer=make_optimizer(config), loss=loss, metrics=[MaskedAccuracy()],
-                                jit_compile=config.train.jit_compile)
+    run.models.training.compile(
+        optimizer=make_optimizer(config), loss=loss, metrics=[MaskedAccuracy()], jit_compile=config.train.jit_compile
+    )
 
 
 def make_callbacks(run: Run, config: Config, dev_pairs: list[tuple[str, str]]) -> list[keras.callbacks.Callback]:
@@ -158,16 +161,26 @@ def make_callbacks(run: Run, config: Config, dev_pairs: list[tuple[str, str]]) -
     # Before ReduceLROnPlateau, so that learning_rate is the rate this epoch trained with.
     callbacks.append(TrainingLogs())
     if t.lr_schedule == "plateau":
-        plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", mode="min", factor=t.plateau_factor,
-                                                    patience=t.plateau_patience, min_lr=t.min_learning_rate)
+        plateau = keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss",
+            mode="min",
+            factor=t.plateau_factor,
+            patience=t.plateau_patience,
+            min_lr=t.min_learning_rate,
+        )
         callbacks.append(plateau)
         states["plateau"] = (plateau, ("wait", "best", "cooldown_counter"))
     if t.tensorboard and not _tensorboard_installed():
-        log.warning("train.tensorboard is on but the tensorboard package is not installed "
-                    "(pip install -r requirements.txt): no TensorBoard logs for this run")
+        log.warning(
+            "train.tensorboard is on but the tensorboard package is not installed "
+            "(pip install -r requirements.txt): no TensorBoard logs for this run"
+        )
     elif t.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False,
-                                                     update_freq="epoch", profile_batch=0))
+        callbacks.append(
+            keras.callbacks.TensorBoard(
+                log_dir=str(run_dir / "logs"), write_graph=False, update_freq="epoch", profile_batch=0
+            )
+        )
         if t.attention_images > 0:
             sentences = [source for source, _ in dev_pairs[: t.attention_images]]
             callbacks.append(AttentionImages(run.graph, sentences, run_dir / "logs" / "attention"))
@@ -243,8 +256,9 @@ def _train(config: Config, verbose: int | str, prepared: Prepared | None) -> Run
     # About one pass over the training split per epoch; counted by prepare, not by reading it again.
     steps = train_cfg.steps_per_epoch or math.ceil(prepared.pairs["train"] / train_cfg.batch_size)
     dev_pairs = prepared.read("dev")
-    dev_data = make_dataset(pairs_from_memory(dev_pairs), src_tok, tgt_tok, train_cfg.batch_size,
-                            config.data.max_pieces)
+    dev_data = make_dataset(
+        pairs_from_memory(dev_pairs), src_tok, tgt_tok, train_cfg.batch_size, config.data.max_pieces
+    )
     dev_steps = _count_batches(dev_data)
     if dev_steps == 0:
         raise ValueError(f"no dev pair has at most data.max_pieces={config.data.max_pieces} pieces")
@@ -282,11 +296,16 @@ def _train(config: Config, verbose: int | str, prepared: Prepared | None) -> Run
     by_name = {type(c).__name__: c for c in callbacks}
     early = by_name.get("EarlyStopping")
     if early is not None and early.stopped_epoch:
-        log.info("early stopping after epoch %d: no better dev BLEU for %d epochs",
-                 early.stopped_epoch + 1, train_cfg.early_stopping_patience)
+        log.info(
+            "early stopping after epoch %d: no better dev BLEU for %d epochs",
+            early.stopped_epoch + 1,
+            train_cfg.early_stopping_patience,
+        )
     if by_name["StopOnNaN"].stopped and not by_name["DevBleu"].best_epoch:
-        raise ValueError("training diverged: the loss became NaN before the first epoch finished, so there is "
-                         "no checkpoint; lower train.learning_rate or set train.clip_norm")
+        raise ValueError(
+            "training diverged: the loss became NaN before the first epoch finished, so there is "
+            "no checkpoint; lower train.learning_rate or set train.clip_norm"
+        )
     best = run_dir / BEST_WEIGHTS
     if best.is_file():
         run.models.training.load_weights(best)
@@ -297,9 +316,16 @@ def training_dataset(run: Run, config: Config, prepared: Prepared, repeat: bool 
     """The shuffled, bucketed training split of ``prepared``, tokenized by ``run``'s in-graph tokenizers
     (what ``train`` fits on; the benchmarks time the same batches)."""
     t = config.train
-    return make_dataset(pairs_from_files(*prepared.files("train")), run.graph.src_tokenizer,
-                        run.graph.tgt_tokenizer, t.batch_size, config.data.max_pieces,
-                        shuffle_buffer=t.shuffle_buffer, seed=t.seed, repeat=repeat)
+    return make_dataset(
+        pairs_from_files(*prepared.files("train")),
+        run.graph.src_tokenizer,
+        run.graph.tgt_tokenizer,
+        t.batch_size,
+        config.data.max_pieces,
+        shuffle_buffer=t.shuffle_buffer,
+        seed=t.seed,
+        repeat=repeat,
+    )
 
 
 def _count_batches(dataset: tf.data.Dataset) -> int:

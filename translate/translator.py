@@ -69,8 +69,9 @@ def check_export(version: str | Path) -> None:
     try:
         saved_model.ParseFromString(data)
     except DecodeError:
-        raise ValueError(f"saved_model.pb is truncated or damaged ({len(data)} bytes that do not parse "
-                         "as a SavedModel)") from None
+        raise ValueError(
+            f"saved_model.pb is truncated or damaged ({len(data)} bytes that do not parse as a SavedModel)"
+        ) from None
     served = [graph for graph in saved_model.meta_graphs if "serve" in graph.meta_info_def.tags]
     if not served:
         raise ValueError("saved_model.pb holds no MetaGraph tagged 'serve' (truncated, or not a SavedModel)")
@@ -85,20 +86,26 @@ def check_export(version: str | Path) -> None:
     # made before a config key was added or dropped still loads.
     lacking = [key for key in CONFIG_SECTIONS if not isinstance(values, dict) or not isinstance(values.get(key), dict)]
     if lacking:
-        raise ValueError(f"not an export of this project: {CONFIG_ASSET} is not this project's config "
-                         f"(no {', '.join(lacking)} section{'s' if len(lacking) > 1 else ''})")
+        raise ValueError(
+            f"not an export of this project: {CONFIG_ASSET} is not this project's config "
+            f"(no {', '.join(lacking)} section{'s' if len(lacking) > 1 else ''})"
+        )
     signatures = served[0].signature_def
     missing = [name for name in EXPECTED_SIGNATURES if name not in signatures]
     if missing:
         public = sorted(name for name in signatures if not name.startswith("__"))  # not __saved_model_init_op
-        raise ValueError(f"not an export of this project: no {', '.join(missing)} signature"
-                         f"{'s' if len(missing) > 1 else ''} (it has: {', '.join(public) or 'none'})")
+        raise ValueError(
+            f"not an export of this project: no {', '.join(missing)} signature"
+            f"{'s' if len(missing) > 1 else ''} (it has: {', '.join(public) or 'none'})"
+        )
     for name, outputs in EXPECTED_SIGNATURES.items():
         signature = signatures[name]
         inputs = signature.inputs
         if set(inputs) != {"sentences"} or inputs["sentences"].dtype != tf.string.as_datatype_enum:
-            raise ValueError(f"not an export of this project: signature {name} does not take "
-                             f"'sentences' strings (inputs: {', '.join(sorted(inputs)) or 'none'})")
+            raise ValueError(
+                f"not an export of this project: signature {name} does not take "
+                f"'sentences' strings (inputs: {', '.join(sorted(inputs)) or 'none'})"
+            )
         lacking = [key for key in outputs if key not in signature.outputs]
         if lacking:
             raise ValueError(f"not an export of this project: signature {name} has no {', '.join(lacking)} output")
@@ -146,8 +153,10 @@ def load_newest_loadable(path: str | Path) -> tuple[Path, object]:
         return version, loaded
     newest, why = problems[0]
     older = [str(number) for number, _ in problems[1:]]
-    raise ValueError(f"cannot load the SavedModel in {path / str(newest)}: {why}"
-                     + (f"; no older version loads either (tried {', '.join(older)})" if older else ""))
+    raise ValueError(
+        f"cannot load the SavedModel in {path / str(newest)}: {why}"
+        + (f"; no older version loads either (tried {', '.join(older)})" if older else "")
+    )
 
 
 class Translator:
@@ -183,9 +192,11 @@ class Translator:
                 except UnicodeEncodeError as err:
                     # A lone surrogate ("\ud800"): a Python string that is no Unicode text. TensorFlow's
                     # own error would not say which sentence, nor why.
-                    raise ValueError(f"sentence {index} holds a lone surrogate "
-                                     f"({short_repr(sentence[err.start:err.end])} at character {err.start}), "
-                                     "which is not text: UTF-8 cannot encode it") from None
+                    raise ValueError(
+                        f"sentence {index} holds a lone surrogate "
+                        f"({short_repr(sentence[err.start : err.end])} at character {err.start}), "
+                        "which is not text: UTF-8 cannot encode it"
+                    ) from None
             rows.append(sentence)
         return tf.constant(rows, dtype=tf.string, shape=[len(rows)])
 

@@ -77,6 +77,7 @@ MAX_LENGTH = 50  # the default of the tutorial's translate()
 
 # --- Text preprocessing -----------------------------------------------------
 
+
 def tf_lower_and_split_punct(text):
     """The tutorial's standardization: NFKD, lowercase, keep ``[ a-z.?!,¿]``, punctuation as words."""
     # NFKD splits accented letters into letter + combining mark; the mark is dropped below.
@@ -94,6 +95,7 @@ def make_text_processor(max_tokens: int = MAX_VOCAB_SIZE) -> keras.layers.TextVe
 
 # --- The encoder/decoder ----------------------------------------------------
 
+
 class Encoder(keras.layers.Layer):
     """Token ids -> embeddings -> bidirectional GRU, the two directions summed."""
 
@@ -105,7 +107,8 @@ class Encoder(keras.layers.Layer):
         self.embedding = keras.layers.Embedding(self.vocab_size, units, mask_zero=True)
         self.rnn = keras.layers.Bidirectional(
             merge_mode="sum",
-            layer=keras.layers.GRU(units, return_sequences=True, recurrent_initializer="glorot_uniform"))
+            layer=keras.layers.GRU(units, return_sequences=True, recurrent_initializer="glorot_uniform"),
+        )
 
     def call(self, x):
         x = self.embedding(x)
@@ -136,8 +139,9 @@ class CrossAttention(keras.layers.Layer):
         # Keras fills `context_mask` from the context's mask, it is passed on
         # explicitly, and put back on the context afterwards, so that the next
         # decoding step (which reuses the same context tensor) masks padding too.
-        attn_output, attn_scores = self.mha(query=x, value=context, value_mask=context_mask,
-                                            return_attention_scores=True)
+        attn_output, attn_scores = self.mha(
+            query=x, value=context, value_mask=context_mask, return_attention_scores=True
+        )
         if context_mask is not None:
             _set_keras_mask(context, context_mask)
         # Kept for plotting, as in the tutorial: [batch, t, s].
@@ -154,15 +158,18 @@ class Decoder(keras.layers.Layer):
         self.text_processor = text_processor
         self.vocab_size = text_processor.vocabulary_size()
         self.word_to_id = keras.layers.StringLookup(
-            vocabulary=text_processor.get_vocabulary(), mask_token="", oov_token="[UNK]")
+            vocabulary=text_processor.get_vocabulary(), mask_token="", oov_token="[UNK]"
+        )
         self.id_to_word = keras.layers.StringLookup(
-            vocabulary=text_processor.get_vocabulary(), mask_token="", oov_token="[UNK]", invert=True)
+            vocabulary=text_processor.get_vocabulary(), mask_token="", oov_token="[UNK]", invert=True
+        )
         self.start_token = self.word_to_id("[START]")
         self.end_token = self.word_to_id("[END]")
         self.units = units
         self.embedding = keras.layers.Embedding(self.vocab_size, units, mask_zero=True)
-        self.rnn = keras.layers.GRU(units, return_sequences=True, return_state=True,
-                                    recurrent_initializer="glorot_uniform")
+        self.rnn = keras.layers.GRU(
+            units, return_sequences=True, return_state=True, recurrent_initializer="glorot_uniform"
+        )
         self.attention = CrossAttention(units)
         self.output_layer = keras.layers.Dense(self.vocab_size)
 
@@ -281,6 +288,7 @@ class Export(tf.Module):
 
 # --- The harness --------------------------------------------------------------
 
+
 def translator(model: Translator, max_length: int = MAX_LENGTH):
     """``list[str] -> list[str]``: the tutorial's exported ``translate``, detokenized."""
     export = Export(model, max_length)
@@ -336,8 +344,11 @@ def scores(hypotheses: list[str], references: list[str]) -> dict:
 
     normalized = [normalize_reference(r) for r in references]
     results = {}
-    for label, refs, lowercase in (("cased", references, False), ("lowercased", references, True),
-                                   ("normalized", normalized, False)):
+    for label, refs, lowercase in (
+        ("cased", references, False),
+        ("lowercased", references, True),
+        ("normalized", normalized, False),
+    ):
         bleu, chrf = BLEU(lowercase=lowercase), CHRF(lowercase=lowercase)
         results[f"test_bleu_{label}"] = round(bleu.corpus_score(hypotheses, [refs]).score, 2)
         results[f"test_chrf_{label}"] = round(chrf.corpus_score(hypotheses, [refs]).score, 2)
@@ -350,8 +361,11 @@ def build(run_dir: Path, units: int, batch_size: int, seed: int):
     sources, targets = read_split(run_dir, "train")
     context_raw, target_raw = np.array(sources), np.array(targets)
     # The tutorial shuffles with a buffer the size of the whole dataset, then batches.
-    train_raw = (tf.data.Dataset.from_tensor_slices((context_raw, target_raw))
-                 .shuffle(len(context_raw), seed=seed).batch(batch_size))
+    train_raw = (
+        tf.data.Dataset.from_tensor_slices((context_raw, target_raw))
+        .shuffle(len(context_raw), seed=seed)
+        .batch(batch_size)
+    )
     context_text_processor = make_text_processor()
     context_text_processor.adapt(train_raw.map(lambda context, target: context))
     target_text_processor = make_text_processor()
@@ -373,8 +387,9 @@ def build(run_dir: Path, units: int, batch_size: int, seed: int):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks baseline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks baseline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--run-dir", required=True, help="a prepared run folder (python -m translate prepare)")
     parser.add_argument("--minutes", type=float, default=15.0, help="training budget, wall clock")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -383,8 +398,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup-steps", type=int, default=5, help="training steps left out of the rates")
     parser.add_argument("--repeats", type=int, default=3, help="timed decoding passes; the median counts")
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--save-weights", metavar="PATH",
-                        help="keep the trained weights (a .weights.h5 file), for python -m benchmarks race")
+    parser.add_argument(
+        "--save-weights",
+        metavar="PATH",
+        help="keep the trained weights (a .weights.h5 file), for python -m benchmarks race",
+    )
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args(argv)
     # Keras 3 warns that the tutorial's custom layers have no build() and drop
@@ -394,9 +412,17 @@ def main(argv: list[str] | None = None) -> None:
 
     keras.utils.set_random_seed(args.seed)
     run_dir = Path(args.run_dir)
-    report = {"model": "tf_tutorial", "tutorial": TUTORIAL, "machine": machine(), "tensorflow": tf.__version__,
-              "keras": keras.__version__, "run_dir": str(run_dir), "batch_size": args.batch_size,
-              "units": args.units, "budget_minutes": args.minutes}
+    report = {
+        "model": "tf_tutorial",
+        "tutorial": TUTORIAL,
+        "machine": machine(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "run_dir": str(run_dir),
+        "batch_size": args.batch_size,
+        "units": args.units,
+        "budget_minutes": args.minutes,
+    }
     started = time.perf_counter()
     model, train_ds, train_pairs = build(run_dir, args.units, args.batch_size, args.seed)
     report["setup_seconds"] = round(time.perf_counter() - started, 2)
@@ -418,8 +444,9 @@ def main(argv: list[str] | None = None) -> None:
     report["test_sentences"] = len(sources)
     report["test_decode_seconds"] = round(time.perf_counter() - begun, 2)
     report.update(scores(hypotheses, references))
-    report["examples"] = [{"source": s, "reference": r, "hypothesis": h}
-                          for s, r, h in list(zip(sources, references, hypotheses))[:3]]
+    report["examples"] = [
+        {"source": s, "reference": r, "hypothesis": h} for s, r, h in list(zip(sources, references, hypotheses))[:3]
+    ]
     report.update(time_decoding(translate, sources, (1, 64), args.repeats, count_words, prefix="greedy"))
     report["peak_rss_mb"] = peak_rss_mb()
     emit(report, args.out)

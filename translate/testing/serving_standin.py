@@ -68,10 +68,22 @@ DEFAULT_SIGNATURE = "serving_default"
 WARMUP = Path("assets.extra") / "tf_serving_warmup_requests"
 # tensorflow_serving/model_servers/http_server.cc: ToHTTPStatusCode.
 HTTP_STATUS = {
-    "CANCELLED": 499, "UNKNOWN": 500, "INVALID_ARGUMENT": 400, "DEADLINE_EXCEEDED": 504, "NOT_FOUND": 404,
-    "ALREADY_EXISTS": 409, "PERMISSION_DENIED": 403, "RESOURCE_EXHAUSTED": 429, "FAILED_PRECONDITION": 400,
-    "ABORTED": 409, "OUT_OF_RANGE": 400, "UNIMPLEMENTED": 501, "INTERNAL": 500, "UNAVAILABLE": 503,
-    "DATA_LOSS": 500, "UNAUTHENTICATED": 401,
+    "CANCELLED": 499,
+    "UNKNOWN": 500,
+    "INVALID_ARGUMENT": 400,
+    "DEADLINE_EXCEEDED": 504,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "PERMISSION_DENIED": 403,
+    "RESOURCE_EXHAUSTED": 429,
+    "FAILED_PRECONDITION": 400,
+    "ABORTED": 409,
+    "OUT_OF_RANGE": 400,
+    "UNIMPLEMENTED": 501,
+    "INTERNAL": 500,
+    "UNAVAILABLE": 503,
+    "DATA_LOSS": 500,
+    "UNAUTHENTICATED": 401,
 }
 
 
@@ -145,8 +157,7 @@ class _Batcher:
         self.cond = threading.Condition()
         self.closed = False
         self.batch_sizes: list[int] = []  # for tests: that merging happened
-        self.threads = [threading.Thread(target=self._work, daemon=True, name=f"batch-{i}")
-                        for i in range(num_threads)]
+        self.threads = [threading.Thread(target=self._work, daemon=True, name=f"batch-{i}") for i in range(num_threads)]
         for thread in self.threads:
             thread.start()
 
@@ -157,8 +168,9 @@ class _Batcher:
         future: futures.Future = futures.Future()
         with self.cond:
             if sum(int(t.shape[0]) for t, _ in self.queue) + rows > self.max_rows_queued:
-                raise ServingStatus("UNAVAILABLE", "The batch scheduling queue to which this task was submitted "
-                                                   "is full")
+                raise ServingStatus(
+                    "UNAVAILABLE", "The batch scheduling queue to which this task was submitted is full"
+                )
             self.queue.append((sentences, future))
             self.cond.notify()
         return future.result()
@@ -197,11 +209,16 @@ class _Batcher:
                 outputs = self.function(sentences=tf.concat([t for t, _ in batch], axis=0))
                 start = 0
                 for size, (_, future) in zip(sizes, batch):
-                    future.set_result({k: v[start:start + size] for k, v in outputs.items()})
+                    future.set_result({k: v[start : start + size] for k, v in outputs.items()})
                     start += size
             except Exception as err:  # noqa: BLE001 - every waiting request must get an answer
-                status = err if isinstance(err, ServingStatus) else ServingStatus(
-                    "INVALID_ARGUMENT" if isinstance(err, tf.errors.InvalidArgumentError) else "INTERNAL", str(err))
+                status = (
+                    err
+                    if isinstance(err, ServingStatus)
+                    else ServingStatus(
+                        "INVALID_ARGUMENT" if isinstance(err, tf.errors.InvalidArgumentError) else "INTERNAL", str(err)
+                    )
+                )
                 for _, future in batch:
                     future.set_exception(status)
 
@@ -237,9 +254,15 @@ class StandIn:
         monitoring: serve Prometheus text at ``/monitoring/prometheus/metrics``.
     """
 
-    def __init__(self, models: dict[str, str | Path] | None = None, model_config_file: str | Path | None = None,
-                 batching: BatchingOptions | None = None, monitoring: bool = True,
-                 rest_port: int = 0, grpc_port: int = 0):
+    def __init__(
+        self,
+        models: dict[str, str | Path] | None = None,
+        model_config_file: str | Path | None = None,
+        batching: BatchingOptions | None = None,
+        monitoring: bool = True,
+        rest_port: int = 0,
+        grpc_port: int = 0,
+    ):
         self.batching, self.monitoring = batching, monitoring
         self.models: dict[str, Model] = {}
         self.request_counts: dict[tuple[str, str], int] = {}
@@ -258,13 +281,15 @@ class StandIn:
     @staticmethod
     def _configs(models, model_config_file) -> list:
         if model_config_file is not None:
-            server_config = text_format.Parse(Path(model_config_file).read_text(encoding="utf-8"),
-                                              model_server_config_pb2.ModelServerConfig())
+            server_config = text_format.Parse(
+                Path(model_config_file).read_text(encoding="utf-8"), model_server_config_pb2.ModelServerConfig()
+            )
             return list(server_config.model_config_list.config)
         configs = []
         for name, base_path in (models or {}).items():
-            config = model_server_config_pb2.ModelConfig(name=name, base_path=str(Path(base_path).resolve()),
-                                                         model_platform="tensorflow")
+            config = model_server_config_pb2.ModelConfig(
+                name=name, base_path=str(Path(base_path).resolve()), model_platform="tensorflow"
+            )
             config.model_version_policy.latest.num_versions = 1
             configs.append(config)
         if not configs:
@@ -273,15 +298,16 @@ class StandIn:
 
     def _load(self, config) -> None:
         base = Path(config.base_path)
-        present = (sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
-                   if base.is_dir() else [])
+        present = (
+            sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()) if base.is_dir() else []
+        )
         policy = config.model_version_policy.WhichOneof("policy_choice") or "latest"
         if policy == "specific":
             wanted = sorted(config.model_version_policy.specific.versions)
         elif policy == "all":
             wanted = present
         else:
-            wanted = present[-max(1, config.model_version_policy.latest.num_versions):]
+            wanted = present[-max(1, config.model_version_policy.latest.num_versions) :]
         missing = [v for v in wanted if v not in present]
         if not present or missing:
             raise ValueError(f"model {config.name}: no version {missing or ''} under {base}")
@@ -307,8 +333,9 @@ class StandIn:
         for raw in tf.data.TFRecordDataset(str(path)):
             record = prediction_log_pb2.PredictionLog.FromString(raw.numpy())
             if record.WhichOneof("log_type") != "predict_log":
-                raise ValueError(f"{path}: warm-up record {count} is {record.WhichOneof('log_type')}, "
-                                 "only predict_log is supported")
+                raise ValueError(
+                    f"{path}: warm-up record {count} is {record.WhichOneof('log_type')}, only predict_log is supported"
+                )
             try:
                 self._run(model, version, record.predict_log.request, batched=False)
             except ServingStatus as err:
@@ -349,14 +376,19 @@ class StandIn:
                 f"input size does not match signature: {len(request_inputs)}!={len(signature_inputs)} "
                 f"len({{{','.join(sorted(request_inputs))}}}) != len({{{','.join(sorted(signature_inputs))}}}). "
                 f"Sent extra: {{{','.join(sorted(request_inputs - signature_inputs))}}}. "
-                f"Missing but required: {{{','.join(sorted(signature_inputs - request_inputs))}}}.")
+                f"Missing but required: {{{','.join(sorted(signature_inputs - request_inputs))}}}."
+            )
         for alias in sorted(request_inputs - signature_inputs):
-            raise invalid(f"input tensor alias not found in signature: {alias}. Inputs expected to be in the set "
-                          f"{{{','.join(sorted(signature_inputs))}}}.")
+            raise invalid(
+                f"input tensor alias not found in signature: {alias}. Inputs expected to be in the set "
+                f"{{{','.join(sorted(signature_inputs))}}}."
+            )
         for alias in request.output_filter:
             if alias not in signature.outputs:
-                raise invalid(f"output tensor alias not found in signature: {alias} Outputs expected to be in "
-                              f"the set {{{','.join(sorted(signature.outputs))}}}.")
+                raise invalid(
+                    f"output tensor alias not found in signature: {alias} Outputs expected to be in "
+                    f"the set {{{','.join(sorted(signature.outputs))}}}."
+                )
         proto = request.inputs["sentences"]
         expected = signature.inputs["sentences"].dtype
         if proto.dtype != expected:
@@ -390,8 +422,13 @@ class StandIn:
         with self._batchers_lock:
             if key not in self._batchers:
                 b = self.batching
-                self._batchers[key] = _Batcher(function, b.max_batch_size, b.batch_timeout_micros / 1e6,
-                                               b.num_batch_threads, b.max_enqueued_batches)
+                self._batchers[key] = _Batcher(
+                    function,
+                    b.max_batch_size,
+                    b.batch_timeout_micros / 1e6,
+                    b.num_batch_threads,
+                    b.max_enqueued_batches,
+                )
             return self._batchers[key]
 
     def batch_sizes(self) -> list[int]:
@@ -409,8 +446,9 @@ class StandIn:
             numbers = [self._resolve(spec)[1].number]
         response = get_model_status_pb2.GetModelStatusResponse()
         for number in numbers:
-            entry = response.model_version_status.add(version=number,
-                                                      state=get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+            entry = response.model_version_status.add(
+                version=number, state=get_model_status_pb2.ModelVersionStatus.AVAILABLE
+            )
             entry.status.SetInParent()
         return response
 
@@ -441,8 +479,7 @@ class StandIn:
         self.http.daemon_threads = True
         threading.Thread(target=self.http.serve_forever, daemon=True, name="standin-rest").start()
         self.grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="standin-grpc"))
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(_PredictionServicer(self),
-                                                                             self.grpc_server)
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(_PredictionServicer(self), self.grpc_server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(_ModelServicer(self), self.grpc_server)
         self._grpc_port = self.grpc_server.add_insecure_port(f"127.0.0.1:{self._grpc_port}")
         self.grpc_server.start()
@@ -475,8 +512,7 @@ class StandIn:
 
 # -- REST --------------------------------------------------------------------------
 
-PREDICT_PATH = re.compile(r"/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?:(classify|regress|predict)",
-                          re.I)
+PREDICT_PATH = re.compile(r"/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?:(classify|regress|predict)", re.I)
 STATUS_PATH = re.compile(r"/v1/models(?:/([^/:]+))?(?:/versions/(\d+)|/labels/([^/:]+))?(/metadata)?", re.I)
 
 
@@ -497,14 +533,17 @@ def _tensor_from_json(value, dtype: int):
             if level >= len(shape):
                 raise invalid(f"Encountered list at unexpected level: {level} expected < {len(shape)}")
             if len(v) != shape[level]:
-                raise invalid(f"Encountered list at unexpected size: {len(v)} at level: {level} "
-                              f"expected size: {shape[level]}")
+                raise invalid(
+                    f"Encountered list at unexpected size: {len(v)} at level: {level} expected size: {shape[level]}"
+                )
             for item in v:
                 walk(item, level + 1)
             return
         if level != len(shape):
-            raise invalid(f"JSON Value: {_json_value(v)} found at incorrect level: {level + 1} in the JSON DOM. "
-                          f"Expected at level: {len(shape)}")
+            raise invalid(
+                f"JSON Value: {_json_value(v)} found at incorrect level: {level + 1} in the JSON DOM. "
+                f"Expected at level: {len(shape)}"
+            )
         if dtype == types_pb2.DT_STRING:
             if isinstance(v, dict) and set(v) == {"b64"} and isinstance(v["b64"], str):
                 try:
@@ -515,8 +554,13 @@ def _tensor_from_json(value, dtype: int):
             if isinstance(v, str):
                 flat.append(v.encode("utf-8"))
                 return
-        type_name = {dict: "Object", list: "Array", str: "String", bool: "True" if v is True else "False",
-                     type(None): "Null"}.get(type(v), "Number")
+        type_name = {
+            dict: "Object",
+            list: "Array",
+            str: "String",
+            bool: "True" if v is True else "False",
+            type(None): "Null",
+        }.get(type(v), "Number")
         raise invalid(f"JSON Value: {_json_value(v)} Type: {type_name} is not of expected type: {dtype_string(dtype)}")
 
     walk(value, 0)
@@ -524,8 +568,9 @@ def _tensor_from_json(value, dtype: int):
 
 
 def _proto(flat: list, shape: list[int], dtype: int):
-    return tf.make_tensor_proto(np.array(flat, dtype=object).reshape(shape), dtype=tf.dtypes.as_dtype(dtype),
-                                shape=shape)
+    return tf.make_tensor_proto(
+        np.array(flat, dtype=object).reshape(shape), dtype=tf.dtypes.as_dtype(dtype), shape=shape
+    )
 
 
 def predict_request_from_json(body: bytes, signature_defs: dict, model_name: str):
@@ -542,16 +587,19 @@ def predict_request_from_json(body: bytes, signature_defs: dict, model_name: str
     request.model_spec.name = model_name
     if "signature_name" in doc:
         if not isinstance(doc["signature_name"], str):
-            raise invalid(f"JSON Value: {_json_value(doc)} not formatted correctly. 'signature_name' key must be a "
-                          "string value.")
+            raise invalid(
+                f"JSON Value: {_json_value(doc)} not formatted correctly. 'signature_name' key must be a string value."
+            )
         request.model_spec.signature_name = doc["signature_name"]
     name = request.model_spec.signature_name or DEFAULT_SIGNATURE
     if name not in signature_defs:
         raise invalid(f'Serving signature name: "{name}" not found in signature def')
     inputs = signature_defs[name].inputs
     if "instances" in doc and "inputs" in doc:
-        raise invalid(f"JSON Value: {_json_value(doc)} Not formatted correctly expecting only one of 'inputs' or "
-                      "'instances' keys to exist ")
+        raise invalid(
+            f"JSON Value: {_json_value(doc)} Not formatted correctly expecting only one of 'inputs' or "
+            "'instances' keys to exist "
+        )
     if "instances" in doc:
         instances = doc["instances"]
         if not isinstance(instances, list):
@@ -567,15 +615,19 @@ def predict_request_from_json(body: bytes, signature_defs: dict, model_name: str
                 raise invalid(f"Expecting {kind} at item {index} of input list")
             named = item if is_object(item) else {next(iter(inputs)): item}
             if is_object(item) and set(named) != set(inputs):
-                raise invalid(f"Failed to process element: {index} of 'instances' list. JSON object: "
-                              f"{_json_value(item)} keys must be equal to: {','.join(sorted(inputs))}")
+                raise invalid(
+                    f"Failed to process element: {index} of 'instances' list. JSON object: "
+                    f"{_json_value(item)} keys must be equal to: {','.join(sorted(inputs))}"
+                )
             for key, value in named.items():
                 try:
                     flat, shape = _tensor_from_json(value, inputs[key].dtype)
                 except ServingStatus as err:
                     where = f"{index} key: {key}" if is_object(item) else f"{index}"
-                    raise invalid(f"Failed to process element: {where} of 'instances' list. Error: "
-                                  f"INVALID_ARGUMENT: {err.message}") from None
+                    raise invalid(
+                        f"Failed to process element: {where} of 'instances' list. Error: "
+                        f"INVALID_ARGUMENT: {err.message}"
+                    ) from None
                 if key in shapes and shapes[key] != shape:
                     raise invalid(f"Expecting shape {shapes[key]} but got: {shape}")
                 shapes[key] = shape
@@ -608,6 +660,7 @@ def _json_values(array, as_bytes: bool):
             # TF Serving prints the shortest decimal that round-trips the float32.
             return float(str(v))
         return v.item() if isinstance(v, np.generic) else v
+
     if isinstance(array, np.ndarray):
         return [_json_values(a, as_bytes) for a in array] if array.ndim else one(array[()])
     return one(array)
@@ -653,10 +706,15 @@ def _rest_handler(server: StandIn):
             path = self.path.split("?", 1)[0]
             if server.monitoring and path == "/monitoring/prometheus/metrics":
                 with server._counts_lock:
-                    lines = [f':tensorflow:serving:request_count{{api="{api}",status="{code}"}} {n}'
-                             for (api, code), n in sorted(server.request_counts.items())]
-                self._reply(200, "\n".join(["# TYPE :tensorflow:serving:request_count counter", *lines]) + "\n",
-                            "text/plain; version=0.0.4")
+                    lines = [
+                        f':tensorflow:serving:request_count{{api="{api}",status="{code}"}} {n}'
+                        for (api, code), n in sorted(server.request_counts.items())
+                    ]
+                self._reply(
+                    200,
+                    "\n".join(["# TYPE :tensorflow:serving:request_count counter", *lines]) + "\n",
+                    "text/plain; version=0.0.4",
+                )
                 return
             match = STATUS_PATH.fullmatch(path)
             try:
@@ -667,13 +725,21 @@ def _rest_handler(server: StandIn):
                     raise invalid("Missing model name in request.")
                 spec = _model_spec(name, version, label)
                 if metadata:
-                    response, signature_map = server.metadata(get_model_metadata_pb2.GetModelMetadataRequest(
-                        model_spec=spec, metadata_field=["signature_def"]))
-                    payload = {"model_spec": json_format.MessageToDict(
-                        response.model_spec, preserving_proto_field_name=True,
-                        always_print_fields_with_no_presence=True),
-                        "metadata": {"signature_def": json_format.MessageToDict(
-                            signature_map, preserving_proto_field_name=True)}}
+                    response, signature_map = server.metadata(
+                        get_model_metadata_pb2.GetModelMetadataRequest(
+                            model_spec=spec, metadata_field=["signature_def"]
+                        )
+                    )
+                    payload = {
+                        "model_spec": json_format.MessageToDict(
+                            response.model_spec,
+                            preserving_proto_field_name=True,
+                            always_print_fields_with_no_presence=True,
+                        ),
+                        "metadata": {
+                            "signature_def": json_format.MessageToDict(signature_map, preserving_proto_field_name=True)
+                        },
+                    }
                     server.count("GetModelMetadata", "OK")
                 else:
                     payload = json_format.MessageToDict(server.status(spec), always_print_fields_with_no_presence=True)
@@ -692,8 +758,9 @@ def _rest_handler(server: StandIn):
                     raise invalid(f"Malformed request: POST {path}")
                 name, version, label, method = match.groups()
                 if method.lower() != "predict":
-                    raise ServingStatus("UNIMPLEMENTED", f"{method} is not served by this model "
-                                                         "(it has only predict signatures)")
+                    raise ServingStatus(
+                        "UNIMPLEMENTED", f"{method} is not served by this model (it has only predict signatures)"
+                    )
                 spec = _model_spec(name, version, label)
                 model, served = server._resolve(spec)
                 request, fmt = predict_request_from_json(body, served.signature_defs, name)
@@ -713,6 +780,7 @@ def _rest_handler(server: StandIn):
 
 
 # -- gRPC --------------------------------------------------------------------------
+
 
 def _abort(context, err: ServingStatus):
     context.abort(getattr(grpc.StatusCode, err.code), err.message)

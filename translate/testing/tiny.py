@@ -40,5 +40,6 @@ def tiny_config(tmp: Path, *extra: str):
     from translate.config import load_config
 
     tmp = Path(tmp)
-    return load_config(overrides=[*TINY_OVERRIDES, f"run_dir={tmp / 'run'}",
-                                  f"export.models_dir={tmp / 'saved_models'}", *extra])
+    return load_config(
+        overrides=[*TINY_OVERRIDES, f"run_dir={tmp / 'run'}", f"export.models_dir={tmp / 'saved_models'}", *extra]
+    )
