@@ -379,9 +379,13 @@ class Load:
             except (ValueError, KeyError, TypeError):
                 return f"HTTP {err.code} (no JSON error)", raw[:200]
 
-    def run(self, requests: list, on_progress=None) -> tuple[list[tuple], float]:
-        """Sends ``requests`` from the threads; returns ``(protocol, kind, outcome, message, seconds)`` rows."""
+    def run(self, requests: list, on_progress=None, label: str = "requests") -> tuple[list[tuple], float]:
+        """Sends ``requests`` from the threads, with a progress bar on stderr; returns
+        ``(protocol, kind, outcome, message, seconds)`` rows."""
+        from tqdm import tqdm
+
         lock, position, done = threading.Lock(), [0], [0]
+        bar = tqdm(total=len(requests), desc=label, unit=" requests", file=sys.stderr, mininterval=2)
 
         def worker(thread: int) -> list[tuple]:
             rows = []
@@ -397,11 +401,12 @@ class Load:
                 with lock:
                     done[0] += 1
                     finished = done[0]
+                    bar.update()
                 if on_progress:
                     on_progress(finished)
 
         started = time.perf_counter()
-        with ThreadPoolExecutor(self.threads) as pool:
+        with bar, ThreadPoolExecutor(self.threads) as pool:
             rows = [row for rows in pool.map(worker, range(self.threads)) for row in rows]
         return rows, time.perf_counter() - started
 
@@ -529,7 +534,9 @@ def soak(server: Server, model_name: str, args, mix: dict[str, int]) -> dict:
     max_batch = server.info["batching"]["max_batch_size"]
     load = Load(server, model_name, args.threads, args.timeout)
     try:
-        warmup_rows, _ = load.run(plan(args.warmup, mix, max_batch, args.seed + 1)) if args.warmup else ([], 0)
+        warmup_rows, _ = (
+            load.run(plan(args.warmup, mix, max_batch, args.seed + 1), label="warm-up") if args.warmup else ([], 0)
+        )
         samples = {0: rss_kib(server.pid)}
         marks = {max(1, args.requests * tenth // 10): tenth * 10 for tenth in range(1, 11)}
 
@@ -537,7 +544,7 @@ def soak(server: Server, model_name: str, args, mix: dict[str, int]) -> dict:
             if finished in marks:
                 samples[marks[finished]] = rss_kib(server.pid)
 
-        rows, elapsed = load.run(plan(args.requests, mix, max_batch, args.seed), on_progress)
+        rows, elapsed = load.run(plan(args.requests, mix, max_batch, args.seed), on_progress, label="load")
         samples[100] = rss_kib(server.pid)  # after the last reply, whichever thread got it
         alive = server.proc.poll() is None
         # Still serving: one good request over each protocol, then the server's own counts.
