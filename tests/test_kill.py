@@ -327,7 +327,7 @@ class VersionChecker:
         import translate
         from translate import export as export_module
         from translate.config import load_config
-        from translate.layout import resolve_version, versions
+        from translate.versions import resolve_version, versions
 
         digits, hidden = [], []
         for entry in model_dir.iterdir():

@@ -21,9 +21,9 @@ import tensorflow as tf
 from conftest import REPO, tiny_config
 from translate import atomic, training
 from translate.callbacks import HistoryCsv, ResumableBackup, TrainingLogs, trim_history
+from translate.grad_norm import GradNormModel
 from translate.losses import MaskedAccuracy, SmoothedCrossEntropy, sparse_cross_entropy
 from translate.schedules import InverseSqrt
-from translate.trainer import GradNormModel
 
 # A short run: a few steps per epoch, a few dev sentences for BLEU.
 SHORT = ["train.steps_per_epoch=3", "train.dev_sentences=6", "train.tensorboard=false"]

@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from translate.layout import check_model_name, resolve_version
 from translate.lines import DEFAULT_BATCH_SIZE, batches, decode_line, read_lines
+from translate.versions import check_model_name, resolve_version
 
 SAMPLE_SENTENCES = (
     "In the beginning was the Word.",
@@ -368,7 +368,7 @@ def _translate_stream(input_batches, where: str, translate, nbest, with_scores: 
 
 
 def _translate_on_server(args) -> int:
-    from translate.serving import Client, ServingError
+    from translate.serving_client import Client, ServingError
 
     input_batches, where = _input_batches(args)
     try:

@@ -47,6 +47,7 @@ from translate.callbacks import (
 from translate.config import Config, load_config, save_config
 from translate.distribute import load_prepared_for_workers, make_strategy, output_dir, worker_backup_dir
 from translate.evaluation import score, translate_in_batches
+from translate.grad_norm import GradNormModel
 from translate.inference import TranslationGraph
 from translate.losses import MaskedAccuracy, SmoothedCrossEntropy
 from translate.model import Seq2Seq, build_models
@@ -63,7 +64,6 @@ from translate.run_folder import (
 )
 from translate.schedules import InverseSqrt
 from translate.text import vocab_size_of
-from translate.trainer import GradNormModel
 
 log = logging.getLogger(__name__)
 
