@@ -443,7 +443,6 @@ def cmd_evaluate(args) -> int:
         read_lines,
         score,
         sentence_scores,
-        translate_in_batches,
         write_sentence_scores,
     )
 
@@ -507,6 +506,8 @@ def cmd_evaluate(args) -> int:
     hypotheses: list[tuple[str, list[str]]] = []
     for name, system in systems:
         if isinstance(system, Path):
+            from translate.inference import translate_in_batches
+
             translator = _load_translator(system)
             system = translate_in_batches(translator, sources, args.batch_size)
         hypotheses.append((name, system))

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from sacrebleu.metrics import BLEU, CHRF, TER
-from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -370,24 +369,3 @@ def compare(
                 # would read as "significant"; the honest p-value of a zero difference is 1.
                 system.p_values[metric] = 1.0
     return Comparison(results, {m: str(signatures[keys[m]]) for m in metrics}, test.n_samples)
-
-
-def translate_in_batches(
-    translate: Callable[[list[str]], list[str]],
-    sentences: Sequence[str],
-    batch_size: int = 64,
-    progress: bool = True,
-) -> list[str]:
-    """Runs ``translate`` over ``sentences`` in batches, with a progress bar.
-
-    Sentences are sorted by length first so each batch pads little, and the
-    results are put back in the input order.
-    """
-    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-    outputs: list[str] = [""] * len(sentences)
-    starts = range(0, len(order), batch_size)
-    for start in tqdm(starts, desc="translating", unit="batch", disable=not progress, leave=False):
-        chunk = order[start : start + batch_size]
-        for index, translation in zip(chunk, translate([sentences[i] for i in chunk])):
-            outputs[index] = translation
-    return outputs
