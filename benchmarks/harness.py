@@ -163,7 +163,7 @@ def build_training(config, prepared, grad_norm: bool = True):
     """
     import keras
 
-    from translate.trainer import GradNormModel
+    from translate.grad_norm import GradNormModel
     from translate.training import build_run, compile_for_training, precision_policy, training_dataset
 
     keras.utils.set_random_seed(config.train.seed)

@@ -135,7 +135,7 @@ def padding(run, config, prepared) -> dict:
 def decode_orders(translator, sentences: list[str], batch_size: int = 64, repeats: int = 3) -> dict:
     """Sentences per second over all ``sentences`` in corpus order and sorted by
     length (what ``translate_in_batches`` does), the median of ``repeats``."""
-    from translate.evaluation import translate_in_batches
+    from translate.inference import translate_in_batches
 
     def corpus_order():
         return [t for i in range(0, len(sentences), batch_size) for t in translator(sentences[i : i + batch_size])]

@@ -183,7 +183,8 @@ def quality(args: argparse.Namespace) -> None:
         raise SystemExit("--jobs must be at least 1")
 
     from translate.config import load_config
-    from translate.evaluation import score, translate_in_batches
+    from translate.evaluation import score
+    from translate.inference import translate_in_batches
     from translate.model import build_models
     from translate.prepare import prepare_or_load
     from translate.text import vocab_size_of
@@ -270,7 +271,8 @@ def quality(args: argparse.Namespace) -> None:
 
 
 def _scores(graph, pairs, greedy: bool, batch_size: int):
-    from translate.evaluation import score, translate_in_batches
+    from translate.evaluation import score
+    from translate.inference import translate_in_batches
 
     translate = (lambda s: graph(s, greedy=True)) if greedy else graph
     hypotheses = translate_in_batches(translate, [s for s, _ in pairs], batch_size, progress=False)

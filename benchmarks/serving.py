@@ -54,7 +54,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def check_model(model_dir: Path) -> None:
-    from translate.layout import versions
+    from translate.versions import versions
 
     if not versions(model_dir):
         raise SystemExit(f"no exported versions in {model_dir}")
@@ -99,7 +99,7 @@ def serving(args: argparse.Namespace) -> None:
     stand-in (TF Serving's REST and gRPC surfaces, server-side batching with
     the values ``python -m translate serving-config`` writes), then, for each
     protocol and request batch size, sends ``--requests`` requests from
-    ``--concurrency`` client threads through ``translate.serving.Client`` and
+    ``--concurrency`` client threads through ``translate.serving_client.Client`` and
     reports requests per second, sentences per second and the p50/p99 latency
     of one request. Each setting first sends ``--concurrency`` untimed
     requests. The stand-in runs in this
@@ -107,8 +107,8 @@ def serving(args: argparse.Namespace) -> None:
     the model: the numbers bound what TF Serving's C++ server would do on the
     same machine from below, and compare REST with gRPC and batch 1 with 32.
     """
-    from translate.layout import versions
-    from translate.serving import Client
+    from translate.serving_client import Client
+    from translate.versions import versions
 
     model_dir = Path(args.model)
     check_model(model_dir)
@@ -320,7 +320,7 @@ class Load:
     """Client threads that each keep one REST and one gRPC client and send the requests of a plan."""
 
     def __init__(self, server: Server, model_name: str, threads: int, timeout: float):
-        from translate.serving import Client
+        from translate.serving_client import Client
 
         info = server.info
         self.rest_url = f"http://127.0.0.1:{info['rest_port']}/v1/models/{model_name}:predict"
@@ -343,7 +343,7 @@ class Load:
 
     def one(self, thread: int, protocol: str, kind: str, payload) -> tuple[str, str | None]:
         """(outcome, message): ``OK``, ``HTTP <status>``, ``gRPC <CODE>`` or the exception's class."""
-        from translate.serving import ServingError
+        from translate.serving_client import ServingError
 
         try:
             if kind == "malformed_json":
@@ -458,7 +458,7 @@ def soak_command(args: argparse.Namespace) -> None:
     the values ``python -m translate serving-config`` writes) in a child
     process of its own, so that its resident memory can be read, and sends
     ``--requests`` requests from ``--threads`` client threads through
-    ``translate.serving.Client`` (raw HTTP for the malformed bodies). The requests are drawn, with ``--seed``, in
+    ``translate.serving_client.Client`` (raw HTTP for the malformed bodies). The requests are drawn, with ``--seed``, in
     the fixed proportions of ``--mix``:
 
     * ``good``: 1 to 4 ordinary sentences; answered OK;

@@ -2,7 +2,7 @@
 
 The full ``python -m benchmarks compare`` trains three models for 15 minutes each;
 here the baseline runs end to end in a tiny setting (a few seconds of
-training on tests/data/tiny.tsv, a 5-step decoding loop), and compare.py's
+training on the tiny corpus, a 5-step decoding loop), and compare.py's
 ratios and table are checked on reports shaped like the real ones.
 """
 

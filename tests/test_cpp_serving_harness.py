@@ -21,13 +21,11 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import cpp_serving  # noqa: E402
-from translate.text import PAD_ID  # noqa: E402
+import cpp_serving  # tests/cpp_serving.py: pytest puts tests/ on sys.path
+from translate.text import PAD_ID
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or not (os.environ.get("CXX") or shutil.which("g++")),

@@ -108,12 +108,11 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 logging.basicConfig(level=logging.INFO)
-sys.path.insert(0, str(Path(sys.argv[1]) / "tests"))
-from conftest import tiny_config
+from translate.testing.tiny import tiny_config
 from translate.training import train
 histories = {}
 for strategy in ("mirrored", "default"):
-    config = tiny_config(Path(sys.argv[2]) / strategy, f"train.strategy={strategy}", *sys.argv[3:])
+    config = tiny_config(Path(sys.argv[1]) / strategy, f"train.strategy={strategy}", *sys.argv[2:])
     run = train(config, verbose=0)
     rows = list(csv.DictReader(open(run.run_dir / "history.csv", encoding="utf-8")))
     histories[strategy] = {key: [float(row[key]) for row in rows] for key in ("loss", "val_loss")}
@@ -130,7 +129,7 @@ def test_mirrored_over_two_cpus_follows_the_one_device_loss_curve(tmp_path):
     # another order.
     overrides = ["train.epochs=3", "train.steps_per_epoch=4", "train.dev_sentences=4", "train.tensorboard=false"]
     result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_VS_ONE_DEVICE, str(REPO), str(tmp_path), *overrides],
+        [sys.executable, "-c", MIRRORED_VS_ONE_DEVICE, str(tmp_path), *overrides],
         env=_env(),
         capture_output=True,
         text=True,

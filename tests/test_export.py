@@ -15,7 +15,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from conftest import REPO
 from translate import export as export_module
 from translate.export import WARMUP_FILE, export, warmup_requests, write_warmup
-from translate.layout import resolve_version, versions
+from translate.versions import resolve_version, versions
 
 
 def signatures(export_dir):

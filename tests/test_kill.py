@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA, REPO, TINY_OVERRIDES
+from conftest import REPO, TINY_CORPUS, TINY_OVERRIDES
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -58,7 +58,7 @@ _SYLLABLES = ("ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "da", "ve", "chi",
 
 def _write_corpora(folder: Path) -> list[str]:
     """A synthetic corpus big enough for prepare to write for a while (half a second on an idle core; the
-    target is the source's words reversed), and dev and test sets from tests/data/tiny.tsv small enough for
+    target is the source's words reversed), and dev and test sets from the tiny corpus small enough for
     train's test scores to be quick; returns the data overrides that name them."""
     rng = random.Random(SEED)
     words = ["".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(1, 3))) for _ in range(400)]
@@ -68,7 +68,7 @@ def _write_corpora(folder: Path) -> list[str]:
         lines.append(" ".join(source) + "\t" + " ".join(w[::-1] for w in reversed(source)) + "\n")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "corpus.tsv").write_text("".join(lines), encoding="utf-8")
-    tiny = (DATA / "tiny.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
+    tiny = TINY_CORPUS.read_text(encoding="utf-8").splitlines(keepends=True)
     (folder / "dev.tsv").write_text("".join(tiny[:20]), encoding="utf-8")
     (folder / "test.tsv").write_text("".join(tiny[20:26]), encoding="utf-8")
     return [
@@ -327,7 +327,7 @@ class VersionChecker:
         import translate
         from translate import export as export_module
         from translate.config import load_config
-        from translate.layout import resolve_version, versions
+        from translate.versions import resolve_version, versions
 
         digits, hidden = [], []
         for entry in model_dir.iterdir():

@@ -8,6 +8,8 @@ repository. A cell that raises fails the test with the cell's error.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from conftest import REPO
@@ -41,6 +43,9 @@ def test_notebook_runs_top_to_bottom_in_the_tiny_setting(path, tmp_path, monkeyp
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # the notebooks' temporary folders land here
     monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "matplotlib"))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    # The notebooks import translate as an installed package (pip install -e .); the kernel finds
+    # this checkout's instead, as pytest does (pyproject.toml's pythonpath).
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         notebook, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}

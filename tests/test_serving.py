@@ -78,7 +78,7 @@ def rest(server, path, body=None, method=None):
 
 
 def client(server, grpc=False, **kwargs):
-    from translate.serving import Client
+    from translate.serving_client import Client
 
     port = server.grpc_port if grpc else server.rest_port
     return Client(f"127.0.0.1:{port}", "translator", grpc=grpc, timeout=60, **kwargs)
@@ -134,7 +134,7 @@ def test_label_and_version_paths(served, expected):
         for grpc in (False, True):
             with client(served, grpc, **kwargs) as c:
                 assert c.translate(SENTENCES[:2]) == expected["translations"][:2]
-    from translate.serving import ServingError
+    from translate.serving_client import ServingError
 
     with pytest.raises(ServingError) as err, client(served, version=7) as c:
         c.translate(["x"])
@@ -293,7 +293,7 @@ def test_bad_grpc_requests_get_tf_serving_status_codes_and_the_server_keeps_serv
 
 
 def test_the_client_raises_serving_error_with_the_servers_text_and_code(served):
-    from translate.serving import ServingError
+    from translate.serving_client import ServingError
 
     with client(served, grpc=True) as c, pytest.raises(ServingError) as err:
         c.predict(["a"], "no_such_signature")
@@ -384,7 +384,7 @@ class _Listener:
 
 
 def test_retries_only_where_safe_and_timeouts():
-    from translate.serving import Client
+    from translate.serving_client import Client
 
     listener = _Listener(silent=False)  # reads the request, then hangs up without an answer
     try:
@@ -544,13 +544,13 @@ class _StubServer:
 
 
 def stub_client(stub, **kwargs):
-    from translate.serving import Client
+    from translate.serving_client import Client
 
     return Client(f"127.0.0.1:{stub.port}", "translator", timeout=30, retries=0, **kwargs)
 
 
 def test_client_turns_a_json_list_reply_into_serving_error():
-    from translate.serving import ServingError
+    from translate.serving_client import ServingError
 
     with _StubServer(b'["hola", "adios"]') as stub, pytest.raises(ServingError) as err:
         stub_client(stub).translate(["hello", "goodbye"])
@@ -623,7 +623,7 @@ MALFORMED_REPLIES = [
 
 @pytest.mark.parametrize("name, body, call, message", MALFORMED_REPLIES, ids=[case[0] for case in MALFORMED_REPLIES])
 def test_client_turns_each_malformed_reply_into_serving_error_naming_the_server(name, body, call, message):
-    from translate.serving import ServingError
+    from translate.serving_client import ServingError
 
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     with _StubServer(data) as stub, pytest.raises(ServingError) as err:
@@ -632,7 +632,7 @@ def test_client_turns_each_malformed_reply_into_serving_error_naming_the_server(
 
 
 def test_client_names_the_server_for_an_error_page_that_is_not_json():
-    from translate.serving import ServingError
+    from translate.serving_client import ServingError
 
     with _StubServer(b"<html>502 Bad Gateway</html>", status=502) as stub, pytest.raises(ServingError) as err:
         stub_client(stub).translate(["hello"])
@@ -640,7 +640,7 @@ def test_client_names_the_server_for_an_error_page_that_is_not_json():
 
 
 def test_client_caps_the_reply_size():
-    from translate.serving import ServingError
+    from translate.serving_client import ServingError
 
     # A declared length over the cap: refused before reading the body.
     with _StubServer(b"{}", headers={"Content-Length": 10 << 20}) as stub, pytest.raises(ServingError) as err:
@@ -726,7 +726,7 @@ def _grpc_malformed_replies():
 
 
 def test_grpc_client_turns_each_malformed_reply_into_serving_error_naming_the_server():
-    from translate.serving import Client, ServingError
+    from translate.serving_client import Client, ServingError
 
     for name, outputs, message in _grpc_malformed_replies():
         with _GrpcStub(outputs) as stub, Client(f"127.0.0.1:{stub.port}", grpc=True, timeout=30) as c:
@@ -739,7 +739,7 @@ def test_grpc_client_turns_each_malformed_reply_into_serving_error_naming_the_se
 def test_grpc_client_caps_the_reply_size():
     import tensorflow as tf
 
-    from translate.serving import Client, ServingError
+    from translate.serving_client import Client, ServingError
 
     big = {
         "translations": tf.make_tensor_proto(["x" * 100_000], dtype=tf.string),

@@ -21,9 +21,9 @@ import tensorflow as tf
 from conftest import REPO, tiny_config
 from translate import atomic, training
 from translate.callbacks import HistoryCsv, ResumableBackup, TrainingLogs, trim_history
+from translate.grad_norm import GradNormModel
 from translate.losses import MaskedAccuracy, SmoothedCrossEntropy, sparse_cross_entropy
 from translate.schedules import InverseSqrt
-from translate.trainer import GradNormModel
 
 # A short run: a few steps per epoch, a few dev sentences for BLEU.
 SHORT = ["train.steps_per_epoch=3", "train.dev_sentences=6", "train.tensorboard=false"]
@@ -408,14 +408,14 @@ def test_history_csv_is_rewritten_whole_after_each_epoch_and_a_resume_keeps_fini
     ]
 
 
+# Run with cwd=REPO: ``python -c`` imports translate from the working folder.
 _TRAIN_SCRIPT = """
 import logging, os, signal, sys
 from pathlib import Path
-sys.path.insert(0, {tests!r})
 logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 import keras
-from conftest import tiny_config
 from translate import training
+from translate.testing.tiny import tiny_config
 
 class KillMidEpoch2(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
@@ -434,12 +434,11 @@ training.train(tiny_config(Path(sys.argv[1]), *sys.argv[3:]), verbose=0)
 
 @pytest.mark.timeout(240)
 def test_a_run_killed_mid_epoch_resumes_after_its_last_epoch(tmp_path):
-    script = _TRAIN_SCRIPT.format(tests=str(REPO / "tests"))
     args = [str(tmp_path), *SHORT, "train.steps_per_epoch=5", "train.epochs=3", "train.tensorboard=true"]
 
     def train_process(mode):
         return subprocess.run(
-            [sys.executable, "-c", script, args[0], mode, *args[1:]],
+            [sys.executable, "-c", _TRAIN_SCRIPT, args[0], mode, *args[1:]],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -476,11 +475,10 @@ def test_a_run_killed_mid_epoch_resumes_after_its_last_epoch(tmp_path):
 def test_a_killed_and_resumed_run_trains_exactly_as_an_uninterrupted_one(tmp_path):
     # Dropout on, so that the random state must be restored too, not only the data order.
     settings = [*SHORT, "train.steps_per_epoch=5", "train.epochs=3", "model.dropout=0.3", "train.keep_checkpoints=1"]
-    script = _TRAIN_SCRIPT.format(tests=str(REPO / "tests"))
 
     def train_process(folder, mode):
         done = subprocess.run(
-            [sys.executable, "-c", script, str(folder), mode, *settings],
+            [sys.executable, "-c", _TRAIN_SCRIPT, str(folder), mode, *settings],
             cwd=REPO,
             capture_output=True,
             text=True,

@@ -49,7 +49,7 @@ def test_the_loaded_export_translates_like_the_graph(untrained):
 
 
 def test_the_stand_in_serves_it_over_rest_and_grpc(untrained, tmp_path):
-    from translate.serving import Client
+    from translate.serving_client import Client
     from translate.serving_config import write_serving_config
     from translate.testing.serving_standin import BatchingOptions, StandIn
 

@@ -31,8 +31,8 @@ from typing import Any
 import keras
 
 from translate.atomic import atomic_path, write_text
-from translate.evaluation import score, translate_in_batches
-from translate.inference import TranslationGraph
+from translate.evaluation import score
+from translate.inference import TranslationGraph, translate_in_batches
 from translate.run_folder import BACKUP_WEIGHTS_PATTERN, CHECKPOINT_PATTERN, remove_backup
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from translate.layout import check_model_name, resolve_version
 from translate.lines import DEFAULT_BATCH_SIZE, batches, decode_line, read_lines
+from translate.versions import check_model_name, resolve_version, saved_model_version
 
 SAMPLE_SENTENCES = (
     "In the beginning was the Word.",
@@ -368,7 +368,7 @@ def _translate_stream(input_batches, where: str, translate, nbest, with_scores: 
 
 
 def _translate_on_server(args) -> int:
-    from translate.serving import Client, ServingError
+    from translate.serving_client import Client, ServingError
 
     input_batches, where = _input_batches(args)
     try:
@@ -404,14 +404,6 @@ def cmd_translate(args) -> int:
     return 0
 
 
-def _model_version(path: str, flag: str = "--model") -> Path:
-    """The version folder of a model path, refused before TensorFlow loads if it holds no SavedModel."""
-    version = resolve_version(path)
-    if not (version / "saved_model.pb").is_file():
-        raise ValueError(f"{flag} {path}: not a SavedModel (no saved_model.pb in {version})")
-    return version
-
-
 def _load_translator(version: Path):
     from translate.translator import load
 
@@ -424,133 +416,28 @@ def _load_translator(version: Path):
         raise ValueError(f"cannot load the SavedModel in {version}: {first_line[:300]}") from None
 
 
-def _trained_corpus(version: Path) -> str | None:
-    """The data.corpus an export was trained on, from its config asset (None if unreadable)."""
-    import yaml
-
-    try:
-        config = yaml.safe_load((version / "assets" / "config.yaml").read_text(encoding="utf-8"))
-        return config["data"]["corpus"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return None
-
-
 def cmd_evaluate(args) -> int:
-    from translate.evaluation import (
-        check_counts,
-        compare,
-        per_reference_scores,
-        read_lines,
-        score,
-        sentence_scores,
-        translate_in_batches,
-        write_sentence_scores,
+    from translate.evaluation import evaluate_systems
+
+    evaluation = evaluate_systems(
+        model=args.model,
+        hyp=args.hyp,
+        others=args.compare or (),
+        src=args.src,
+        refs=args.ref or (),
+        builtin=args.builtin,
+        split=args.split,
+        bootstrap=args.bootstrap,
+        sentences=args.sentences,
+        output=args.output,
+        batch_size=args.batch_size,
+        load=_load_translator,
+        warn=lambda message: print(f"warning: {message}", file=sys.stderr),
     )
-
-    # Every check that needs no model runs before TensorFlow loads.
-    systems: list[tuple[str, Path | list[str]]] = []  # (name, model version folder or hypotheses)
-    if args.model:
-        systems.append((args.model, _model_version(args.model)))
-    else:
-        systems.append((args.hyp, read_lines(args.hyp, "hypothesis file")))
-    for other in args.compare or ():
-        if Path(other).is_file():
-            systems.append((other, read_lines(other, "hypothesis file")))
-        elif Path(other).exists():
-            systems.append((other, _model_version(other, "--compare")))
-        else:
-            raise ValueError(f"--compare {other}: no such model folder or file of translations")
-    if len({name for name, _ in systems}) != len(systems):
-        raise ValueError("the same system is given twice: each --model/--hyp/--compare must differ")
-    if args.bootstrap < 1:
-        raise ValueError(f"--bootstrap must be at least 1, got {args.bootstrap}")
-    if args.sentences and Path(args.sentences).is_dir():
-        raise ValueError(f"--sentences {args.sentences} is a folder: give a file name such as sentences.tsv")
-
-    needs_sources = any(isinstance(system, Path) for _, system in systems)
-    if args.builtin:
-        if args.src or args.ref:
-            raise ValueError("--builtin brings its own sources and references: leave out --src and --ref")
-        if not args.builtin.startswith("bible:"):
-            raise ValueError(f"--builtin takes bible:SRC-TGT (e.g. bible:es-en), got {args.builtin!r}")
-        from translate.bible import read_references
-
-        split = args.split or "test"
-        builtin = read_references(args.builtin.removeprefix("bible:"), split)
-        sources, references, reference_names = builtin.sources, builtin.references, builtin.names
-        title = f"{args.builtin} {split}"
-        named = [(f"{args.builtin} {split}", sources)]
-    else:
-        if args.split:
-            raise ValueError("--split goes with --builtin")
-        if not args.ref:
-            raise ValueError("give --ref FILE (one or more) or --builtin bible:SRC-TGT")
-        if needs_sources and not args.src:
-            raise ValueError("--src is needed to translate with a model")
-        sources = read_lines(args.src, "source file") if args.src else None
-        references = [read_lines(path, "reference file") for path in args.ref]
-        reference_names = list(args.ref)
-        title = args.src or args.ref[0]
-        named = [(f"source file {args.src}", sources)] if sources is not None else []
-        named += [(f"reference file {path}", lines) for path, lines in zip(args.ref, references)]
-    named += [(f"hypothesis file {name}", system) for name, system in systems if isinstance(system, list)]
-    check_counts(named)
-
-    if args.builtin:
-        pair = args.builtin.removeprefix("bible:")
-        for name, system in systems:
-            trained = _trained_corpus(system) if isinstance(system, Path) else None
-            # The pair alone: options such as ?sources= change training, not the dev and test verses.
-            if trained and trained.startswith("bible:") and trained.removeprefix("bible:").partition("?")[0] != pair:
-                print(f"warning: {name} was trained on {trained}, not {args.builtin}", file=sys.stderr)
-
-    hypotheses: list[tuple[str, list[str]]] = []
-    for name, system in systems:
-        if isinstance(system, Path):
-            translator = _load_translator(system)
-            system = translate_in_batches(translator, sources, args.batch_size)
-        hypotheses.append((name, system))
-
-    first_name, first = hypotheses[0]
-    scores = score(first, *references)
-    result = scores.to_dict()
-    per_reference = {}
-    if len(references) > 1:
-        per_reference = per_reference_scores(first, references, reference_names)
-        result["per_reference"] = {name: s.to_dict() for name, s in per_reference.items()}
-    comparison = None
-    if len(hypotheses) > 1:
-        comparison = compare(hypotheses, *references, samples=args.bootstrap)
-        result["comparison"] = comparison.to_dict()
-    if args.sentences:
-        rows = sentence_scores(sources, first, *references)
-        result["sentences_file"] = str(write_sentence_scores(args.sentences, rows))
-    if args.output:
-        try:
-            Path(args.output).write_text("".join(h + "\n" for h in first), encoding="utf-8")
-        except OSError as err:
-            raise ValueError(f"cannot write --output {args.output}: {err.strerror or err}") from None
-
     if args.json:
-        print(json.dumps(result, indent=2, ensure_ascii=False))
-        return 0
-    refs = (
-        f"{len(references)} references: {', '.join(reference_names)}"
-        if len(references) > 1
-        else f"reference {reference_names[0]}"
-    )
-    _print_scores(f"{first_name} on {title} ({scores.sentences} sentences, {refs}):", scores)
-    for name, single in per_reference.items():
-        print(
-            f"  only {name} ({single.sentences} sentences): BLEU = {single.bleu:.2f}, chrF = {single.chrf:.2f}, "
-            f"TER = {single.ter:.2f}"
-        )
-    if comparison is not None:
-        print("paired bootstrap resampling against the first system:")
-        for line in comparison.lines():
-            print("  " + line)
-    if args.sentences:
-        print(f"per-sentence scores, worst first: {args.sentences}")
+        print(json.dumps(evaluation.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(evaluation.lines()))
     return 0
 
 
@@ -572,7 +459,7 @@ def cmd_plot(args) -> int:
         return 0
     if not args.sentence.strip():
         raise ValueError("the sentence to plot is empty")
-    version = _model_version(args.model) if args.model else None
+    version = saved_model_version(args.model) if args.model else None
     if args.run and not (Path(args.run) / "config.yaml").is_file():
         raise ValueError(f"not a run folder (no config.yaml): {args.run}")
     from translate.plotting import plot_attention, save_png

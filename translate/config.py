@@ -26,8 +26,8 @@ from typing import Any
 import yaml
 
 from translate import atomic
-from translate.layout import check_model_name
 from translate.messages import short_repr
+from translate.versions import check_model_name
 
 # The presets: configs/ at the top of a checkout (editable installs too); an installed package carries a copy as
 # translate/configs/ (pyproject.toml maps the folder in as package data), which comes first.

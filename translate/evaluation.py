@@ -7,8 +7,10 @@ one stream per reference translation), per-sentence scores sorted worst
 first (:func:`sentence_scores`), and sacrebleu's paired bootstrap resampling
 test between systems (:func:`compare`, Koehn 2004).
 
-Nothing here imports TensorFlow, so the command line can read and check
-every file before a model loads.
+:func:`evaluate_systems` is ``python -m translate evaluate``: it reads and
+checks every file, then translates with the models and scores. Nothing here
+imports TensorFlow until a model translates, so the command line refuses bad
+input before a model loads.
 """
 
 from __future__ import annotations
@@ -18,10 +20,9 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from sacrebleu.metrics import BLEU, CHRF, TER
-from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -372,22 +373,203 @@ def compare(
     return Comparison(results, {m: str(signatures[keys[m]]) for m in metrics}, test.n_samples)
 
 
-def translate_in_batches(
-    translate: Callable[[list[str]], list[str]],
-    sentences: Sequence[str],
-    batch_size: int = 64,
-    progress: bool = True,
-) -> list[str]:
-    """Runs ``translate`` over ``sentences`` in batches, with a progress bar.
+# --- python -m translate evaluate ---------------------------------------------------------------
+#
+# The command's logic. Its messages name the command's options (--model, --ref, ...),
+# which is how users meet them; cli.py parses the arguments and prints the report.
 
-    Sentences are sorted by length first so each batch pads little, and the
-    results are put back in the input order.
+
+@dataclass
+class Evaluation:
+    """What ``python -m translate evaluate`` reports: the first system's scores, then the others against it."""
+
+    system: str  # the first system: its model folder or file of translations
+    title: str  # what was scored: the source file, the first reference file, or "bible:SRC-TGT split"
+    reference_names: list[str]
+    scores: Scores
+    per_reference: dict[str, Scores]  # with several references: the first system against each alone
+    comparison: Comparison | None  # with other systems: the paired bootstrap test
+    sentences_file: str | None  # where the per-sentence scores went, as given
+
+    def to_dict(self) -> dict:
+        result = self.scores.to_dict()
+        if self.per_reference:
+            result["per_reference"] = {name: s.to_dict() for name, s in self.per_reference.items()}
+        if self.comparison is not None:
+            result["comparison"] = self.comparison.to_dict()
+        if self.sentences_file:
+            result["sentences_file"] = str(Path(self.sentences_file))
+        return result
+
+    def lines(self) -> list[str]:
+        """The report for people: the scores with their signatures, per reference, the paired test."""
+        names = self.reference_names
+        refs = f"{len(names)} references: {', '.join(names)}" if len(names) > 1 else f"reference {names[0]}"
+        out = [f"{self.system} on {self.title} ({self.scores.sentences} sentences, {refs}):"]
+        out += ["  " + line for line in self.scores.lines()]
+        for name, single in self.per_reference.items():
+            out.append(
+                f"  only {name} ({single.sentences} sentences): BLEU = {single.bleu:.2f}, "
+                f"chrF = {single.chrf:.2f}, TER = {single.ter:.2f}"
+            )
+        if self.comparison is not None:
+            out.append("paired bootstrap resampling against the first system:")
+            out += ["  " + line for line in self.comparison.lines()]
+        if self.sentences_file:
+            out.append(f"per-sentence scores, worst first: {self.sentences_file}")
+        return out
+
+
+class _TestSet(NamedTuple):
+    """The sentences to score against: sources (None when only files of translations are scored) and references."""
+
+    title: str
+    sources: list[str] | None
+    references: list[ReferenceStream]
+    reference_names: list[str]
+    named: list[tuple[str, Sequence]]  # every input file with a description, for check_counts
+
+
+def evaluate_systems(
+    model: str | None = None,
+    hyp: str | None = None,
+    others: Sequence[str] = (),
+    src: str | None = None,
+    refs: Sequence[str] = (),
+    builtin: str | None = None,
+    split: str | None = None,
+    bootstrap: int = 1000,
+    sentences: str | None = None,
+    output: str | None = None,
+    batch_size: int = 64,
+    load: Callable[[Path], Callable[[list[str]], list[str]]] | None = None,
+    warn: Callable[[str], None] = log.warning,
+) -> Evaluation:
+    """Scores a model (``model``) or a file of translations (``hyp``), as ``python -m translate evaluate`` does.
+
+    Sentences come from ``src`` and the ``refs`` files, or from the built-in
+    corpus (``builtin="bible:SRC-TGT"``, ``split`` default test) with every
+    reference it has. Each of ``others`` (``--compare``: model folders or
+    files of translations) is tested against the first system with
+    ``bootstrap`` samples of paired bootstrap resampling. ``sentences`` names
+    a TSV for the per-sentence scores, ``output`` a file for the first
+    system's translations.
+
+    Every check that needs no model (paths, line counts, options that go
+    together) runs before a model loads. Models are loaded with
+    ``load(version folder)`` (default :func:`translate.load`) and translate in
+    batches of ``batch_size``; ``warn`` hears of a model trained on another
+    language pair than the built-in corpus scored.
+
+    Raises:
+        ValueError: one line naming the option or file at fault.
     """
-    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-    outputs: list[str] = [""] * len(sentences)
-    starts = range(0, len(order), batch_size)
-    for start in tqdm(starts, desc="translating", unit="batch", disable=not progress, leave=False):
-        chunk = order[start : start + batch_size]
-        for index, translation in zip(chunk, translate([sentences[i] for i in chunk])):
-            outputs[index] = translation
-    return outputs
+    systems = _systems(model, hyp, others)
+    if bootstrap < 1:
+        raise ValueError(f"--bootstrap must be at least 1, got {bootstrap}")
+    if sentences and Path(sentences).is_dir():
+        raise ValueError(f"--sentences {sentences} is a folder: give a file name such as sentences.tsv")
+    if builtin:
+        test = _builtin_test_set(builtin, split, src, refs)
+    else:
+        test = _test_set_from_files(split, src, refs, needs_sources=any(isinstance(s, Path) for _, s in systems))
+    check_counts(test.named + [(f"hypothesis file {name}", s) for name, s in systems if isinstance(s, list)])
+    if builtin:
+        _warn_of_other_pairs(systems, builtin, warn)
+
+    hypotheses = [(name, _translate(system, test.sources, batch_size, load)) for name, system in systems]
+    first_name, first = hypotheses[0]
+    references = test.references
+    scores = score(first, *references)
+    per_reference = {}
+    if len(references) > 1:
+        per_reference = per_reference_scores(first, references, test.reference_names)
+    comparison = compare(hypotheses, *references, samples=bootstrap) if len(hypotheses) > 1 else None
+    if sentences:
+        write_sentence_scores(sentences, sentence_scores(test.sources, first, *references))
+    if output:
+        try:
+            Path(output).write_text("".join(h + "\n" for h in first), encoding="utf-8")
+        except OSError as err:
+            raise ValueError(f"cannot write --output {output}: {err.strerror or err}") from None
+    return Evaluation(first_name, test.title, test.reference_names, scores, per_reference, comparison, sentences)
+
+
+def _systems(model: str | None, hyp: str | None, others: Sequence[str]) -> list[tuple[str, Path | list[str]]]:
+    """Each system as ``(name, its model's version folder or its translations)``, the first one first."""
+    from translate.versions import saved_model_version
+
+    if (model is None) == (hyp is None):
+        raise ValueError("give --model or --hyp, one of them")
+    systems = [(model, saved_model_version(model)) if model else (hyp, read_lines(hyp, "hypothesis file"))]
+    for other in others:
+        if Path(other).is_file():
+            systems.append((other, read_lines(other, "hypothesis file")))
+        elif Path(other).exists():
+            systems.append((other, saved_model_version(other, "--compare")))
+        else:
+            raise ValueError(f"--compare {other}: no such model folder or file of translations")
+    if len({name for name, _ in systems}) != len(systems):
+        raise ValueError("the same system is given twice: each --model/--hyp/--compare must differ")
+    return systems
+
+
+def _builtin_test_set(builtin: str, split: str | None, src: str | None, refs: Sequence[str]) -> _TestSet:
+    """A split of the built-in corpus with every public-domain reference of its target language."""
+    if src or refs:
+        raise ValueError("--builtin brings its own sources and references: leave out --src and --ref")
+    if not builtin.startswith("bible:"):
+        raise ValueError(f"--builtin takes bible:SRC-TGT (e.g. bible:es-en), got {builtin!r}")
+    from translate.bible import read_references
+
+    split = split or "test"
+    found = read_references(builtin.removeprefix("bible:"), split)
+    title = f"{builtin} {split}"
+    return _TestSet(title, found.sources, found.references, found.names, [(title, found.sources)])
+
+
+def _test_set_from_files(split: str | None, src: str | None, refs: Sequence[str], needs_sources: bool) -> _TestSet:
+    """Sources (needed to translate with a model) and references from files of lines."""
+    if split:
+        raise ValueError("--split goes with --builtin")
+    if not refs:
+        raise ValueError("give --ref FILE (one or more) or --builtin bible:SRC-TGT")
+    if needs_sources and not src:
+        raise ValueError("--src is needed to translate with a model")
+    sources = read_lines(src, "source file") if src else None
+    references = [read_lines(path, "reference file") for path in refs]
+    named = [(f"source file {src}", sources)] if sources is not None else []
+    named += [(f"reference file {path}", lines) for path, lines in zip(refs, references)]
+    return _TestSet(src or refs[0], sources, references, list(refs), named)
+
+
+def _warn_of_other_pairs(systems, builtin: str, warn: Callable[[str], None]) -> None:
+    """Warns of each model trained on the built-in corpus for another language pair than ``builtin``'s."""
+    pair = builtin.removeprefix("bible:")
+    for name, system in systems:
+        trained = _trained_corpus(system) if isinstance(system, Path) else None
+        # The pair alone: options such as ?sources= change training, not the dev and test verses.
+        if trained and trained.startswith("bible:") and trained.removeprefix("bible:").partition("?")[0] != pair:
+            warn(f"{name} was trained on {trained}, not {builtin}")
+
+
+def _trained_corpus(version: Path) -> str | None:
+    """The data.corpus an export was trained on, from its config asset (None if unreadable)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((version / "assets" / "config.yaml").read_text(encoding="utf-8"))
+        return config["data"]["corpus"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+
+
+def _translate(system: Path | list[str], sources: list[str] | None, batch_size: int, load) -> list[str]:
+    """A system's translations of ``sources``: a file's as they are, a model's made now (loading TensorFlow)."""
+    if isinstance(system, list):
+        return system
+    from translate.inference import translate_in_batches
+
+    if load is None:
+        from translate.translator import load
+    return translate_in_batches(load(system), sources, batch_size)

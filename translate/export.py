@@ -20,7 +20,7 @@ K and alpha are fixed at export and recorded in ``assets/config.yaml``.
 A version is written into a hidden temporary folder beside the versions,
 fsynced and renamed into place, so TF Serving, which polls the model folder,
 never sees a half-written version. The model name must be one safe folder
-name (:func:`translate.layout.check_model_name`), checked before anything is
+name (:func:`translate.versions.check_model_name`), checked before anything is
 written.
 
 The temporary folder is ``.export-<host>-<pid>-<8 hex digits>``: the machine
@@ -35,7 +35,7 @@ because an export of a large model can take long and two exports may run at
 once. Folders left by older versions of this module (``.export-`` and 8
 characters of :func:`tempfile.mkdtemp`, no owner in the name) are removed once
 older than a day. Nothing else is touched, and a hidden name is never a
-version (:func:`translate.layout.versions` counts only digit names).
+version (:func:`translate.versions.versions` counts only digit names).
 
 ``assets.extra/tf_serving_warmup_requests`` is a TFRecord file of
 ``tensorflow.serving.PredictionLog`` records, one ``PredictRequest`` per
@@ -65,7 +65,7 @@ import tensorflow as tf
 from translate import atomic
 from translate.config import Config, save_config
 from translate.inference import TranslationGraph
-from translate.layout import SIGNATURE, check_model_name, versions
+from translate.versions import SIGNATURE, check_model_name, versions
 
 log = logging.getLogger(__name__)
 

@@ -4,14 +4,18 @@
 encoder and step models (:mod:`translate.model`) and the search
 (:mod:`translate.search`) into ``tf.function``\\ s of ``tf.string [batch]``.
 The exported SavedModel runs exactly these functions, so what is measured
-during training is what is served.
+during training is what is served. :func:`translate_in_batches` feeds many
+sentences to any such function (or a loaded :class:`translate.Translator`)
+in batches sorted by length.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
+from tqdm import tqdm
 
 from translate.config import DecodeConfig
 from translate.model import Seq2Seq
@@ -139,3 +143,24 @@ class TranslationGraph(tf.Module):
         function = self.translate_greedy if greedy else self.translate
         out = function(tf.constant(sentences, dtype=tf.string, shape=[len(sentences)]))
         return [t.decode("utf-8") for t in out["translations"].numpy()]
+
+
+def translate_in_batches(
+    translate: Callable[[list[str]], list[str]],
+    sentences: Sequence[str],
+    batch_size: int = 64,
+    progress: bool = True,
+) -> list[str]:
+    """Runs ``translate`` over ``sentences`` in batches, with a progress bar.
+
+    Sentences are sorted by length first so each batch pads little, and the
+    results are put back in the input order.
+    """
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    outputs: list[str] = [""] * len(sentences)
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc="translating", unit="batch", disable=not progress, leave=False):
+        chunk = order[start : start + batch_size]
+        for index, translation in zip(chunk, translate([sentences[i] for i in chunk])):
+            outputs[index] = translation
+    return outputs

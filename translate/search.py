@@ -7,6 +7,7 @@ The loop is written with ``tf.while_loop`` (not a Python ``while``) because
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from typing import NamedTuple
 
 import tensorflow as tf
 
@@ -53,12 +54,179 @@ def _length_limits(source_ids: tf.Tensor, decode: DecodeConfig) -> tuple[tf.Tens
     return limits, _longest(limits)
 
 
-def _encode(models: Seq2Seq, source_ids: tf.Tensor):
-    """Encoder outputs for a search: memory, keys, source mask and the list of initial states."""
+# --- the loops' state --------------------------------------------------------------------------
+#
+# Each loop carries one NamedTuple through ``tf.while_loop``. Its parts say how
+# their rows go: ``_Sentences`` (and a beam search's hypotheses) hold a row per
+# sentence still decoding, ``_Decoder`` the step model's rows, the rest covers
+# the whole batch. ``FIXED_AXES`` names, per field, the axes whose size never
+# changes; every other axis may (sentences leave, hypotheses grow, and batch and
+# source length are known only when the loop runs), and :func:`_shape_invariants`
+# derives the loop's shape invariants from that.
+
+
+class _Sentences(NamedTuple):
+    """A row per sentence still decoding; a done sentence's row leaves (:func:`_retire_done`).
+
+    The encoder's outputs stay one per sentence in beam search too: the
+    attention scores a sentence's K beams together (translate.attention), so
+    no K copies are made or moved.
+    """
+
+    active: tf.Tensor  # int32 [open]: each open sentence's position in the batch
+    limits: tf.Tensor  # int32 [open]: its most output pieces (max_output_lengths)
+    memory: tf.Tensor  # float32 [open, src_len, memory width]
+    keys: tf.Tensor  # float32 [open, src_len, key width]: the attention's keys, computed once
+    source_mask: tf.Tensor  # [open, src_len]: the real (non-pad) source pieces
+
+    FIXED_AXES = {"memory": (-1,), "keys": (-1,)}  # the model's widths
+
+
+class _Decoder(NamedTuple):
+    """The step model's rows: one per open sentence in greedy search; K in beam search, row
+    ``b * K + j`` holding beam j of open sentence b."""
+
+    last: tf.Tensor  # int32 [rows]: the piece each row chose last (BOS at first)
+    states: list[tf.Tensor]  # the recurrent states, each float32 [rows, width]
+
+    FIXED_AXES = {"states": (-1,)}  # the model's widths
+
+
+class _GreedyState(NamedTuple):
+    """The greedy loop's variables; its outputs are written for the whole batch at every step."""
+
+    step: tf.Tensor  # int32 []: steps taken
+    sentences: _Sentences
+    decoder: _Decoder
+    lengths: tf.Tensor  # int32 [batch]: pieces before EOS so far
+    scores: tf.Tensor  # float32 [batch]: log P(pieces so far | source)
+    ids: tf.TensorArray  # int32 [batch] a step; pad for rows no longer open
+    attention: tf.TensorArray  # float32 [batch, src_len] a step; zeros for rows no longer open
+
+    FIXED_AXES = {}
+
+
+class _Alive(NamedTuple):
+    """A beam search's K open hypotheses per open sentence."""
+
+    ids: tf.Tensor  # int32 [open, K, t]
+    attention: tf.Tensor  # float32 [open, K, t, src_len]; t = 0 without attention
+    logp: tf.Tensor  # float32 [open, K]: log P so far; -inf where there is no hypothesis
+
+    FIXED_AXES = {"ids": (1,), "attention": (1,), "logp": (1,)}  # the beam width K
+
+
+class _Hypotheses(NamedTuple):
+    """K finished hypotheses per sentence, best first."""
+
+    ids: tf.Tensor  # int32 [n, K, time]: EOS and what follows it set to pad
+    attention: tf.Tensor  # float32 [n, K, time, src_len]; time = 0 without attention
+    lengths: tf.Tensor  # int32 [n, K]: pieces before EOS
+    scores: tf.Tensor  # float32 [n, K]: log P / length_penalty; -inf where none has finished
+
+    FIXED_AXES = {"ids": (1,), "attention": (1,), "lengths": (1,), "scores": (1,)}  # the beam width K
+
+
+class _BeamState(NamedTuple):
+    """The beam loop's variables."""
+
+    step: tf.Tensor  # int32 []: steps taken
+    sentences: _Sentences
+    decoder: _Decoder
+    alive: _Alive  # [open, K, ...]
+    finished: _Hypotheses  # [open, K, ...]: each open sentence's K best finished so far
+    out: _Hypotheses  # [batch, K, ...]: the results of the sentences done, time padded to max_steps
+
+    FIXED_AXES = {}
+
+
+def _shape_invariant(x, fixed_axes: tuple[int, ...]) -> tf.TensorShape:
+    """``x``'s shape with every axis free but ``fixed_axes``; any shape for a TensorArray."""
+    if isinstance(x, tf.TensorArray):
+        return tf.TensorShape(None)
+    rank = x.shape.rank
+    return tf.TensorShape([x.shape[i] if i in fixed_axes or i - rank in fixed_axes else None for i in range(rank)])
+
+
+def _shape_invariants(state: NamedTuple) -> NamedTuple:
+    """The ``shape_invariants`` of a loop state: the same structure, each tensor's shape with only
+    the axes that its NamedTuple's ``FIXED_AXES`` names kept (the beam width K, the model's widths)."""
+    fixed = type(state).FIXED_AXES
+
+    def invariants(name, value):
+        if hasattr(value, "FIXED_AXES"):
+            return _shape_invariants(value)
+        axes = fixed.get(name, ())
+        return tf.nest.map_structure(lambda x: _shape_invariant(x, axes), value)
+
+    return type(state)(*(invariants(name, value) for name, value in zip(state._fields, state)))
+
+
+def _open_sentences(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig):
+    """Every sentence open: ``(_Sentences, the decoder's initial states, the longest output limit)``."""
+    limits, max_steps = _length_limits(source_ids, decode)
     memory, keys, source_mask, *states = models.encoder(source_ids, training=False)
     # Fresh tensors drop the Keras masks that ``memory`` and ``keys`` carry;
     # the step model takes the mask explicitly as ``source_mask``.
-    return tf.identity(memory), tf.identity(keys), source_mask, states
+    everyone = tf.range(tf.shape(source_ids)[0])
+    return _Sentences(everyone, limits, tf.identity(memory), tf.identity(keys), source_mask), states, max_steps
+
+
+def _step(models: Seq2Seq, sentences: _Sentences, decoder: _Decoder):
+    """One decoder step of every row: logits ``[rows, vocab]``, attention ``[rows, src_len]``, new states."""
+    logits, weights, *states = models.step(
+        [decoder.last[:, None], sentences.memory, sentences.keys, sentences.source_mask, *decoder.states],
+        training=False,
+    )
+    return logits, weights, states
+
+
+def _retire_done(done, sentences, decoder: _Decoder, beam_width: int = 1, outputs=(), write_out=None):
+    """Done sentences leave the batch, as in fairseq's generator: later steps compute only the others.
+
+    Leaving copies the open rows' memory and keys; leaving in groups (once an
+    eighth or a quarter of the rows had stopped) was no faster.
+
+    Args:
+        done: ``bool [open]``, the open sentences that are done.
+        sentences: a structure of tensors with a row per open sentence, ``[open, ...]``.
+        decoder: the step model's rows, ``beam_width`` per open sentence.
+        outputs: results for the whole batch, returned as they are or, with
+            ``write_out``, as ``write_out(finished)`` makes them; ``finished``,
+            ``int32 [n]``, holds the done sentences' positions among the open ones.
+    Returns:
+        ``(sentences, decoder, outputs)``, the first two cut to the sentences not
+        done; all unchanged, without copies, when none is done (most steps).
+    """
+
+    def retire():
+        new_outputs = outputs if write_out is None else write_out(tf.cast(tf.where(done)[:, 0], tf.int32))
+        going_on = tf.cast(tf.where(~done)[:, 0], tf.int32)
+        rows = going_on if beam_width == 1 else tf.reshape(going_on[:, None] * beam_width + tf.range(beam_width), [-1])
+        return (
+            tf.nest.map_structure(lambda x: tf.gather(x, going_on), sentences),
+            tf.nest.map_structure(lambda x: tf.gather(x, rows), decoder),
+            new_outputs,
+        )
+
+    return tf.cond(tf.reduce_any(done), retire, lambda: (sentences, decoder, outputs))
+
+
+def _while_open(body, state, max_steps: tf.Tensor, decode: DecodeConfig):
+    """``state = body(state)`` while a sentence is open, at most ``max_steps`` times; the last state."""
+
+    def cond(state):
+        # At least one step, so that the outputs have a known shape even for an empty batch.
+        return tf.equal(state.step, 0) | ((state.step < max_steps) & (tf.size(state.sentences.active) > 0))
+
+    (state,) = tf.while_loop(
+        cond,
+        lambda state: (body(state),),
+        (state,),
+        shape_invariants=(_shape_invariants(state),),
+        maximum_iterations=decode.max_length_cap,
+    )
+    return state
 
 
 def greedy_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig) -> SearchResult:
@@ -77,11 +245,11 @@ def greedy_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig) 
     """
     batch = tf.shape(source_ids)[0]
     src_len = tf.shape(source_ids)[1]
-    limits, max_steps = _length_limits(source_ids, decode)
-    memory, keys, source_mask, states = _encode(models, source_ids)
+    sentences, states, max_steps = _open_sentences(models, source_ids, decode)
 
-    def body(t, active, prev, limits, memory, keys, source_mask, states, lengths, scores, ids_ta, attention_ta):
-        logits, weights, *new_states = models.step([prev[:, None], memory, keys, source_mask, *states], training=False)
+    def body(state: _GreedyState) -> _GreedyState:
+        t, sentences = state.step, state.sentences
+        logits, weights, new_states = _step(models, sentences, state.decoder)
         token = tf.argmax(logits, axis=-1, output_type=tf.int32)
         # log softmax at the chosen piece only: logit - logsumexp over the vocabulary.
         # The chosen logit is the row's maximum, so it is the shift that keeps
@@ -90,66 +258,29 @@ def greedy_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig) 
         best = tf.gather(logits, token, batch_dims=1)
         token_log_prob = -tf.math.log(tf.reduce_sum(tf.exp(logits - best[:, None]), axis=-1))
         is_eos = tf.equal(token, EOS_ID)
-        where = active[:, None]
-        scores = tf.tensor_scatter_nd_add(scores, where, token_log_prob)
-        lengths = tf.tensor_scatter_nd_add(lengths, where, tf.cast(~is_eos, tf.int32))
+        where = sentences.active[:, None]
+        scores = tf.tensor_scatter_nd_add(state.scores, where, token_log_prob)
+        lengths = tf.tensor_scatter_nd_add(state.lengths, where, tf.cast(~is_eos, tf.int32))
         # Rows no longer open get zeros: pad ids (PAD_ID is 0) and no attention.
-        ids_ta = ids_ta.write(t, tf.scatter_nd(where, tf.where(is_eos, PAD_ID, token), [batch]))
-        attention_ta = attention_ta.write(t, tf.scatter_nd(where, tf.cast(weights, tf.float32), [batch, src_len]))
-        done = is_eos | (t + 1 >= limits)
-        open_state = (active, token, limits, memory, keys, source_mask, new_states)
+        ids = state.ids.write(t, tf.scatter_nd(where, tf.where(is_eos, PAD_ID, token), [batch]))
+        attention = state.attention.write(t, tf.scatter_nd(where, tf.cast(weights, tf.float32), [batch, src_len]))
+        done = is_eos | (t + 1 >= sentences.limits)
+        sentences, decoder, _ = _retire_done(done, sentences, _Decoder(token, new_states))
+        return _GreedyState(t + 1, sentences, decoder, lengths, scores, ids, attention)
 
-        def retire_done():
-            going_on = tf.cast(tf.where(~done)[:, 0], tf.int32)
-            return tuple(tf.gather(x, going_on) for x in open_state[:-1]) + (
-                [tf.gather(s, going_on) for s in new_states],
-            )
-
-        # Leaving copies the open rows' memory and keys; leaving in groups
-        # (once an eighth or a quarter of the rows had stopped) was no faster.
-        open_state = tf.cond(tf.reduce_any(done), retire_done, lambda: open_state)
-        return (t + 1, *open_state, lengths, scores, ids_ta, attention_ta)
-
-    def cond(t, active, *_):
-        # At least one step, so that the stacked arrays have a known shape
-        # even for an empty batch.
-        return tf.equal(t, 0) | ((t < max_steps) & (tf.size(active) > 0))
-
-    loop_vars = (
-        tf.constant(0),
-        tf.range(batch),
-        tf.fill([batch], BOS_ID),
-        limits,
-        memory,
-        keys,
-        source_mask,
-        states,
-        tf.zeros([batch], tf.int32),
-        tf.zeros([batch], tf.float32),
-        tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
-        tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None]),
+    state = _GreedyState(
+        step=tf.constant(0),
+        sentences=sentences,
+        decoder=_Decoder(tf.fill([batch], BOS_ID), states),
+        lengths=tf.zeros([batch], tf.int32),
+        scores=tf.zeros([batch], tf.float32),
+        ids=tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
+        attention=tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None]),
     )
-    rows = tf.TensorShape([None])
-    invariants = (
-        tf.TensorShape([]),
-        rows,
-        rows,
-        rows,
-        tf.TensorShape([None, None, memory.shape[-1]]),
-        tf.TensorShape([None, None, keys.shape[-1]]),
-        tf.TensorShape([None, None]),
-        [tf.TensorShape([None, s.shape[-1]]) for s in states],
-        rows,
-        rows,
-        tf.TensorShape(None),
-        tf.TensorShape(None),
-    )
-    *_, lengths, scores, ids_ta, attention_ta = tf.while_loop(
-        cond, body, loop_vars, shape_invariants=invariants, maximum_iterations=decode.max_length_cap
-    )
-    ids = tf.transpose(ids_ta.stack())
-    attention = tf.transpose(attention_ta.stack(), [1, 0, 2])
-    return SearchResult(ids=ids, lengths=lengths, scores=scores, attention=attention)
+    state = _while_open(body, state, max_steps, decode)
+    ids = tf.transpose(state.ids.stack())
+    attention = tf.transpose(state.attention.stack(), [1, 0, 2])
+    return SearchResult(ids=ids, lengths=state.lengths, scores=state.scores, attention=attention)
 
 
 def in_shards(search, source_ids: tf.Tensor, shards: int):
@@ -315,191 +446,100 @@ def beam_search(
     k = beam_size
     batch = tf.shape(source_ids)[0]
     src_len = tf.shape(source_ids)[1]
-    limits, max_steps = _length_limits(source_ids, decode)
-    memory, keys, source_mask, states = _encode(models, source_ids)
-    # Row b * K + j holds beam j of the b-th sentence still decoding. Memory,
-    # keys and mask stay one per sentence: the attention scores a sentence's
-    # K beams together (translate.attention), so no K copies are made or moved.
-    states = [tf.repeat(s, k, axis=0) for s in states]
+    sentences, states, max_steps = _open_sentences(models, source_ids, decode)
     minus_inf = tf.constant(-float("inf"))
 
     def gather_beams(x, index):
         """x ``[sentences, beams, ...]``, index ``[sentences, n]`` -> ``[sentences, n, ...]``."""
         return tf.gather(x, index, batch_dims=1)
 
-    def rows_of(sentences):
-        """Positions ``[n]`` in the open batch -> their ``n * K`` beam rows."""
-        return tf.reshape(sentences[:, None] * k + tf.range(k)[None, :], [-1])
-
-    def body(
-        t,
-        active,
-        limits,
-        last,
-        memory,
-        keys,
-        source_mask,
-        states,
-        alive_seq,
-        alive_attn,
-        alive_logp,
-        fin_seq,
-        fin_attn,
-        fin_len,
-        fin_scores,
-        out_seq,
-        out_attn,
-        out_len,
-        out_scores,
-    ):
-        open_count = tf.shape(active)[0]
-        logits, weights, *new_states = models.step([last[:, None], memory, keys, source_mask, *states], training=False)
-        cand_logp, cand_beam, cand_token = best_extensions(logits, alive_logp, 2 * k)
-        cand_seq = tf.concat([gather_beams(alive_seq, cand_beam), cand_token[:, :, None]], axis=2)
+    def body(state: _BeamState) -> _BeamState:
+        t, sentences, alive, finished = state.step, state.sentences, state.alive, state.finished
+        open_count = tf.shape(sentences.active)[0]
+        logits, weights, new_states = _step(models, sentences, state.decoder)
+        cand_logp, cand_beam, cand_token = best_extensions(logits, alive.logp, 2 * k)
+        cand_seq = tf.concat([gather_beams(alive.ids, cand_beam), cand_token[:, :, None]], axis=2)
         if with_attention:
             step_weights = gather_beams(tf.reshape(weights, [open_count, k, src_len]), cand_beam)
-            cand_attn = tf.concat([gather_beams(alive_attn, cand_beam), step_weights[:, :, None]], axis=2)
+            cand_attn = tf.concat([gather_beams(alive.attention, cand_beam), step_weights[:, :, None]], axis=2)
 
         is_eos = tf.equal(cand_token, EOS_ID)
-        at_limit = (t + 1 >= limits)[:, None]
+        at_limit = (t + 1 >= sentences.limits)[:, None]
         ends = is_eos | at_limit
         cand_len = tf.where(is_eos, t, t + 1)
         cand_scores = tf.where(ends, cand_logp / length_penalty(t + 1, alpha), minus_inf)
 
         # The K best of (old finished, newly ended); old ones are padded by one step.
-        padded_seq = tf.pad(fin_seq, [[0, 0], [0, 0], [0, 1]])
+        padded_seq = tf.pad(finished.ids, [[0, 0], [0, 0], [0, 1]])
         ended_seq = tf.where(
             is_eos[:, :, None], tf.concat([cand_seq[:, :, :-1], tf.zeros_like(cand_seq[:, :, :1])], axis=2), cand_seq
         )
-        fin_scores, best = tf.math.top_k(tf.concat([fin_scores, cand_scores], axis=1), k=k)
+        fin_scores, best = tf.math.top_k(tf.concat([finished.scores, cand_scores], axis=1), k=k)
         fin_seq = gather_beams(tf.concat([padded_seq, ended_seq], axis=1), best)
+        fin_attn = finished.attention
         if with_attention:
-            padded_attn = tf.pad(fin_attn, [[0, 0], [0, 0], [0, 1], [0, 0]])
+            padded_attn = tf.pad(finished.attention, [[0, 0], [0, 0], [0, 1], [0, 0]])
             fin_attn = gather_beams(tf.concat([padded_attn, cand_attn], axis=1), best)
-        fin_len = gather_beams(tf.concat([fin_len, cand_len], axis=1), best)
+        fin_len = gather_beams(tf.concat([finished.lengths, cand_len], axis=1), best)
+        finished = _Hypotheses(fin_seq, fin_attn, fin_len, fin_scores)
 
         # The K best extensions that go on, and the states of the beams they extend.
         alive_logp, keep = tf.math.top_k(tf.where(is_eos, minus_inf, cand_logp), k=k)
-        alive_seq = gather_beams(cand_seq, keep)
-        if with_attention:
-            alive_attn = gather_beams(cand_attn, keep)
+        alive_attn = gather_beams(cand_attn, keep) if with_attention else alive.attention
+        alive = _Alive(gather_beams(cand_seq, keep), alive_attn, alive_logp)
         last = tf.reshape(gather_beams(cand_token, keep), [-1])
         parent_rows = tf.reshape(gather_beams(cand_beam, keep) + (tf.range(open_count) * k)[:, None], [-1])
-        states = [tf.gather(s, parent_rows) for s in new_states]
+        decoder = _Decoder(last, [tf.gather(s, parent_rows) for s in new_states])
 
-        done = at_limit[:, 0] | (fin_scores[:, -1] > minus_inf)
-        loop_state = (
-            active,
-            limits,
-            last,
-            memory,
-            keys,
-            source_mask,
-            states,
-            alive_seq,
-            alive_attn,
-            alive_logp,
-            fin_seq,
-            fin_attn,
-            fin_len,
-            fin_scores,
-            out_seq,
-            out_attn,
-            out_len,
-            out_scores,
+        done = at_limit[:, 0] | (finished.scores[:, -1] > minus_inf)
+
+        def write_out(done_index):
+            """The done sentences' K best go to the outputs, at their places in the batch."""
+            where = tf.gather(sentences.active, done_index)[:, None]
+            pad = max_steps - tf.shape(finished.ids)[2]
+
+            def put(out, hypotheses):
+                hypotheses = tf.gather(hypotheses, done_index)
+                if hypotheses.shape.rank > 2:  # ids and attention: padded along time to max_steps
+                    hypotheses = tf.pad(hypotheses, [[0, 0], [0, 0], [0, pad]] + [[0, 0]] * (hypotheses.shape.rank - 3))
+                return tf.tensor_scatter_nd_update(out, where, hypotheses)
+
+            # Without attention the outputs hold none ([batch, K, 0, src_len]): nothing to write there.
+            names = [name for name in _Hypotheses._fields if with_attention or name != "attention"]
+            written = {name: put(getattr(state.out, name), getattr(finished, name)) for name in names}
+            return state.out._replace(**written)
+
+        (sentences, alive, finished), decoder, out = _retire_done(
+            done, (sentences, alive, finished), decoder, k, state.out, write_out
+        )
+        return _BeamState(t + 1, sentences, decoder, alive, finished, out)
+
+    def no_hypotheses(steps, attention_steps):
+        """``[batch, K, ...]``: no hypothesis (score -inf) with room for ``steps`` pieces."""
+        return _Hypotheses(
+            ids=tf.zeros([batch, k, steps], tf.int32),
+            attention=tf.zeros([batch, k, attention_steps, src_len]),
+            lengths=tf.zeros([batch, k], tf.int32),
+            scores=tf.fill([batch, k], minus_inf),
         )
 
-        def retire_done():
-            """Done sentences leave the batch, as in fairseq's generator: their
-            results go to the outputs, and later steps compute only the others."""
-            finished = tf.cast(tf.where(done)[:, 0], tf.int32)
-            where_out = tf.gather(active, finished)[:, None]
-            pad = max_steps - tf.shape(fin_seq)[2]
-            new_out_seq = tf.tensor_scatter_nd_update(
-                out_seq, where_out, tf.pad(tf.gather(fin_seq, finished), [[0, 0], [0, 0], [0, pad]])
-            )
-            new_out_attn = out_attn
-            if with_attention:
-                new_out_attn = tf.tensor_scatter_nd_update(
-                    out_attn, where_out, tf.pad(tf.gather(fin_attn, finished), [[0, 0], [0, 0], [0, pad], [0, 0]])
-                )
-            new_out_len = tf.tensor_scatter_nd_update(out_len, where_out, tf.gather(fin_len, finished))
-            new_out_scores = tf.tensor_scatter_nd_update(out_scores, where_out, tf.gather(fin_scores, finished))
-            going_on = tf.cast(tf.where(~done)[:, 0], tf.int32)
-            rows = rows_of(going_on)
-            by_sentence = [tf.gather(x, going_on) for x in (active, limits)]
-            sources = [tf.gather(x, going_on) for x in (memory, keys, source_mask)]
-            beams = [
-                tf.gather(x, going_on)
-                for x in (alive_seq, alive_attn, alive_logp, fin_seq, fin_attn, fin_len, fin_scores)
-            ]
-            return (
-                *by_sentence,
-                tf.gather(last, rows),
-                *sources,
-                [tf.gather(s, rows) for s in states],
-                *beams,
-                new_out_seq,
-                new_out_attn,
-                new_out_len,
-                new_out_scores,
-            )
-
-        return (t + 1, *tf.cond(tf.reduce_any(done), retire_done, lambda: loop_state))
-
-    def cond(t, active, *_):
-        return tf.equal(t, 0) | ((t < max_steps) & (tf.size(active) > 0))
-
-    attention_steps = max_steps if with_attention else 0
-    loop_vars = (
-        tf.constant(0),
-        tf.range(batch),
-        limits,
-        tf.fill([batch * k], BOS_ID),
-        memory,
-        keys,
-        source_mask,
-        states,
-        tf.zeros([batch, k, 0], tf.int32),
-        tf.zeros([batch, k, 0, src_len]),
-        tf.concat([tf.zeros([batch, 1]), tf.fill([batch, k - 1], minus_inf)], axis=1),  # one beam at first
-        tf.zeros([batch, k, 0], tf.int32),
-        tf.zeros([batch, k, 0, src_len]),
-        tf.zeros([batch, k], tf.int32),
-        tf.fill([batch, k], minus_inf),
-        tf.zeros([batch, k, max_steps], tf.int32),
-        tf.zeros([batch, k, attention_steps, src_len]),
-        tf.zeros([batch, k], tf.int32),
-        tf.fill([batch, k], minus_inf),
+    state = _BeamState(
+        step=tf.constant(0),
+        sentences=sentences,
+        decoder=_Decoder(tf.fill([batch * k], BOS_ID), [tf.repeat(s, k, axis=0) for s in states]),
+        alive=_Alive(
+            ids=tf.zeros([batch, k, 0], tf.int32),
+            attention=tf.zeros([batch, k, 0, src_len]),
+            logp=tf.concat([tf.zeros([batch, 1]), tf.fill([batch, k - 1], minus_inf)], axis=1),  # one beam at first
+        ),
+        finished=no_hypotheses(0, 0),
+        out=no_hypotheses(max_steps, max_steps if with_attention else 0),
     )
-    sentences, beams, steps = tf.TensorShape([None]), tf.TensorShape([None, k]), tf.TensorShape([None, k, None])
-    invariants = (
-        tf.TensorShape([]),
-        sentences,
-        sentences,
-        tf.TensorShape([None]),
-        tf.TensorShape([None, None, memory.shape[-1]]),
-        tf.TensorShape([None, None, keys.shape[-1]]),
-        tf.TensorShape([None, None]),
-        [tf.TensorShape([None, s.shape[-1]]) for s in states],
-        steps,
-        tf.TensorShape([None, k, None, None]),
-        beams,
-        steps,
-        tf.TensorShape([None, k, None, None]),
-        beams,
-        beams,
-        steps,
-        tf.TensorShape([None, k, None, None]),
-        beams,
-        beams,
-    )
-    t, *_, out_seq, out_attn, out_len, out_scores = tf.while_loop(
-        cond, body, loop_vars, shape_invariants=invariants, maximum_iterations=decode.max_length_cap
-    )
+    state = _while_open(body, state, max_steps, decode)
+    t, out = state.step, state.out
     return BeamResult(
-        ids=out_seq[:, :, :t],
-        lengths=out_len,
-        scores=out_scores,
-        attention=out_attn[:, :, :t] if with_attention else out_attn,
+        ids=out.ids[:, :, :t],
+        lengths=out.lengths,
+        scores=out.scores,
+        attention=out.attention[:, :, :t] if with_attention else out.attention,
     )

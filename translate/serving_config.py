@@ -4,7 +4,7 @@
 three files that ``tensorflow_model_server`` takes as
 ``--model_config_file``, ``--batching_parameters_file`` and
 ``--monitoring_config_file`` (all protobuf text format). Kept free of
-TensorFlow imports, like :mod:`translate.layout`, so the command answers at
+TensorFlow imports, like :mod:`translate.versions`, so the command answers at
 once and checks its paths before anything heavy loads.
 
 Why the batching values (:class:`Batching`) are what they are, for this
@@ -20,7 +20,7 @@ model on CPU:
   for the longest of 64. ``max_batch_size`` 32 also bounds one request's rows:
   a request over it is refused (InvalidArgument, "Task size N is larger than
   maximum input batch size 32"), which keeps one client from monopolizing a
-  batch thread; clients split larger jobs (``translate.serving.Client`` does).
+  batch thread; clients split larger jobs (``translate.serving_client.Client`` does).
 * ``batch_timeout_micros`` 5000: one beam-5 sentence alone takes ~30 ms, so
   waiting at most 5 ms for company adds at most ~15% to a lone request and
   lets concurrent requests share a step.
@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from translate import atomic
-from translate.layout import check_model_name, versions
 from translate.messages import short_repr
+from translate.versions import check_model_name, versions
 
 log = logging.getLogger(__name__)
 

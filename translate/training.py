@@ -46,8 +46,9 @@ from translate.callbacks import (
 )
 from translate.config import Config, load_config, save_config
 from translate.distribute import load_prepared_for_workers, make_strategy, output_dir, worker_backup_dir
-from translate.evaluation import score, translate_in_batches
-from translate.inference import TranslationGraph
+from translate.evaluation import score
+from translate.grad_norm import GradNormModel
+from translate.inference import TranslationGraph, translate_in_batches
 from translate.losses import MaskedAccuracy, SmoothedCrossEntropy
 from translate.model import Seq2Seq, build_models
 from translate.pipeline import make_dataset, pairs_from_files, pairs_from_memory
@@ -63,7 +64,6 @@ from translate.run_folder import (
 )
 from translate.schedules import InverseSqrt
 from translate.text import vocab_size_of
-from translate.trainer import GradNormModel
 
 log = logging.getLogger(__name__)
 

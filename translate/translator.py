@@ -23,8 +23,8 @@ import yaml
 from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import saved_model_pb2
 
-from translate.layout import SIGNATURE, resolve_version, versions
 from translate.messages import short_repr
+from translate.versions import SIGNATURE, resolve_version, versions
 
 log = logging.getLogger(__name__)
 

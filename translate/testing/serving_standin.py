@@ -26,8 +26,8 @@ Error texts follow TF Serving's source (``predict_util.cc``,
 where a message comes from TensorFlow itself (a wrong input dtype) the
 stand-in checks the same thing first and words it as TensorFlow does.
 
-Part of :mod:`translate.testing`: the tests, notebook 03 and
-``benchmarks/serving.py`` and ``benchmarks/soak.py`` import it as
+Part of :mod:`translate.testing`: the tests, notebook 03 and the ``serving``
+and ``soak`` benchmarks (``benchmarks/serving.py``) import it as
 ``translate.testing.serving_standin`` (it imports TensorFlow; ``import
 translate`` and ``import translate.testing`` do not).
 """

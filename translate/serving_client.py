@@ -1,6 +1,6 @@
 """A client for the translator served by TensorFlow Serving: REST (port 8501) or gRPC (port 8500).
 
-    from translate.serving import Client
+    from translate.serving_client import Client
     client = Client("localhost:8501")                       # REST
     client.translate(["Good morning.", "Where is the house?"])
     client = Client("localhost:8500", grpc=True)             # gRPC, tensorflow-serving-api stubs
@@ -45,7 +45,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from translate.layout import SIGNATURE
+from translate.versions import SIGNATURE
 
 log = logging.getLogger(__name__)
 

@@ -58,3 +58,14 @@ def resolve_version(path: str | Path) -> Path:
     if not found:
         raise ValueError(f"no SavedModel in {path} (expected saved_model.pb or numbered version folders)")
     return path / str(found[-1])
+
+
+def saved_model_version(path: str | Path, option: str = "--model") -> Path:
+    """The version folder of a model path (:func:`resolve_version`), refused if it holds no ``saved_model.pb``.
+
+    A check before TensorFlow loads; ``option`` is how the error names the path.
+    """
+    version = resolve_version(path)
+    if not (version / "saved_model.pb").is_file():
+        raise ValueError(f"{option} {path}: not a SavedModel (no saved_model.pb in {version})")
+    return version
