@@ -737,7 +737,7 @@ def register(commands) -> None:
     p = subcommand(commands, "compare", compare, "ours against the TensorFlow tutorial's model (compare.json)")
     p.add_argument("--run-dir", help="a prepared run folder (default: prepare --preset into a temp folder)")
     p.add_argument("--train-minutes", type=float, default=15.0, help="training budget of every model")
-    p.add_argument("--equal-attention", default="luong_general", help="our attention at equal size")
+    p.add_argument("--equal-attention", default="bahdanau", help="our attention at equal size (the default model)")
     p.add_argument("--warmup-steps", type=int, default=5, help="training steps left out of the rates")
     p.add_argument("--repeats", type=int, default=3, help="timed decoding passes; the median counts")
     p.add_argument("--out", default=str(RESULTS / "compare.json"), help="the JSON (the table goes beside it, .md)")
