@@ -37,7 +37,7 @@ pytestmark = pytest.mark.timeout(1800)
 SEED = 18
 # Kill trials per command (at least 20 in all). prepare is the cheapest to run (about 5 s of CPU, against
 # 15-20 s for train and export, most of it TensorFlow's import and tracing), so it gets the most.
-TRIALS = {"prepare": 12, "train": 4, "export": 4}
+TRIALS = {"prepare": 14, "train": 3, "export": 3}
 EPOCHS = 3
 
 # The tiny model, trained for a few short epochs with every kind of file a run writes (epoch checkpoints

@@ -32,6 +32,10 @@ TINY_OVERRIDES = [
     "train.attention_images=0",
     "decode.max_length_cap=40",
     "decode.max_source_pieces=60",
+    # One search loop per signature: an export traces each loop, so two shards double its tracing, the
+    # largest cost of most slow tests. The tests' shared export (tests/conftest.py, tiny_export) and
+    # tests/test_search.py keep covering several shards.
+    "decode.shards=1",
 ]
 
 
