@@ -257,8 +257,8 @@ def compare(args: argparse.Namespace) -> None:
     exports, timed one after another, round after round
     (``--train-turn-seconds`` of training for ours_equal and the baseline,
     ``--decode-passes`` passes of decoding for ours_quick and the baseline).
-    The sides above run minutes apart, and the machine's speed drifts by
-    10–20% over such minutes; in the race each round's contestants run within
+    The sides above run minutes apart, and the machine's speed drifts over
+    such minutes; in the race each round's contestants run within
     seconds of one another, so each round gives a ratio free of that drift,
     and the median round's counts.
 
@@ -655,7 +655,7 @@ def race_command(args: argparse.Namespace) -> None:
             --out /tmp/race.json
 
     ``compare`` trains and times each side in its own process, minutes apart.
-    On a shared machine the speed drifts by 10–20% over such minutes, and a
+    On a shared machine the speed drifts over such minutes, and a
     ratio of two figures taken at different times carries that drift. Here
     every contestant runs in its own process (so each keeps its own thread
     setting, which TensorFlow reads at start-up), and the processes take

@@ -18,8 +18,8 @@
   fetched beforehand).
 * **Timing decoding**: :func:`decode_passes` and :func:`time_decoding`.
 * **Taking turns**: :func:`take_turns` runs the contestants' events round
-  after round, their order rotating, so that the machine's drift (10-20% over
-  minutes on a shared machine) hits every contestant alike; the median round
+  after round, their order rotating, so that the machine's drift (over
+  minutes, on a shared machine) hits every contestant alike; the median round
   counts. Contestants run in this process (:func:`train_in_turns`) or each
   in its own (:class:`Worker`, answering through :func:`serve`).
 """

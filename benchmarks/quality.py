@@ -172,7 +172,7 @@ def quality(args: argparse.Namespace) -> None:
     them.
 
     Prints a JSON object (a row per variant: parameters, epochs, dev and test
-    BLEU/chrF) and a Markdown table for the README.
+    BLEU/chrF) and a Markdown table (the form docs/benchmarks.md quotes).
     """
     variants = TABLES[args.table]
     names = [n.strip() for n in args.variants.split(";")] if args.variants else list(variants)

@@ -87,7 +87,7 @@ SLOW_FILES = {
     "test_kill.py",
 }
 # Single tests, as file::function (every parametrization) or file::function[id]: training runs, CLI and worker
-# subprocesses, notebooks; then, to keep the fast tier near a minute, the full-size preset models, the very large
+# subprocesses, notebooks; then, to keep the fast tier fast, the full-size preset models, the very large
 # inputs, and the shard counts whose cases (uneven, one sentence a part, empty parts) [2-1] and [5-3] also cover.
 SLOW_TESTS = {
     "test_notebooks.py::test_notebook_runs_top_to_bottom_in_the_tiny_setting",

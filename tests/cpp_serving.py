@@ -104,8 +104,8 @@ def build_serving_binary(out_dir: Path | None = None) -> Path:
     The binary is ``out_dir / <hash> / serve_savedmodel``, the hash covering
     the C++ source, the TF version and wheel location, and the compile command,
     so a second call (or a second test run) reuses it. ``out_dir`` defaults to
-    ``CACHE_DIR`` under the system temp dir. Compiling takes ~15 s and ~1 GB of
-    memory. Concurrent builders are safe: each writes a private temp file and
+    ``CACHE_DIR`` under the system temp dir, since compiling is slow and takes
+    much memory. Concurrent builders are safe: each writes a private temp file and
     renames it into place.
     """
     out_dir = Path(out_dir) if out_dir is not None else CACHE_DIR

@@ -35,8 +35,8 @@ from conftest import REPO, TINY_CORPUS, TINY_OVERRIDES
 pytestmark = pytest.mark.timeout(1800)
 
 SEED = 18
-# Kill trials per command (at least 20 in all). prepare is the cheapest to run (about 5 s of CPU, against
-# 15-20 s for train and export, most of it TensorFlow's import and tracing), so it gets the most.
+# Kill trials per command (at least 20 in all). prepare is the cheapest to run (train and export spend
+# most of theirs in TensorFlow's import and tracing), so it gets the most.
 TRIALS = {"prepare": 14, "train": 3, "export": 3}
 EPOCHS = 3
 

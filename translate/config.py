@@ -151,7 +151,8 @@ class TrainConfig:
     # the RNN, no input feeding) compiles: XLA cannot take the gradient of the
     # stepwise tf.scan decoder (bahdanau, input feeding). Off by default: XLA
     # compiles each new batch shape, and on the 2-core CPU the quick model's
-    # step took 869 ms with it against 210 without (`python -m benchmarks knobs`).
+    # step took 869 ms with it against 210 without (benchmarks/results/knobs.json;
+    # docs/decisions/precision-and-xla.md).
     jit_compile: bool = False
     # Stop after this many epochs without a better dev BLEU; null: never.
     early_stopping_patience: int | None = None

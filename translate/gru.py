@@ -21,9 +21,9 @@ Here (:func:`recurrence`):
   goes step by step, and ``dR`` is one matmul after the loop.
 
 The same weights, the same outputs and gradients (to float rounding; tests
-compare them with Keras's); the training step is about 10% faster on the
-2-core CPU, at the equal-size model's batch 64 and the quick preset's 16
-(benchmarks/results/gru_step.json; docs/decisions/our-gru.md).
+compare them with Keras's); the training step is 1.09x as fast on the
+2-core CPU at the equal-size model's batch 64 and 1.22x at the quick
+preset's 16 (benchmarks/results/gru_step.json; docs/decisions/our-gru.md).
 
 On a GPU the layer is Keras's own, so that Keras can pick the cuDNN kernel.
 """
@@ -130,7 +130,8 @@ def recurrence(projected, h0, recurrent_kernel, candidate_bias, mask=None):
         return tf.while_loop(lambda t, *_: t < steps, body, init, maximum_iterations=steps)
 
     # Steps read their slice of a whole tensor (x[t]): a TensorArray's unstack
-    # copied every input into a list first, 7% of a training step.
+    # copied every input into a list first, an extra copy of the whole input
+    # that every training step paid.
     @tf.custom_gradient
     def run(projected, h0, recurrent_kernel, candidate_bias):
         def forward(t, h, states, gates, candidates, hiddens):

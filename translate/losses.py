@@ -83,8 +83,9 @@ def sparse_cross_entropy(labels, logits):
     from the exponentials the forward pass keeps. TensorFlow's fused
     ``SparseSoftmaxCrossEntropyWithLogits`` gives the same values, but on CPU
     its forward and backward over a ``[2048, 2000]`` batch of logits took
-    36.9 ms on one thread against 13.6 ms for this (7.6 against 16.6 ms on two
-    threads); it was 9% of the op time of a training step at batch 64.
+    36.9 ms on one thread against 13.6 ms for this, and it was 9% of the op
+    time of a training step at batch 64 (measured at bd56cb0, no results file:
+    docs/decisions/loss-gradient.md).
     """
     import tensorflow as tf
 

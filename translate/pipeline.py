@@ -20,9 +20,10 @@ from translate.text import encode, with_specials
 # Batches group sentences of similar length so little compute goes to padding.
 # Buckets 2 pieces wide up to 64. On the quick preset's split 7.2% of the
 # positions in batches of 16 (7.3% at 64) are then padding, against 12.8%
-# (13.7%) with the earlier boundaries (8, 12, 16, 20, 24, 32, 40, 48, 64, ...),
+# (13.6%) with the earlier boundaries (8, 12, 16, 20, 24, 32, 40, 48, 64, ...),
 # and the benchmark's equal-size model trained 5% more sentences a second
-# (benchmarks/results/train_step_changes.json). Every step's cost grows with
+# (benchmarks/results/profiling.json, now and as committed in 88c52d6, and
+# train_step_changes.json; docs/decisions/length-buckets.md). Every step's cost grows with
 # the padded length, and buckets this narrow still fill: the split has
 # hundreds of sentences of each length.
 _BUCKET_BOUNDARIES = (*range(4, 65, 2), 72, 80, 90, 100, 114, 128, 160, 200, 256)
@@ -71,8 +72,8 @@ def make_dataset(
 
     dataset = pairs.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.filter(lambda s, ti, to: (tf.size(s) <= max_pieces + 1) & (tf.size(to) <= max_pieces + 1))
-    # Tokenize once: SentencePiece cost about 5 s of CPU an epoch on the quick
-    # preset, taken from the training step on a 2-core machine. The ids of a
+    # Tokenize once: SentencePiece ran again every epoch otherwise, and its CPU
+    # time was taken from the training step on a 2-core machine. The ids of a
     # corpus this size are a few MB.
     dataset = dataset.cache()
     if shuffle_buffer:

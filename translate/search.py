@@ -254,7 +254,8 @@ def greedy_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig) 
         # log softmax at the chosen piece only: logit - logsumexp over the vocabulary.
         # The chosen logit is the row's maximum, so it is the shift that keeps
         # exp from overflowing: log p = -log sum_v exp(z_v - z_max), with no
-        # second reduction for the maximum (reduce_logsumexp's Max was 6% of a decode).
+        # second reduction for the maximum (reduce_logsumexp's Max was 3.7% of the greedy
+        # decode's op time in benchmarks/results/profiling.json as committed in 88c52d6).
         best = tf.gather(logits, token, batch_dims=1)
         token_log_prob = -tf.math.log(tf.reduce_sum(tf.exp(logits - best[:, None]), axis=-1))
         is_eos = tf.equal(token, EOS_ID)
@@ -414,8 +415,8 @@ def beam_search(
     follows the sentences still open; the loop ends when none is. Waiting
     instead until no open beam could beat the worst finished one (whose
     bound, with alpha > 0, is the penalty at the max length) made beam
-    search up to 2.2 times slower on the quick model for at most +0.2 test
-    BLEU (``python -m benchmarks beam``).
+    search much slower on the quick model for a negligible BLEU gain, in a
+    ``python -m benchmarks beam`` run whose figures no results file keeps.
 
     With ``beam_size=1`` this is :func:`greedy_search`, which returns the same
     output faster.

@@ -21,15 +21,16 @@ model on CPU:
   a request over it is refused (InvalidArgument, "Task size N is larger than
   maximum input batch size 32"), which keeps one client from monopolizing a
   batch thread; clients split larger jobs (``translate.serving_client.Client`` does).
-* ``batch_timeout_micros`` 5000: one beam-5 sentence alone takes ~30 ms, so
-  waiting at most 5 ms for company adds at most ~15% to a lone request and
-  lets concurrent requests share a step.
+* ``batch_timeout_micros`` 5000: one beam-5 sentence alone takes ~30 ms (the
+  unbacked batch-1 figure above), so waiting at most 5 ms for company adds at
+  most ~15% to a lone request and lets concurrent requests share a step.
 * ``num_batch_threads`` = the server's cores: each batch already runs its
   ops on TensorFlow's intra-op pool; more batch threads than cores only
   interleave them (TF Serving's own guidance for CPU).
-* ``max_enqueued_batches`` 8 per thread-count: a full batch of 32 takes about
-  0.35 s, so a full queue means at most ~1.5 s of waiting before TF Serving
-  answers UNAVAILABLE instead of letting latency grow without bound.
+* ``max_enqueued_batches`` 8 per thread-count: a 32-sentence request took
+  0.38 s at the median over REST (benchmarks/results/serving.json), so a full
+  queue means at most ~1.5 s of waiting before TF Serving answers
+  UNAVAILABLE instead of letting latency grow without bound.
 * Large-batch splitting stays at its default (off), so the maximum is a
   hard limit that clients see, as above. Only fields of
   ``BatchingParameters`` that every TF Serving 2.x knows are written.
