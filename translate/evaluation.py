@@ -24,6 +24,8 @@ from typing import BinaryIO, NamedTuple
 
 from sacrebleu.metrics import BLEU, CHRF, TER
 
+from translate.atomic import atomic_path, write_text
+
 log = logging.getLogger(__name__)
 
 # One reference translation per sentence; None where this reference has no
@@ -247,7 +249,7 @@ def write_sentence_scores(path: str | Path, rows: Sequence[SentenceScore]) -> Pa
     header = ["line", "sentence_bleu", "sentence_chrf", "source", "hypothesis", "reference"]
     header += [f"reference_{i}" for i in range(2, width + 1)]
     try:
-        with path.open("w", encoding="utf-8", newline="") as handle:
+        with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle, dialect="excel-tab", lineterminator="\n")
             writer.writerow(header)
             for row in rows:
@@ -489,7 +491,7 @@ def evaluate_systems(
         write_sentence_scores(sentences, sentence_scores(test.sources, first, *references))
     if output:
         try:
-            Path(output).write_text("".join(h + "\n" for h in first), encoding="utf-8")
+            write_text(output, "".join(h + "\n" for h in first))
         except OSError as err:
             raise ValueError(f"cannot write --output {output}: {err.strerror or err}") from None
     return Evaluation(first_name, test.title, test.reference_names, scores, per_reference, comparison, sentences)

@@ -30,6 +30,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from translate.atomic import atomic_path
+
 log = logging.getLogger(__name__)
 
 HISTORY = "history.csv"  # as translate.training writes it (not imported: it loads TensorFlow)
@@ -249,7 +251,8 @@ def save_png(figure: Figure, path: str | Path, dpi: int = 120) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, format="png", dpi=dpi)
+        with atomic_path(path) as tmp:  # format= names the format, so the temporary name may end otherwise
+            figure.savefig(tmp, format="png", dpi=dpi)
     except OSError as err:
         raise ValueError(f"cannot write {path}: {err.strerror or err}") from None
     return path
