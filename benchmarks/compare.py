@@ -218,6 +218,20 @@ def run_side(name: str, command: list[str], out: Path, threads: str = "default")
     return report
 
 
+def baseline_options(args: argparse.Namespace) -> list[str]:
+    """The baseline's model and decoding options, the same in its separate run and in the race."""
+    return [
+        "--units",
+        str(args.units),
+        "--batch-size",
+        str(args.batch_size),
+        "--max-length",
+        str(args.max_length),
+        "--seed",
+        str(args.seed),
+    ]
+
+
 def compare(args: argparse.Namespace) -> None:
     """Ours against the TensorFlow tutorial's model, side by side on one machine, in one run.
 
@@ -281,16 +295,7 @@ def compare(args: argparse.Namespace) -> None:
         run_dir = Path(args.run_dir) if args.run_dir else prepare_split(args.preset, tmp=tmp)[1].run_dir
         shared = ["--run-dir", str(run_dir), "--warmup-steps", str(args.warmup_steps), "--repeats", str(args.repeats)]
         common = [*shared, "--minutes", str(args.train_minutes)]
-        baseline = [
-            "--units",
-            str(args.units),
-            "--batch-size",
-            str(args.batch_size),
-            "--max-length",
-            str(args.max_length),
-            "--seed",
-            str(args.seed),
-        ]
+        baseline = baseline_options(args)
         equal = [
             "model.cell=gru",
             f"model.attention={args.equal_attention}",
@@ -603,17 +608,7 @@ def race(
         "--decode-passes",
         str(args.decode_passes),
     ]
-    baseline = [
-        "--units",
-        str(args.units),
-        "--batch-size",
-        str(args.batch_size),
-        "--max-length",
-        str(args.max_length),
-        "--seed",
-        str(args.seed),
-        *(["--baseline-weights", baseline_weights] if baseline_weights else []),
-    ]
+    baseline = [*baseline_options(args), *(["--baseline-weights", baseline_weights] if baseline_weights else [])]
     ours_options = ["--preset", args.preset, *(f"--set={o}" for o in args.set)]
     plans = {
         "baseline": ("baseline", baseline, "default"),
