@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--on-error", choices=("raise", "skip"), help="as for prepare")
     train.add_argument("--no-export", action="store_true", help="skip the export after training")
     train.add_argument(
+        "--init-from",
+        metavar="RUN",
+        help="fine-tune: start from RUN's best weights and encode the corpus with its SentencePiece models "
+        "(train.init_from); the model settings must be RUN's, the learning rate and budget are this config's",
+    )
+    train.add_argument(
         "--strategy",
         choices=("default", "mirrored", "multi_worker"),
         help="one device; all local GPUs (or CPUs); or the machines in TF_CONFIG (train.strategy). "
@@ -221,19 +227,29 @@ def _config(args):
     if getattr(args, "strategy", None):
         overrides.append(f"train.strategy={args.strategy}")
     config = load_config(args.preset, args.config, overrides)
+    if getattr(args, "init_from", None) is not None:
+        # Set as it is, not parsed as YAML: any folder name is a string here.
+        config.train.init_from = args.init_from
+        config.validate()
+    from translate.reuse import check_init_from, init_sentencepiece, reused_data
     from translate.run_folder import check_prepare, check_train
 
+    config = reused_data(config)  # refuses a missing or unprepared data.reuse_from
     # A run folder that may not be written is refused now, before TensorFlow loads (the library checks again).
     (check_prepare if args.command == "prepare" else check_train)(config)
+    (init_sentencepiece if args.command == "prepare" else check_init_from)(config)
     if args.command == "train" and config.train.strategy == "multi_worker":
         from translate.distribute import read_tf_config
 
         read_tf_config()  # a missing or broken TF_CONFIG fails now, before TensorFlow loads
-    if args.command == "prepare" or not (Path(config.run_dir) / "stats.json").is_file():
+    unprepared = args.command == "prepare" or not (Path(config.run_dir) / "stats.json").is_file()
+    if unprepared and not config.data.reuse_from:
         from translate.corpora import read_pairs
+        from translate.reuse import synthetic_spec
 
         # Checks each spec and its files now, before TensorFlow loads; reads nothing yet.
-        for spec in (config.data.corpus, config.data.dev_corpus, config.data.test_corpus):
+        synthetic = config.data.synthetic and synthetic_spec(config.data.synthetic)
+        for spec in (config.data.corpus, config.data.dev_corpus, config.data.test_corpus, synthetic):
             if spec:
                 read_pairs(spec, on_error=config.data.on_error)
     return config

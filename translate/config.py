@@ -79,6 +79,17 @@ class DataConfig:
     # stops there with file and line (on_error=skip skips it), so memory
     # and time stay bounded.
     max_line_bytes: int = 1 << 20
+    # Another run folder whose SentencePiece models and prepared splits this
+    # run copies, byte for byte, instead of preparing its own; that run's data
+    # settings then apply here. Two runs with different seeds then share their
+    # vocabularies and can be ensembled. null: prepare from data.corpus.
+    reuse_from: str | None = None
+    # Synthetic (back-translated) pairs, source<TAB>target per line (.gz read
+    # as well), added to the training split only, each source after the
+    # reserved tag translate.reuse.SYNTHETIC_TAG, which the source
+    # SentencePiece model keeps as one piece ("tagged back-translation",
+    # Caswell et al. 2019). Dev and test never hold synthetic pairs.
+    synthetic: str | None = None
 
 
 @dataclass
@@ -177,6 +188,11 @@ class TrainConfig:
     # project made there (weights, history.csv, config.yaml, checkpoints, the
     # backup, the SentencePiece models); other files are left alone.
     overwrite: bool = False
+    # Fine-tuning: start from this finished run's best weights and encode the
+    # corpus with its SentencePiece models (no new vocabularies). The model
+    # settings must be that run's (model.dropout may differ); the learning
+    # rate, schedule and budget are this config's. The run is only read.
+    init_from: str | None = None
     shuffle_buffer: int = 20_000
     seed: int = 1234
 
@@ -326,6 +342,12 @@ class Config:
             (self.decode.alpha >= 0, f"decode.alpha must be >= 0, got {self.decode.alpha}"),
             (self.train.seed >= 0, f"train.seed must be >= 0, got {self.train.seed}"),
         ]
+        for key, value in (
+            ("data.reuse_from", self.data.reuse_from),
+            ("data.synthetic", self.data.synthetic),
+            ("train.init_from", self.train.init_from),
+        ):
+            checks.append((value is None or bool(value.strip()), f"{key} is empty: name a folder or file, or null"))
         for units in (
             "embedding_dim",
             "encoder_units",

@@ -36,6 +36,7 @@ import logging
 import os
 import random
 import secrets
+import shutil
 import time
 from array import array
 from collections import Counter
@@ -52,7 +53,15 @@ from translate.atomic import TEMPORARY_PREFIX, atomic_path, remove_stale_tempora
 from translate.cleaning import CleaningCounts, CleaningOptions, clean_pair
 from translate.config import Config, DataConfig
 from translate.corpora import TSV_MIN_PAIRS_TO_SPLIT, hash_split, read_pairs
-from translate.run_folder import DATA_DIR, SPLITS, STATS, check_prepare
+from translate.reuse import (
+    SYNTHETIC_TAG,
+    has_synthetic_tag,
+    init_sentencepiece,
+    reused_data,
+    synthetic_spec,
+    tag_source,
+)
+from translate.run_folder import DATA_DIR, DATA_FILES, SENTENCEPIECE_MODELS, SPLITS, STATS, check_prepare
 from translate.text import train_sentencepiece
 
 log = logging.getLogger(__name__)
@@ -61,6 +70,7 @@ TOO_LONG = "too long"
 RATIO = "length ratio"
 DUPLICATE = "duplicate"
 IN_DEV_OR_TEST = "also in dev or test"
+SYNTHETIC_HELD_OUT = "synthetic, target in dev or test"
 # The ratio filter leaves short pairs alone: "Yes." / "Sí, señor." is fine.
 RATIO_MIN_PIECES = 6
 
@@ -119,6 +129,8 @@ class _Pass1:
             for split in SPLITS
         }
         self.hashes = {split: array("Q") for split in SPLITS}
+        # Hashes of the target side alone, to keep synthetic pairs whose target is held out out of training.
+        self.target_hashes = {split: array("Q") for split in SPLITS}
         self.sample: list[tuple[str, str]] = []
         self.sample_size = sample_size
         self.seen_train = 0
@@ -129,6 +141,7 @@ class _Pass1:
         src.write(source + "\n")
         tgt.write(target + "\n")
         self.hashes[split].append(_pair_hash(source, target))
+        self.target_hashes[split].append(_pair_hash("", target))
         if split == "train":
             # Reservoir sampling (Vitter's algorithm R): a uniform sample in bounded memory.
             self.seen_train += 1
@@ -206,10 +219,27 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
     Raises:
         ValueError: the run folder may not be prepared (see
             :func:`translate.run_folder.check_prepare`; nothing is written then),
-            or the corpus is unreadable or empty after cleaning.
+            or the corpus is unreadable or empty after cleaning; ``data.reuse_from`` or
+            ``train.init_from`` names no usable run.
+
+    With ``data.reuse_from`` the splits, models and statistics are copied from
+    that run (:func:`_copy_preparation`) and no corpus is read; with
+    ``train.init_from`` that run's SentencePiece models encode the corpus
+    instead of new ones. ``data.synthetic`` pairs join the training split
+    only, their sources tagged (:data:`translate.reuse.SYNTHETIC_TAG`); a
+    synthetic pair whose target is a dev or test target is dropped.
     """
+    config = reused_data(config)
     check_prepare(config)
+    if config.data.reuse_from:
+        return _copy_preparation(config)
     data = config.data
+    fixed_models = init_sentencepiece(config)
+    if fixed_models and data.synthetic and not has_synthetic_tag(fixed_models[0]):
+        raise ValueError(
+            f"data.synthetic needs {SYNTHETIC_TAG} as one piece of the source SentencePiece model, and "
+            f"train.init_from={config.train.init_from}'s has none (it was trained without data.synthetic)"
+        )
     run_dir = Path(config.run_dir)
     data_dir = run_dir / DATA_DIR
     made_data_dir = not data_dir.exists()
@@ -226,6 +256,8 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
         split: (_scratch_path(data_dir, f"pass1.{split}.src"), _scratch_path(data_dir, f"pass1.{split}.tgt"))
         for split in SPLITS
     }
+    synthetic_scratch = (_scratch_path(data_dir, "pass1.synthetic.src"), _scratch_path(data_dir, "pass1.synthetic.tgt"))
+    synthetic_hashes, synthetic_target_hashes = array("Q"), array("Q")
     try:
         # Pass 1: read, clean, split, hash, sample.
         with ExitStack() as stack:
@@ -247,6 +279,25 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
                         spec, options, data.on_error, skipped, counts, read_counts, progress, data.max_line_bytes
                     ):
                         state.add(split, source, target)
+            if data.synthetic:
+                # Into files of their own: they join the training split only after the tiny-corpus merge below.
+                out_src = stack.enter_context(open(synthetic_scratch[0], "w", encoding="utf-8"))
+                out_tgt = stack.enter_context(open(synthetic_scratch[1], "w", encoding="utf-8"))
+                for source, target, _ in _read_cleaned(
+                    synthetic_spec(data.synthetic),
+                    options,
+                    data.on_error,
+                    skipped,
+                    counts,
+                    read_counts,
+                    progress,
+                    data.max_line_bytes,
+                ):
+                    tagged = tag_source(source)
+                    out_src.write(tagged + "\n")
+                    out_tgt.write(target + "\n")
+                    synthetic_hashes.append(_pair_hash(tagged, target))
+                    synthetic_target_hashes.append(_pair_hash("", target))
         hashes = {split: np.frombuffer(state.hashes[split], dtype=np.uint64) for split in SPLITS}
         total = sum(len(h) for h in hashes.values())
         if total == 0:
@@ -262,6 +313,14 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
             _merge_all_splits(scratch, hashes)
             hashes = {split: np.concatenate([hashes[s] for s in SPLITS]) for split in SPLITS}
             state.sample = _read_pairs(*scratch["train"])
+        # The synthetic pairs follow the real ones in the training split; SentencePiece learns from real text only.
+        synthetic_from = len(hashes["train"])
+        if data.synthetic:
+            for side in (0, 1):
+                with open(scratch["train"][side], "a", encoding="utf-8") as out:
+                    with open(synthetic_scratch[side], encoding="utf-8") as synthetic:
+                        shutil.copyfileobj(synthetic, out)
+            hashes["train"] = np.concatenate([hashes["train"], np.frombuffer(synthetic_hashes, dtype=np.uint64)])
 
         removed = {split: Counter() for split in SPLITS}
         if not len(hashes["train"]) or not state.sample:
@@ -270,13 +329,22 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
                 f"{_removal_summary(counts.removed)}"
             )
         sample_pairs = len(state.sample)
-        log.info("training SentencePiece models on a sample of %d pairs", sample_pairs)
-        src_model = train_sentencepiece(
-            (s for s, _ in state.sample), data.src_vocab_size, data.subword_model, data.sentencepiece_sample
-        )
-        tgt_model = train_sentencepiece(
-            (t for _, t in state.sample), data.tgt_vocab_size, data.subword_model, data.sentencepiece_sample
-        )
+        if fixed_models:
+            log.info("encoding with the SentencePiece models of train.init_from=%s", config.train.init_from)
+            src_model, tgt_model = fixed_models
+            sample_pairs = 0
+        else:
+            log.info("training SentencePiece models on a sample of %d pairs", sample_pairs)
+            src_model = train_sentencepiece(
+                (s for s, _ in state.sample),
+                data.src_vocab_size,
+                data.subword_model,
+                data.sentencepiece_sample,
+                user_defined_symbols=(SYNTHETIC_TAG,) if data.synthetic else (),
+            )
+            tgt_model = train_sentencepiece(
+                (t for _, t in state.sample), data.tgt_vocab_size, data.subword_model, data.sentencepiece_sample
+            )
         state.sample = []
         processors = (
             spm.SentencePieceProcessor(model_proto=src_model),
@@ -296,7 +364,11 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
 
             # Pass 2: drop duplicates (and train pairs that are in dev/test), then length filters on train.
             held_out = np.concatenate([hashes["dev"], hashes["test"]])
+            held_out_targets = np.concatenate(
+                [np.frombuffer(state.target_hashes[split], dtype=np.uint64) for split in ("dev", "test")]
+            )
             kept, lengths = {}, {}
+            synthetic_kept = 0
             for split in SPLITS:
                 keep = _first_occurrences(hashes[split])
                 removed[split][DUPLICATE] = int((~keep).sum())
@@ -304,9 +376,24 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
                     in_held_out = np.isin(hashes[split], held_out) & keep
                     removed[split][IN_DEV_OR_TEST] = int(in_held_out.sum())
                     keep &= ~in_held_out
-                kept[split], lengths[split] = _write_split(
-                    scratch[split], split_tmps[split], split, keep, processors, data, removed[split], progress
+                if split == "train" and data.synthetic and not merged:
+                    # A back-translated dev or test target would put the held-out reference into training.
+                    targets = np.frombuffer(synthetic_target_hashes, dtype=np.uint64)
+                    leaked = np.isin(targets, held_out_targets) & keep[synthetic_from:]
+                    removed[split][SYNTHETIC_HELD_OUT] = int(leaked.sum())
+                    keep[synthetic_from:] &= ~leaked
+                kept[split], lengths[split], in_tail = _write_split(
+                    scratch[split],
+                    split_tmps[split],
+                    split,
+                    keep,
+                    processors,
+                    data,
+                    removed[split],
+                    progress,
+                    tail_from=synthetic_from if split == "train" else None,
                 )
+                synthetic_kept += in_tail
             for split in ("train", "dev"):
                 if kept[split] == 0:
                     raise ValueError(
@@ -334,7 +421,20 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
                     "sample_pairs": sample_pairs,
                     "src_vocab": processors[0].get_piece_size(),
                     "tgt_vocab": processors[1].get_piece_size(),
+                    **({"from": config.train.init_from} if fixed_models else {}),
                 },
+                **(
+                    {
+                        "synthetic": {
+                            "file": data.synthetic,
+                            "tag": SYNTHETIC_TAG,
+                            "pairs_read": len(synthetic_hashes),
+                            "in_train": synthetic_kept,
+                        }
+                    }
+                    if data.synthetic
+                    else {}
+                ),
                 "seconds": round(time.monotonic() - started, 1),
                 "data_config": dataclasses.asdict(data),
             }
@@ -345,13 +445,45 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
             # leaves an unprepared folder, never old statistics over new splits.
             (run_dir / STATS).unlink(missing_ok=True)
     finally:
-        for path in (path for pair in scratch.values() for path in pair):
+        for path in (*(path for pair in scratch.values() for path in pair), *synthetic_scratch):
             path.unlink(missing_ok=True)
         if made_data_dir:
             with contextlib.suppress(OSError):
                 data_dir.rmdir()  # only if this failed prepare left it empty
     log.info("prepared %s: %s", run_dir, ", ".join(f"{s} {n:,}" for s, n in kept.items()))
     return Prepared(run_dir, kept, src_model, tgt_model, stats)
+
+
+def _copy_preparation(config: Config) -> Prepared:
+    """``data.reuse_from``: that run's splits, SentencePiece models and statistics, copied byte for byte.
+
+    Written as prepare writes (temporary names, renamed at the end, ``stats.json`` last); the run copied
+    from is only read. ``stats.json`` names it (``reused_from``) and records the data settings in force.
+    """
+    source, run_dir = Path(config.data.reuse_from), Path(config.run_dir)
+    data_dir = run_dir / DATA_DIR
+    made_data_dir = not data_dir.exists()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (run_dir, data_dir):
+        remove_stale_temporaries(folder)
+    stats = json.loads((source / STATS).read_text(encoding="utf-8"))
+    stats["reused_from"] = str(source)
+    stats["data_config"] = dataclasses.asdict(config.data)
+    names = [*SENTENCEPIECE_MODELS, *(f"{DATA_DIR}/{name}" for name in DATA_FILES)]
+    try:
+        with ExitStack() as install:
+            stats_tmp = install.enter_context(atomic_path(run_dir / STATS))
+            for name in names:
+                shutil.copyfile(source / name, install.enter_context(atomic_path(run_dir / name)))
+            stats_tmp.write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            (run_dir / STATS).unlink(missing_ok=True)
+    finally:
+        if made_data_dir:
+            with contextlib.suppress(OSError):
+                data_dir.rmdir()  # only if this failed copy left it empty
+    log.info("prepared %s as a copy of %s (data.reuse_from)", run_dir, source)
+    models = tuple((run_dir / name).read_bytes() for name in SENTENCEPIECE_MODELS)
+    return Prepared(run_dir, stats["pairs"], models[0], models[1], stats)
 
 
 def _scratch_path(folder: Path, name: str) -> Path:
@@ -375,17 +507,19 @@ def _write_split(
     data: DataConfig,
     removed: Counter,
     progress: bool,
-) -> tuple[int, tuple[np.ndarray, np.ndarray]]:
-    """Writes the kept pairs of one split from pass 1's files to ``out``; returns the count and the piece
-    lengths per side."""
+    tail_from: int | None = None,
+) -> tuple[int, tuple[np.ndarray, np.ndarray], int]:
+    """Writes the kept pairs of one split from pass 1's files to ``out``; returns the count, the piece
+    lengths per side, and how many of the kept pairs come from index ``tail_from`` on (the synthetic ones)."""
     src_lengths, tgt_lengths = [], []
-    index = kept = 0
+    index = kept = in_tail = 0
     with open(out[0], "w", encoding="utf-8") as w_src, open(out[1], "w", encoding="utf-8") as w_tgt:
         chunks = _chunks(*pass1)
         for sources, targets in tqdm(
             chunks, desc=f"filtering {split}", unit=" chunks", disable=not progress, mininterval=2.0
         ):
             mask = keep[index : index + len(sources)]
+            positions = np.arange(index, index + len(sources))[mask]
             index += len(sources)
             sources = [s for s, k in zip(sources, mask) if k]
             targets = [t for t, k in zip(targets, mask) if k]
@@ -406,14 +540,18 @@ def _write_split(
                     w_src.write(source + "\n")
                     w_tgt.write(target + "\n")
             kept += int(ok.sum())
+            if tail_from is not None:
+                in_tail += int((ok & (positions >= tail_from)).sum())
             src_lengths.append(s_len[ok])
             tgt_lengths.append(t_len[ok])
     join = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64)  # noqa: E731
-    return kept, (join(src_lengths), join(tgt_lengths))
+    return kept, (join(src_lengths), join(tgt_lengths)), in_tail
 
 
 def load_prepared(config: Config) -> Prepared | None:
-    """The preparation in ``config.run_dir`` if there is one; it must match ``config.data``."""
+    """The preparation in ``config.run_dir`` if there is one; it must match ``config.data``
+    (``data.reuse_from``'s settings when it is set: :func:`translate.reuse.reused_data`)."""
+    config = reused_data(config)
     run_dir = Path(config.run_dir)
     stats_path = run_dir / STATS
     if not stats_path.is_file() or not (run_dir / DATA_DIR).is_dir():

@@ -31,7 +31,11 @@ MIN_VOCAB_SIZE = 300
 
 
 def train_sentencepiece(
-    sentences: Iterable[str], vocab_size: int, model_type: str = "unigram", max_sentences: int = 200_000
+    sentences: Iterable[str],
+    vocab_size: int,
+    model_type: str = "unigram",
+    max_sentences: int = 200_000,
+    user_defined_symbols: tuple[str, ...] = (),
 ) -> bytes:
     """Trains a SentencePiece model and returns its serialized proto.
 
@@ -40,6 +44,8 @@ def train_sentencepiece(
         vocab_size: pieces in the vocabulary, specials and bytes included.
         model_type: ``unigram`` or ``bpe``.
         max_sentences: SentencePiece samples this many sentences at most.
+        user_defined_symbols: pieces kept whole wherever they occur, with ids right after the four
+            special ones (the synthetic-data tag, :data:`translate.reuse.SYNTHETIC_TAG`).
     """
     if vocab_size < MIN_VOCAB_SIZE:
         raise ValueError(f"vocab_size must be at least {MIN_VOCAB_SIZE} with byte fallback, got {vocab_size}")
@@ -48,14 +54,22 @@ def train_sentencepiece(
         raise ValueError("cannot train a SentencePiece model on no text")
     model = io.BytesIO()
     try:
-        _train(sentences, model, vocab_size, model_type, max_sentences)
+        _train(sentences, model, vocab_size, model_type, max_sentences, user_defined_symbols)
     except RuntimeError as err:
         # e.g. a vocabulary smaller than the characters and bytes it must hold.
         raise ValueError(f"SentencePiece training failed: {err}") from None
     return model.getvalue()
 
 
-def _train(sentences: list[str], model: io.BytesIO, vocab_size: int, model_type: str, max_sentences: int) -> None:
+def _train(
+    sentences: list[str],
+    model: io.BytesIO,
+    vocab_size: int,
+    model_type: str,
+    max_sentences: int,
+    user_defined_symbols: tuple[str, ...] = (),
+) -> None:
+    extra = {"user_defined_symbols": list(user_defined_symbols)} if user_defined_symbols else {}
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences),
         model_writer=model,
@@ -75,6 +89,7 @@ def _train(sentences: list[str], model: io.BytesIO, vocab_size: int, model_type:
         hard_vocab_limit=False,
         minloglevel=2,
         num_threads=2,
+        **extra,
     )
 
 

@@ -53,6 +53,7 @@ from translate.losses import MaskedAccuracy, SmoothedCrossEntropy
 from translate.model import Seq2Seq, build_models
 from translate.pipeline import make_dataset, pairs_from_files, pairs_from_memory
 from translate.prepare import Prepared, prepare_or_load
+from translate.reuse import check_init_from, reused_data
 from translate.run_folder import (
     BACKUP_DIR,
     BEST_WEIGHTS,
@@ -217,7 +218,11 @@ def train(config: Config, verbose: int | str = "auto", prepared: Prepared | None
     otherwise the corpus is prepared first (:mod:`translate.prepare`). A run
     folder with a backup of an unfinished run (killed, say) resumes it after
     its last finished epoch. A finished run is refused unless
-    ``train.overwrite``, which trains it again from scratch.
+    ``train.overwrite``, which trains it again from scratch. With
+    ``data.reuse_from`` the splits and SentencePiece models are another run's
+    (copied); with ``train.init_from`` training starts from another run's
+    best weights, its SentencePiece models encoding the corpus
+    (:mod:`translate.reuse`).
 
     Args:
         verbose: Keras ``fit`` verbosity (the progress bar); 0 also hides prepare's progress.
@@ -233,8 +238,11 @@ def train(config: Config, verbose: int | str = "auto", prepared: Prepared | None
 
 
 def _train(config: Config, verbose: int | str, prepared: Prepared | None) -> Run:
+    # data.reuse_from: that run's data settings hold here (and go into config.yaml).
+    config = reused_data(config)
     # Every check comes before the first write: a refused run leaves its folder as it was.
     check_train(config)
+    check_init_from(config)
     if prepared is None and config.train.strategy == "multi_worker":
         # Every worker needs the same SentencePiece models and splits; none may prepare its own.
         prepared = load_prepared_for_workers(config)
@@ -249,6 +257,15 @@ def _train(config: Config, verbose: int | str, prepared: Prepared | None) -> Run
     with strategy.scope():
         run = build_run(config, run_dir, prepared.src_model, prepared.tgt_model, training_class=GradNormModel)
     run.prepared = prepared
+    if config.train.init_from:
+        if not _same_models(prepared, config.train.init_from):
+            raise ValueError(
+                f"run folder {config.run_dir} was prepared with other SentencePiece models than "
+                f"train.init_from={config.train.init_from}: use a new run_dir"
+            )
+        # Fine-tuning starts from the weights of the run it names (a backup, when resuming, replaces them).
+        run.models.training.load_weights(Path(config.train.init_from) / BEST_WEIGHTS)
+        log.info("starting from the weights of %s", Path(config.train.init_from) / BEST_WEIGHTS)
 
     train_cfg = config.train
     src_tok, tgt_tok = run.graph.src_tokenizer, run.graph.tgt_tokenizer
@@ -310,6 +327,14 @@ def _train(config: Config, verbose: int | str, prepared: Prepared | None) -> Run
     if best.is_file():
         run.models.training.load_weights(best)
     return run
+
+
+def _same_models(prepared: Prepared, run_dir: str) -> bool:
+    folder = Path(run_dir)
+    return (prepared.src_model, prepared.tgt_model) == (
+        (folder / "src.model").read_bytes(),
+        (folder / "tgt.model").read_bytes(),
+    )
 
 
 def training_dataset(run: Run, config: Config, prepared: Prepared, repeat: bool = False) -> tf.data.Dataset:
