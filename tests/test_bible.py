@@ -279,3 +279,55 @@ def test_bad_sources_are_refused_before_reading(sources, named):
 def test_sources_must_be_versions_of_the_source_language():
     with pytest.raises(ValueError, match="kjv is not a version of the source language 'es'"):
         read_pairs("bible:es-en?sources=kjv")
+
+
+# --------------------------------------------------------------------------
+# train=: book selection
+
+
+@needs_bible
+@pytest.mark.parametrize(
+    "selection, books",
+    [
+        ("gospels+acts", set(range(40, 45))),
+        ("ot", set(range(1, 40))),
+        ("nt", set(range(40, 67)) - {45, 59}),  # Romans and James stay held out
+        ("Genesis,exodus + jude", {1, 2, 65}),
+    ],
+)
+def test_train_selects_exactly_the_named_books_and_never_romans_or_james(en_es, selection, books):
+    references = bible.read_references("en-es", "train")
+    expected = [source for key, source in zip(references.verses, references.sources) if key[0] in books]
+    selected = load_corpus(f"bible:en-es?train={selection}")
+    assert [source for source, _ in selected.train] == expected
+    # Dev and test do not move.
+    assert (selected.dev, selected.test) == (en_es.dev, en_es.test)
+    assert not set(selected.train) & set(en_es.dev + en_es.test)
+
+
+def test_the_groups_cover_the_canon_and_hold_out_romans_and_james():
+    assert len(bible.BIBLE_BOOKS) == 66
+    assert (bible.BIBLE_BOOKS[bible.BIBLE_TEST_BOOK - 1], bible.BIBLE_BOOKS[bible.BIBLE_DEV_BOOK - 1]) == (
+        "romans",
+        "james",
+    )
+    assert bible.parse_books("ot") | bible.parse_books("nt") == set(range(1, 67)) - {45, 59}
+    parts = ("law", "history", "wisdom", "prophets")
+    assert set().union(*(bible.parse_books(g) for g in parts)) == bible.parse_books("ot")
+    assert bible.parse_books("gospels+acts+epistles+revelation") == bible.parse_books("nt")
+
+
+@pytest.mark.parametrize(
+    "selection, named",
+    [
+        ("romans", "romans is the test book"),
+        ("gospels+james", "james is the dev book"),
+        ("gospels+apocrypha", "'apocrypha' is no book or group: groups are ot, nt"),
+        ("", "'' is no book or group"),
+        ("ot+", "'' is no book or group"),
+    ],
+)
+def test_an_unknown_book_or_a_held_out_one_is_refused_in_one_line(selection, named):
+    with pytest.raises(ValueError, match=f"bad value .* for option 'train' in .*: {re.escape(named)}") as err:
+        read_pairs(f"bible:en-es?train={selection}")
+    assert "\n" not in str(err.value)

