@@ -67,6 +67,9 @@ def test_reuse_from_copies_the_sentencepiece_models_and_splits_byte_for_byte(tmp
     assert reused_data(config).data.corpus == f"tsv:{corpus}"
     assert load_prepared(config).pairs == source.pairs
     assert files(source.run_dir) == before
+    # The copy stands on its own: it is still reused once the run it copied is gone.
+    shutil.rmtree(source.run_dir)
+    assert load_prepared(config).src_model == copy.src_model
 
 
 def test_reuse_from_a_missing_or_unprepared_run_or_the_run_itself_is_refused(tmp_path, capsys):

@@ -55,6 +55,7 @@ from translate.config import Config, DataConfig
 from translate.corpora import TSV_MIN_PAIRS_TO_SPLIT, hash_split, read_pairs
 from translate.reuse import (
     SYNTHETIC_TAG,
+    check_prepared_source,
     has_synthetic_tag,
     init_sentencepiece,
     reused_data,
@@ -460,7 +461,7 @@ def _copy_preparation(config: Config) -> Prepared:
     Written as prepare writes (temporary names, renamed at the end, ``stats.json`` last); the run copied
     from is only read. ``stats.json`` names it (``reused_from``) and records the data settings in force.
     """
-    source, run_dir = Path(config.data.reuse_from), Path(config.run_dir)
+    source, run_dir = check_prepared_source(config.data.reuse_from), Path(config.run_dir)
     data_dir = run_dir / DATA_DIR
     made_data_dir = not data_dir.exists()
     data_dir.mkdir(parents=True, exist_ok=True)

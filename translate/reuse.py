@@ -83,14 +83,20 @@ def reused_data(config: Config) -> Config:
     source = config.data.reuse_from
     if not source:
         return config
-    folder = check_prepared_source(source)
-    if _same_folder(folder, config.run_dir):
-        raise ValueError(f"data.reuse_from={short_repr(source)} is this run's own folder: name another run")
-    try:
-        stats = json.loads((folder / STATS).read_text(encoding="utf-8"))
+    own = _read_stats(Path(config.run_dir))
+    if own is not None and own.get("reused_from") == source:
+        # Copied already: the run's own copy of the settings, so the run outlives the one it copied.
+        prepared_with = own.get("data_config", {})
+    else:
+        folder = check_prepared_source(source)
+        if _same_folder(folder, config.run_dir):
+            raise ValueError(f"data.reuse_from={short_repr(source)} is this run's own folder: name another run")
+        stats = _read_stats(folder)
+        if stats is None:
+            raise ValueError(f"data.reuse_from={short_repr(source)}: cannot read its {STATS}")
         prepared_with = stats.get("data_config", {})
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as err:
-        raise ValueError(f"data.reuse_from={short_repr(source)}: cannot read its {STATS}: {err}") from None
+    if not isinstance(prepared_with, dict):
+        raise ValueError(f"data.reuse_from={short_repr(source)}: its {STATS} holds no data settings")
     known = {f.name for f in dataclasses.fields(DataConfig)}
     data = {**dataclasses.asdict(DataConfig()), **{k: v for k, v in prepared_with.items() if k in known}}
     data["reuse_from"] = source
@@ -104,6 +110,15 @@ def reused_data(config: Config) -> Config:
         )
     values["data"] = data
     return config_from_dict(values)
+
+
+def _read_stats(folder: Path) -> dict | None:
+    """A run folder's stats.json, or None when it has none that reads as a JSON object."""
+    try:
+        stats = json.loads((folder / STATS).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return stats if isinstance(stats, dict) else None
 
 
 def _models_of(folder: Path) -> tuple[bytes, bytes]:
