@@ -53,7 +53,7 @@ from translate.cleaning import CleaningCounts, CleaningOptions, clean_pair
 from translate.config import Config, DataConfig
 from translate.corpora import TSV_MIN_PAIRS_TO_SPLIT, hash_split, read_pairs
 from translate.run_folder import DATA_DIR, SPLITS, STATS, check_prepare
-from translate.text import train_sentencepiece
+from translate.vocabulary import train_sentencepiece
 
 log = logging.getLogger(__name__)
 
