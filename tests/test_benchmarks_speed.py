@@ -236,6 +236,7 @@ def test_the_entry_point_runs_every_benchmark_as_a_subcommand():
         "synthetic-corpus",
         "profile",
         "utilization",
+        "sizes",
         "quality",
         "curve",
         "beam",
@@ -247,3 +248,32 @@ def test_the_entry_point_runs_every_benchmark_as_a_subcommand():
         [sys.executable, "-m", "benchmarks", "beam", "--run", "r", "--bogus"], cwd=repo, capture_output=True, text=True
     )
     assert wrong.returncode == 2 and "unrecognized arguments: --bogus" in wrong.stderr
+
+
+def test_sizes_counts_the_parameters_of_every_preset_at_its_vocabulary_sizes(tmp_path, monkeypatch):
+    import argparse
+    import json
+
+    from benchmarks.profiling import sizes
+    from translate import config as config_module
+    from translate.config import ModelConfig
+    from translate.model import build_models
+
+    presets = tmp_path / "configs"
+    presets.mkdir()
+    model = {"cell": "gru", "embedding_dim": 8, "encoder_units": 6, "decoder_units": 12, "attention_units": 5}
+    for name, attention, vocab in (("a", "luong_dot", 400), ("b", "bahdanau", 401)):
+        fields = ", ".join(f"{key}: {value}" for key, value in {**model, "attention": attention}.items())
+        (presets / f"{name}.yaml").write_text(
+            f"data: {{src_vocab_size: 300, tgt_vocab_size: {vocab}}}\nmodel: {{{fields}}}\n", encoding="utf-8"
+        )
+    monkeypatch.setattr(config_module, "CONFIGS_DIR", presets)
+    sizes(argparse.Namespace(out=str(tmp_path / "sizes.json")))
+    report = json.loads((tmp_path / "sizes.json").read_text(encoding="utf-8"))["presets"]
+    assert sorted(report) == ["a", "b"]
+    built = build_models(ModelConfig(**model, attention="luong_dot"), src_vocab_size=300, tgt_vocab_size=400)
+    assert report["a"]["params"] == built.training.count_params()
+    assert report["b"]["attention"] == "bahdanau" and report["b"]["tgt_vocab_size"] == 401
+    # One more target piece: one more embedding row (8) and one more output column (12) with its bias.
+    built = build_models(ModelConfig(**model, attention="bahdanau"), src_vocab_size=300, tgt_vocab_size=400)
+    assert report["b"]["params"] - built.training.count_params() == 8 + 12 + 1
