@@ -20,11 +20,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """A trained tiny run (in-process graph included)."""
+    """A trained tiny run (in-process graph included), keeping each epoch's checkpoint
+    (``checkpoints/epoch-NNN.weights.h5``) for the learning-curve benchmark's test."""
     from translate.training import train
 
     tmp = tmp_path_factory.mktemp("tiny")
-    return train(tiny_config(tmp), verbose=0)
+    return train(tiny_config(tmp, "train.keep_checkpoints=2"), verbose=0)
 
 
 @pytest.fixture(scope="session")
