@@ -295,7 +295,9 @@ def test_load_refuses_a_truncated_saved_model_pb(tiny_export, tmp_path, nothing_
         assert "\n" not in str(err.value)
 
 
-def test_load_falls_back_to_the_newest_loadable_version(tiny_export, foreign_savedmodel, tmp_path, caplog):
+def test_load_falls_back_to_the_newest_loadable_version(
+    tiny_export, tiny_translator, foreign_savedmodel, tmp_path, caplog
+):
     import translate
 
     model = tmp_path / "translator"
@@ -306,7 +308,7 @@ def test_load_falls_back_to_the_newest_loadable_version(tiny_export, foreign_sav
     with caplog.at_level(logging.WARNING, logger="translate.translator"):
         translator = translate.load(model)
     assert translator.path == model / "1"
-    assert translator(["Good morning."]) == translate.load(tiny_export)(["Good morning."])
+    assert translator(["Good morning."]) == tiny_translator(["Good morning."])
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 3
     assert warnings[0].startswith(f"skipped version 4 of {model}, which does not load: the version folder is empty")

@@ -445,17 +445,11 @@ def _encodable(sentence: str) -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
-def translator(tiny_export):
-    import translate
-
-    return translate.load(tiny_export)
-
-
 @fuzz_settings(50)
 @given(sentences=st.lists(SENTENCE, max_size=4))
 @example(sentences=["Good morning.", "a\ud800b"])  # was TensorFlow's ValueError, which names no sentence
-def test_the_translator_gives_a_string_per_sentence_or_one_line_for_what_is_not_text(translator, sentences):
+def test_the_translator_gives_a_string_per_sentence_or_one_line_for_what_is_not_text(tiny_translator, sentences):
+    translator = tiny_translator
     bad = [index for index, sentence in enumerate(sentences) if not _encodable(sentence)]
     try:
         translations = translator(sentences)
