@@ -13,7 +13,7 @@ commit. The modules:
   (``baselines/tf_tutorial.py``): ``compare``, ``ours``, ``race``, ``baseline``;
 * ``speed``: ``throughput``, ``knobs``, ``scaling``, ``attention``,
   ``pipeline``, ``synthetic-corpus``;
-* ``profiling``: ``profile``, ``utilization``;
+* ``profiling``: ``profile``, ``utilization``, ``sizes``;
 * ``quality``: ``quality``, ``curve``, ``beam``;
 * ``serving``: ``serving``, ``soak``.
 """

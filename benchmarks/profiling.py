@@ -1,4 +1,5 @@
-"""Where the time goes and how close training comes to the machine: ``profile`` and ``utilization``."""
+"""Where the time goes, how close training comes to the machine, how big each preset is: ``profile``,
+``utilization`` and ``sizes``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.harness import emit, machine, measure_training, prepare_split, subcommand
+from benchmarks.harness import command_line, emit, machine, measure_training, prepare_split, print_table, subcommand
 
 # --- profile ----------------------------------------------------------------------------------
 
@@ -453,6 +454,44 @@ def utilization(args: argparse.Namespace) -> None:
     )
 
 
+# --- sizes ---------------------------------------------------------------------------------
+
+
+def sizes(args: argparse.Namespace) -> None:
+    """Parameters of every preset's model, built untrained at its configured vocabulary sizes.
+
+        python -m benchmarks sizes --out benchmarks/results/sizes.json
+
+    No corpus is read: each preset's ``data.src_vocab_size`` and
+    ``data.tgt_vocab_size`` give the embedding and output sizes, which a
+    corpus as large as the built-in Bible reaches (the quick preset's count
+    here equals ``ours_quick.parameters`` in ``compare.json``, which counted a
+    trained model).
+    """
+    import keras
+
+    from translate.config import CONFIGS_DIR, load_config
+    from translate.model import build_models
+
+    presets = {}
+    for path in sorted(CONFIGS_DIR.glob("*.yaml")):
+        config = load_config(path.stem)
+        keras.backend.clear_session()
+        models = build_models(config.model, config.data.src_vocab_size, config.data.tgt_vocab_size)
+        presets[path.stem] = {
+            "params": models.training.count_params(),
+            "src_vocab_size": config.data.src_vocab_size,
+            "tgt_vocab_size": config.data.tgt_vocab_size,
+            "cell": config.model.cell,
+            "attention": config.model.attention,
+        }
+    emit({"machine": machine(), "command": command_line(), "presets": presets}, args.out)
+    print_table(
+        ["preset", "parameters", "vocabulary (source / target)"],
+        [[name, f"{p['params']:,}", f"{p['src_vocab_size']} / {p['tgt_vocab_size']}"] for name, p in presets.items()],
+    )
+
+
 # --- the command line ---------------------------------------------------------------------
 
 
@@ -483,3 +522,6 @@ def register(commands) -> None:
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--out", help="also write the JSON here")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+
+    p = subcommand(commands, "sizes", sizes, "parameters of every preset's model (sizes.json)")
+    p.add_argument("--out", help="also write the JSON here")

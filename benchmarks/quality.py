@@ -1,5 +1,6 @@
 """How well the toolkit translates for the time it takes: ``quality`` (variants trained for the same minutes),
-``curve`` (BLEU against training minutes) and ``beam`` (each beam width and alpha)."""
+``curve`` (BLEU against training minutes) and ``beam`` (each beam width and alpha); and how high the scores
+go: ``references`` (human translations scored against each other)."""
 
 from __future__ import annotations
 
@@ -475,6 +476,48 @@ def beam(args: argparse.Namespace) -> None:
 # --- the command line ---------------------------------------------------------------------
 
 
+# --- references -------------------------------------------------------------------------------
+
+
+def references(args: argparse.Namespace) -> None:
+    """How high BLEU goes on the built-in test split: one English version scored against the others.
+
+        python -m benchmarks references --out benchmarks/results/references.json
+
+    The test split of ``bible:es-en`` (Romans) in the King James Version is
+    scored as if it were a system's output, against the World English Bible
+    (the corpus's target side), the Bible in Basic English and both at once,
+    as ``translate evaluate --builtin bible:es-en`` scores a hypothesis file:
+    two human translations of the same verses, so a ceiling for a model's
+    single-reference scores. Reads the Bible only; seconds on one core.
+    """
+    from translate.bible import read_references
+    from translate.evaluation import per_reference_scores, score
+
+    english = read_references(args.pair, "test")
+    streams = dict(zip(english.names, english.references))
+    if args.hypothesis not in streams:
+        raise SystemExit(f"--hypothesis must be one of {', '.join(english.names)}, got {args.hypothesis!r}")
+    hypotheses = streams.pop(args.hypothesis)
+    # A verse the hypothesis version lacks is left out, as a reference lacking a verse is.
+    kept = [j for j, text in enumerate(hypotheses) if text is not None]
+    hypotheses = [hypotheses[j] for j in kept]
+    streams = {name: [stream[j] for j in kept] for name, stream in streams.items()}
+    rows = {
+        name: scores.to_dict()
+        for name, scores in per_reference_scores(hypotheses, list(streams.values()), list(streams)).items()
+    }
+    rows[" + ".join(streams)] = score(hypotheses, *streams.values()).to_dict()
+    emit(
+        {"machine": machine(), "pair": args.pair, "split": "test", "hypothesis": args.hypothesis, "scores": rows},
+        args.out,
+    )
+    print_table(
+        ["references", "BLEU", "chrF", "TER"],
+        [[name, round(r["bleu"], 2), round(r["chrf"], 2), round(r["ter"], 2)] for name, r in rows.items()],
+    )
+
+
 def register(commands) -> None:
     p = subcommand(commands, "quality", quality, "variants trained for the same minutes, then scored (quality_*.json)")
     p.add_argument("--preset", default="quick")
@@ -503,4 +546,9 @@ def register(commands) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--repeats", type=int, default=3, help="timed passes per setting; the median counts")
     p.add_argument("--settings", help="only these BEAM:ALPHA settings, e.g. 1:0,5:1.0 (default: the full grid)")
+    p.add_argument("--out", help="also write the JSON here")
+
+    p = subcommand(commands, "references", references, "human translations scored against each other (references.json)")
+    p.add_argument("--pair", default="es-en", help="the built-in corpus whose target versions to compare")
+    p.add_argument("--hypothesis", default="King James Version", help="the version scored as the output")
     p.add_argument("--out", help="also write the JSON here")

@@ -20,11 +20,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """A trained tiny run (in-process graph included)."""
+    """A trained tiny run (in-process graph included), keeping each epoch's checkpoint
+    (``checkpoints/epoch-NNN.weights.h5``) for the learning-curve benchmark's test."""
     from translate.training import train
 
     tmp = tmp_path_factory.mktemp("tiny")
-    return train(tiny_config(tmp), verbose=0)
+    return train(tiny_config(tmp, "train.keep_checkpoints=2"), verbose=0)
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +42,15 @@ def tiny_export(tiny_run):
     graph = TranslationGraph(tiny_run.models, tiny_run.src_model, tiny_run.tgt_model, decode)
     config = dataclasses.replace(tiny_run.config, decode=decode)
     return export(graph, config, tiny_run.src_model, tiny_run.tgt_model)
+
+
+@pytest.fixture(scope="session")
+def tiny_translator(tiny_export):
+    """``translate.load(tiny_export)``, loaded once for the tests that use it as it is (each load restores
+    every function of the SavedModel, and the first calls warm them up: seconds of CPU a load)."""
+    import translate
+
+    return translate.load(tiny_export)
 
 
 # Inputs a user can type that must never crash the model.
@@ -75,7 +85,7 @@ def foreign_savedmodel(tmp_path_factory):
 # notebook, or builds the C++ loader; `python -m pytest` runs everything -------------------------------
 
 # Fixtures that train or build something (with everything that depends on them).
-SLOW_FIXTURES = {"tiny_run", "tiny_export", "finished_run", "baseline", "binary"}
+SLOW_FIXTURES = {"tiny_run", "tiny_export", "tiny_translator", "finished_run", "baseline", "binary"}
 # Whole files: the C++ loader, a soak, benchmark scripts in subprocesses, the CLI in subprocesses.
 SLOW_FILES = {
     "test_cpp_serving_harness.py",

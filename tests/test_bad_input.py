@@ -27,10 +27,8 @@ def test_hostile_inputs_give_bounded_translations_in_process(tiny_run):
     assert source_ids.shape[1] <= graph.decode_config.max_source_pieces + 1
 
 
-def test_hostile_inputs_through_the_exported_signature(tiny_export):
-    import translate
-
-    translator = translate.load(tiny_export)
+def test_hostile_inputs_through_the_exported_signature(tiny_translator):
+    translator = tiny_translator
     translations, scores = translator.translate_with_scores(HOSTILE_SENTENCES)
     assert len(translations) == len(HOSTILE_SENTENCES)
     assert all(np.isfinite(scores))
@@ -41,12 +39,11 @@ def test_hostile_inputs_through_the_exported_signature(tiny_export):
     assert empty["translations"].shape == (0,) and empty["scores"].shape == (0,)
 
 
-def test_translator_refuses_what_is_not_text(tiny_export):
+def test_translator_refuses_what_is_not_text(tiny_export, tiny_translator):
     import translate
 
-    translator = translate.load(tiny_export)
     with pytest.raises(ValueError, match="list of strings"):
-        translator([1, 2])
+        tiny_translator([1, 2])
     with pytest.raises(ValueError, match="does not exist"):
         translate.load(tiny_export.parent / "nope")
 

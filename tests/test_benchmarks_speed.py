@@ -236,9 +236,11 @@ def test_the_entry_point_runs_every_benchmark_as_a_subcommand():
         "synthetic-corpus",
         "profile",
         "utilization",
+        "sizes",
         "quality",
         "curve",
         "beam",
+        "references",
         "serving",
         "soak",
     ):
@@ -247,3 +249,56 @@ def test_the_entry_point_runs_every_benchmark_as_a_subcommand():
         [sys.executable, "-m", "benchmarks", "beam", "--run", "r", "--bogus"], cwd=repo, capture_output=True, text=True
     )
     assert wrong.returncode == 2 and "unrecognized arguments: --bogus" in wrong.stderr
+
+
+def test_sizes_counts_the_parameters_of_every_preset_at_its_vocabulary_sizes(tmp_path, monkeypatch):
+    import argparse
+    import json
+
+    from benchmarks.profiling import sizes
+    from translate import config as config_module
+    from translate.config import ModelConfig
+    from translate.model import build_models
+
+    presets = tmp_path / "configs"
+    presets.mkdir()
+    model = {"cell": "gru", "embedding_dim": 8, "encoder_units": 6, "decoder_units": 12, "attention_units": 5}
+    for name, attention, vocab in (("a", "luong_dot", 400), ("b", "bahdanau", 401)):
+        fields = ", ".join(f"{key}: {value}" for key, value in {**model, "attention": attention}.items())
+        (presets / f"{name}.yaml").write_text(
+            f"data: {{src_vocab_size: 300, tgt_vocab_size: {vocab}}}\nmodel: {{{fields}}}\n", encoding="utf-8"
+        )
+    monkeypatch.setattr(config_module, "CONFIGS_DIR", presets)
+    sizes(argparse.Namespace(out=str(tmp_path / "sizes.json")))
+    report = json.loads((tmp_path / "sizes.json").read_text(encoding="utf-8"))["presets"]
+    assert sorted(report) == ["a", "b"]
+    built = build_models(ModelConfig(**model, attention="luong_dot"), src_vocab_size=300, tgt_vocab_size=400)
+    assert report["a"]["params"] == built.training.count_params()
+    assert report["b"]["attention"] == "bahdanau" and report["b"]["tgt_vocab_size"] == 401
+    # One more target piece: one more embedding row (8) and one more output column (12) with its bias.
+    built = build_models(ModelConfig(**model, attention="bahdanau"), src_vocab_size=300, tgt_vocab_size=400)
+    assert report["b"]["params"] - built.training.count_params() == 8 + 12 + 1
+
+
+def test_references_scores_one_version_against_each_other_and_all_of_them(tmp_path, monkeypatch):
+    import argparse
+    import json
+    import types
+
+    from benchmarks.quality import references
+    from translate import bible
+
+    verses = ["In the beginning was the Word.", "Love your neighbour.", "Where are you going?"]
+    streams = {
+        "A": verses,
+        "B": [verses[0], "Love your neighbor as yourself.", None],  # B lacks the third verse
+        "C": [verses[0], None, "Where do you go?"],  # and the hypothesis lacks the second
+    }
+    fake = types.SimpleNamespace(names=list(streams), references=[list(s) for s in streams.values()])
+    monkeypatch.setattr(bible, "read_references", lambda pair, split: fake)
+    references(argparse.Namespace(pair="es-en", hypothesis="C", out=str(tmp_path / "r.json")))
+    scores = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["scores"]
+    assert list(scores) == ["A", "B", "A + B"]
+    assert scores["A"]["sentences"] == 2 and scores["B"]["sentences"] == 1  # only verses both versions have
+    assert scores["B"]["bleu"] == pytest.approx(100)  # the one verse they share is the same text
+    assert scores["A + B"]["references"] == 2 and scores["A + B"]["bleu"] >= scores["A"]["bleu"]

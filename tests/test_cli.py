@@ -102,9 +102,9 @@ def run_translate(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess
 
 
 @pytest.mark.parametrize("source", ["stdin", "input file"])
-def test_translate_names_the_line_with_invalid_utf8_and_translates_the_rest(tiny_export, tmp_path, source):
-    import translate
-
+def test_translate_names_the_line_with_invalid_utf8_and_translates_the_rest(
+    tiny_export, tiny_translator, tmp_path, source
+):
     text = b"Good morning.\n" + INVALID_UTF8 + b"\nThank you.\n"
     if source == "stdin":
         result, where = run_translate("--model", str(tiny_export), "--scores", stdin=text), "line 2"
@@ -118,7 +118,7 @@ def test_translate_names_the_line_with_invalid_utf8_and_translates_the_rest(tiny
     ]
     # One output line per input line; the bad line is translated as its text with U+FFFD in place of bad bytes.
     replaced = INVALID_UTF8.decode("utf-8", errors="replace")
-    translations, scores = translate.load(tiny_export).translate_with_scores(["Good morning.", replaced, "Thank you."])
+    translations, scores = tiny_translator.translate_with_scores(["Good morning.", replaced, "Thank you."])
     assert result.stdout.split("\n") == [f"{s:.4f}\t{t}" for t, s in zip(translations, scores)] + [""]
 
 

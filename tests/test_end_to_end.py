@@ -30,10 +30,8 @@ def test_fresh_process_translates_like_the_training_process(tiny_run, tiny_expor
     assert all(isinstance(t, str) for t in loaded)
 
 
-def test_translator_takes_a_string_or_a_list(tiny_run, tiny_export):
-    import translate
-
-    translator = translate.load(tiny_export)
+def test_translator_takes_a_string_or_a_list(tiny_run, tiny_translator):
+    translator = tiny_translator
     assert translator("Good morning.") == tiny_run.graph(["Good morning."])[0]
     assert translator(["Good morning.", "Thank you."]) == tiny_run.graph(["Good morning.", "Thank you."])
     assert translator([]) == []

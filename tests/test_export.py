@@ -65,8 +65,9 @@ def test_assets_hold_the_sentencepiece_models_and_the_config(tiny_run, tiny_expo
     assert "max_length_cap" in config and "beam_size: 5" in config and "alpha: 0.6" in config
 
 
-def test_versions_are_consecutive_and_never_overwritten(tiny_run, tmp_path):
-    first = export(tiny_run.graph, tiny_run.config, tiny_run.src_model, tiny_run.tgt_model, tmp_path, "m")
+def test_versions_are_consecutive_and_never_overwritten(tiny_run, tiny_export, tmp_path):
+    # Version 1 is the shared export, copied (an export of its own would trace every search again).
+    first = copy_version(tiny_export, tmp_path / "m" / "1")
     marker = first / "assets" / "marker"
     marker.write_text("version one", encoding="utf-8")
     second = export(tiny_run.graph, tiny_run.config, tiny_run.src_model, tiny_run.tgt_model, tmp_path, "m")
@@ -77,7 +78,7 @@ def test_versions_are_consecutive_and_never_overwritten(tiny_run, tmp_path):
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1", "2"]
 
 
-def test_cli_exports_any_checkpoint_of_a_run(tiny_run, tmp_path):
+def test_cli_exports_any_checkpoint_of_a_run(tiny_run, tiny_export, tmp_path):
     """``export --model RUN --weights CKPT`` writes the next version, warm-up records included."""
     import subprocess
     import sys
@@ -87,7 +88,7 @@ def test_cli_exports_any_checkpoint_of_a_run(tiny_run, tmp_path):
 
     # --run is the older name of --model.
     assert build_parser().parse_args(["export", "--run", "runs/x"]).run == "runs/x"
-    first = export(tiny_run.graph, tiny_run.config, tiny_run.src_model, tiny_run.tgt_model, tmp_path, "cli")
+    first = copy_version(tiny_export, tmp_path / "cli" / "1")  # the version the CLI's export must follow
     weights = tiny_run.run_dir / "best.weights.h5"
     result = subprocess.run(
         [
@@ -294,7 +295,9 @@ def test_load_refuses_a_truncated_saved_model_pb(tiny_export, tmp_path, nothing_
         assert "\n" not in str(err.value)
 
 
-def test_load_falls_back_to_the_newest_loadable_version(tiny_export, foreign_savedmodel, tmp_path, caplog):
+def test_load_falls_back_to_the_newest_loadable_version(
+    tiny_export, tiny_translator, foreign_savedmodel, tmp_path, caplog
+):
     import translate
 
     model = tmp_path / "translator"
@@ -305,7 +308,7 @@ def test_load_falls_back_to_the_newest_loadable_version(tiny_export, foreign_sav
     with caplog.at_level(logging.WARNING, logger="translate.translator"):
         translator = translate.load(model)
     assert translator.path == model / "1"
-    assert translator(["Good morning."]) == translate.load(tiny_export)(["Good morning."])
+    assert translator(["Good morning."]) == tiny_translator(["Good morning."])
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 3
     assert warnings[0].startswith(f"skipped version 4 of {model}, which does not load: the version folder is empty")

@@ -51,12 +51,10 @@ def test_heatmap_refuses_a_shape_that_does_not_match_and_draws_an_empty_translat
     assert "empty translation" in " ".join(t.get_text() for t in empty.axes[0].texts)
 
 
-def test_alignment_of_the_export_equals_the_in_process_graph(tiny_run, tiny_export):
-    import translate
-
+def test_alignment_of_the_export_equals_the_in_process_graph(tiny_run, tiny_translator):
     sentence = "Good morning, how are you?"
     from_graph = plotting.alignment(tiny_run, sentence)
-    from_export = plotting.alignment(translate.load(tiny_export), sentence)
+    from_export = plotting.alignment(tiny_translator, sentence)
     assert from_graph["source_pieces"] == from_export["source_pieces"]
     assert from_graph["source_pieces"][-1] == "</s>"
     assert from_graph["target_pieces"] == from_export["target_pieces"]

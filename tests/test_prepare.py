@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 
 import pytest
 
-from conftest import tiny_config
+from conftest import REPO, TINY_OVERRIDES, tiny_config
 from translate.corpora import hash_split
 from translate.prepare import load_prepared, prepare, read_split
 
@@ -201,3 +203,27 @@ def test_the_line_cap_reaches_the_corpus_reader_and_older_preparations_are_still
     assert load_prepared(config) is not None
     with pytest.raises(ValueError, match=r"prepared with other data settings \(data.max_line_bytes\)"):
         load_prepared(tiny_config(tmp_path, "data.max_line_bytes=256"))
+
+
+# Run in a fresh interpreter: this one has imported TensorFlow for other tests.
+_PREPARE_WITHOUT_TENSORFLOW = """
+import sys
+from translate.cli import main
+code = main(["prepare", *sys.argv[1:]])
+print("TENSORFLOW" if "tensorflow" in sys.modules else "NO TENSORFLOW", code)
+"""
+
+
+def test_the_prepare_command_does_not_import_tensorflow(tmp_path):
+    # prepare trains SentencePiece and writes text: waiting for TensorFlow's import would make it several
+    # times slower for a user, and for every prepare the kill tests run.
+    result = subprocess.run(
+        [sys.executable, "-c", _PREPARE_WITHOUT_TENSORFLOW, *TINY_OVERRIDES, f"run_dir={tmp_path / 'run'}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1] == "NO TENSORFLOW 0"
+    assert (tmp_path / "run" / "stats.json").is_file()

@@ -53,11 +53,9 @@ def served(tiny_export, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def expected(tiny_export):
+def expected(tiny_translator):
     """In-process outputs of the export: what every served answer must equal."""
-    import translate
-
-    translator = translate.load(tiny_export)
+    translator = tiny_translator
     translations, scores = translator.translate_with_scores(SENTENCES)
     return {"translations": translations, "scores": scores, "nbest": translator.nbest_with_scores(SENTENCES[:3])}
 

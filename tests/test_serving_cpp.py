@@ -12,13 +12,11 @@ from cpp_serving import build_serving_binary, run_signature
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 
 
-def test_cpp_serving_default_matches_python(tiny_export):
-    import translate
-
+def test_cpp_serving_default_matches_python(tiny_export, tiny_translator):
     sentences = ["Good morning.", "Where is the house?", "Thank you.", *HOSTILE_SENTENCES[1:2], HOSTILE_SENTENCES[3]]
     binary = build_serving_binary()
     rows = run_signature(binary, tiny_export, "serving_default", [s.encode("utf-8") for s in sentences])
-    translations, scores = translate.load(tiny_export).translate_with_scores(sentences)
+    translations, scores = tiny_translator.translate_with_scores(sentences)
     assert [row[1] for row in rows] == translations
     for (cpp_score, _), py_score in zip(rows, scores):
         assert cpp_score == pytest.approx(py_score, abs=1e-4)
@@ -31,12 +29,10 @@ def test_cpp_serving_survives_invalid_utf8_and_an_empty_batch(tiny_export):
     assert run_signature(binary, tiny_export, "serving_default", []) == []
 
 
-def test_cpp_runs_the_nbest_and_align_signatures_like_python(tiny_export):
+def test_cpp_runs_the_nbest_and_align_signatures_like_python(tiny_export, tiny_translator):
     import numpy as np
 
-    import translate
-
-    translator = translate.load(tiny_export)
+    translator = tiny_translator
     binary = build_serving_binary()
     sentences = ["Good morning.", "Thank you."]
     nbest_rows = run_signature(binary, tiny_export, "nbest", [s.encode() for s in sentences])
@@ -51,13 +47,12 @@ def test_cpp_runs_the_nbest_and_align_signatures_like_python(tiny_export):
     assert len(attention) == len(target_pieces) * len(source_pieces)
 
 
-def test_cpp_replays_every_warmup_record_like_tf_serving(tiny_export):
+def test_cpp_replays_every_warmup_record_like_tf_serving(tiny_export, tiny_translator):
     """TF Serving runs each warm-up record through Session::Run before a version is AVAILABLE."""
     import numpy as np
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
 
-    import translate
     from cpp_serving import run_warmup
 
     path = tiny_export / "assets.extra" / "tf_serving_warmup_requests"
@@ -67,7 +62,7 @@ def test_cpp_replays_every_warmup_record_like_tf_serving(tiny_export):
         (i, log.predict_log.request.model_spec.signature_name) for i, log in enumerate(logs)
     ]
     assert {r["signature"] for r in records} == {"serving_default", "nbest", "align"}
-    translator = translate.load(tiny_export)
+    translator = tiny_translator
     for record, log in zip(records, logs):
         sentences = [s.decode("utf-8") for s in log.predict_log.request.inputs["sentences"].string_val]
         assert record["batch"] == len(sentences)

@@ -82,10 +82,9 @@ def sparse_cross_entropy(labels, logits):
     The gradient is ``softmax(z) * (d_nll + d_log_normalizer) - one_hot(y) * d_nll``,
     from the exponentials the forward pass keeps. TensorFlow's fused
     ``SparseSoftmaxCrossEntropyWithLogits`` gives the same values, but on CPU
-    its forward and backward over a ``[2048, 2000]`` batch of logits took
-    36.9 ms on one thread against 13.6 ms for this, and it was 9% of the op
-    time of a training step at batch 64 (measured at bd56cb0, no results file:
-    docs/decisions/loss-gradient.md).
+    its forward and backward took several times as long as this, and they
+    were a visible share of a training step's op time
+    (docs/decisions/loss-gradient.md has the measurement and its commit).
     """
     import tensorflow as tf
 

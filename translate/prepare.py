@@ -63,7 +63,7 @@ from translate.reuse import (
     tag_source,
 )
 from translate.run_folder import DATA_DIR, DATA_FILES, SENTENCEPIECE_MODELS, SPLITS, STATS, check_prepare
-from translate.text import train_sentencepiece
+from translate.vocabulary import train_sentencepiece
 
 log = logging.getLogger(__name__)
 

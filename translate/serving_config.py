@@ -12,18 +12,18 @@ model on CPU:
 
 * A request's cost is a ``tf.while_loop`` of decoder steps that runs until
   the longest sentence in the batch is finished, so a merged batch costs
-  about as much as its longest member. On the 2-core CI machine beam 5 ran
-  31.9 sentences/s at batch 1 and 89.4 at batch 64 (benchmarks/throughput.py,
-  now ``python -m benchmarks throughput``, at commit 5dd70df; no results file
-  backs these two figures, see docs/serving.md): most of
-  the gain is there by 32, while batches of 64 make every short sentence wait
-  for the longest of 64. ``max_batch_size`` 32 also bounds one request's rows:
+  about as much as its longest member: every short sentence of a bigger
+  batch waits for the longest one, while beam search's throughput grows with
+  the batch (one-sentence against 32-sentence requests over REST in
+  benchmarks/results/serving.json; docs/serving.md has the figures).
+  ``max_batch_size`` 32 also bounds one request's rows:
   a request over it is refused (InvalidArgument, "Task size N is larger than
   maximum input batch size 32"), which keeps one client from monopolizing a
   batch thread; clients split larger jobs (``translate.serving_client.Client`` does).
-* ``batch_timeout_micros`` 5000: one beam-5 sentence alone takes ~30 ms (the
-  unbacked batch-1 figure above), so waiting at most 5 ms for company adds at
-  most ~15% to a lone request and lets concurrent requests share a step.
+* ``batch_timeout_micros`` 5000: a one-sentence beam-5 request took 57.9 ms
+  at the median over REST (benchmarks/results/serving.json), so waiting at
+  most 5 ms for company adds under a tenth to a lone request and lets
+  concurrent requests share a step.
 * ``num_batch_threads`` = the server's cores: each batch already runs its
   ops on TensorFlow's intra-op pool; more batch threads than cores only
   interleave them (TF Serving's own guidance for CPU).
@@ -196,7 +196,7 @@ def batching_parameters(batching: Batching = Batching()) -> str:
                 "# Why these values: translate/serving_config.py and docs/serving.md.",
                 "# A request of more sentences than this is refused: clients split bigger jobs.",
                 f"max_batch_size {{ value: {b.max_batch_size} }}",
-                "# A lone beam-5 sentence takes ~30 ms on CPU: waiting 5 ms for company costs at most ~15%.",
+                "# Waiting at most 5 ms for company adds a small share to a lone request's beam search.",
                 f"batch_timeout_micros {{ value: {b.batch_timeout_micros} }}",
                 "# One batch thread per core: each batch already uses TensorFlow's intra-op threads.",
                 f"num_batch_threads {{ value: {b.num_batch_threads} }}",
