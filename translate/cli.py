@@ -80,6 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--alpha", type=float, help="GNMT length penalty, fixed in the export (default: decode.alpha)")
 
+    average = commands.add_parser(
+        "average",
+        help="average a run's last epoch checkpoints into one .weights.h5 that export --weights takes",
+        description="Writes the element-wise mean of several checkpoints of one model (translate/averaging.py). "
+        "Never replaces a file.",
+    )
+    average.add_argument("--run", metavar="RUN", help="the run folder (its checkpoints/ with --last; checked against)")
+    chosen = average.add_mutually_exclusive_group(required=True)
+    chosen.add_argument(
+        "--last", type=int, metavar="N", help="the run's last N epoch checkpoints (train.keep_checkpoints=N or more)"
+    )
+    chosen.add_argument("--checkpoints", nargs="+", metavar="CKPT", help="these .weights.h5 files instead")
+    average.add_argument(
+        "--out",
+        metavar="FILE.weights.h5",
+        help="where to write it, a new file (default: RUN/checkpoints/average-last-N.weights.h5)",
+    )
+
     translate = commands.add_parser("translate", help="translate sentences with an exported model or a model server")
     source = translate.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="model folder (newest version) or a version folder")
@@ -295,8 +313,10 @@ def cmd_export(args) -> int:
     from translate.config import load_config
 
     load_config(config_file=Path(args.run) / "config.yaml", overrides=overrides)  # refuses bad values now
-    if args.weights and not Path(args.weights).is_file():
-        raise ValueError(f"checkpoint not found: {args.weights}")
+    if args.weights:
+        from translate.averaging import check_fits_run
+
+        check_fits_run(args.weights, args.run)  # a missing file or another model's weights: one line
     from translate.export import export
     from translate.training import load_run
 
@@ -306,6 +326,27 @@ def cmd_export(args) -> int:
         run.models.training.load_weights(args.weights)
     path = export(run.graph, run.config, run.src_model, run.tgt_model, args.models_dir, args.name)
     print(path)
+    return 0
+
+
+def cmd_average(args) -> int:
+    from translate import averaging
+
+    if args.last is not None and not args.run:
+        raise ValueError("--last needs --run, the run folder whose checkpoints to average")
+    if args.run and not (Path(args.run) / "config.yaml").is_file():
+        raise ValueError(f"not a run folder (no config.yaml): {args.run}")
+    if args.out is None and not args.run:
+        raise ValueError("give --out, or --run to write into the run's checkpoints/ folder")
+    if args.last is not None:
+        checkpoints = averaging.last_checkpoints(args.run, args.last)
+    else:
+        checkpoints = [Path(c) for c in args.checkpoints]
+    out = averaging.check_output(args.out or averaging.default_output(args.run, checkpoints, args.last))
+    averaging.check_checkpoints(checkpoints)
+    if args.run:
+        averaging.check_fits_run(checkpoints[0], args.run)
+    print(averaging.average_checkpoints(checkpoints, out))
     return 0
 
 
@@ -502,6 +543,7 @@ COMMANDS = {
     "prepare": cmd_prepare,
     "train": cmd_train,
     "export": cmd_export,
+    "average": cmd_average,
     "translate": cmd_translate,
     "evaluate": cmd_evaluate,
     "plot": cmd_plot,
