@@ -73,7 +73,7 @@ def test_samples_follow_the_tempered_top_k_distribution_and_are_scored_by_the_mo
         expected[kept] = np.exp(logits[kept] / temperature - (logits[kept] / temperature).max())
         expected /= expected.sum()
         frequencies = np.bincount(first, minlength=8) / n
-        np.testing.assert_allclose(frequencies, expected, atol=0.03)
+        np.testing.assert_allclose(frequencies, expected, atol=0.04)  # 5 standard deviations at most
         # The score is log P under the model itself, untempered: the piece's, then EOS's (certain).
         np.testing.assert_allclose(result.scores.numpy(), log_p[first], atol=1e-4)
 
