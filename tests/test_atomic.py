@@ -50,3 +50,21 @@ def test_a_suffix_keeps_the_name_ending_a_writer_insists_on_and_its_stale_tempor
     with pytest.raises(ValueError, match="suffix"):
         with atomic.atomic_path(path, suffix=".h6"):
             pass
+
+
+def test_replace_false_makes_a_new_file_and_never_replaces_one(tmp_path):
+    path = tmp_path / "new.txt"
+    with atomic.atomic_path(path, replace=False) as tmp:
+        tmp.write_text("made")
+    assert path.read_text() == "made"
+    with pytest.raises(FileExistsError):
+        with atomic.atomic_path(path, replace=False) as tmp:
+            tmp.write_text("again")
+    # Made by someone else while the block ran: kept, and the temporary is gone.
+    other = tmp_path / "raced.txt"
+    with pytest.raises(FileExistsError):
+        with atomic.atomic_path(other, replace=False) as tmp:
+            tmp.write_text("mine")
+            other.write_text("theirs")
+    assert path.read_text() == "made" and other.read_text() == "theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.txt", "raced.txt"]

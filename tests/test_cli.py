@@ -79,7 +79,17 @@ def test_a_finished_run_is_refused_in_one_line_and_left_as_it_was(tmp_path):
 
 
 def test_every_command_has_help():
-    for command in ("prepare", "train", "export", "translate", "evaluate", "plot", "serving-config"):
+    for command in (
+        "prepare",
+        "train",
+        "export",
+        "average",
+        "translate",
+        "backtranslate",
+        "evaluate",
+        "plot",
+        "serving-config",
+    ):
         result = run_cli(command, "--help")
         assert result.returncode == 0 and "usage:" in result.stdout
 

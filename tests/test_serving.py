@@ -94,10 +94,18 @@ def test_warmup_records_hold_a_predict_request_for_every_signature(tiny_export, 
 
     path = tiny_export / "assets.extra" / "tf_serving_warmup_requests"
     records = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path))]
-    assert {r.predict_log.request.model_spec.signature_name for r in records} == {"serving_default", "nbest", "align"}
+    assert {r.predict_log.request.model_spec.signature_name for r in records} == {
+        "serving_default",
+        "nbest",
+        "align",
+        "sample",
+    }
     for record in records:
         tensor = record.predict_log.request.inputs["sentences"]
-        assert set(record.predict_log.request.inputs) == {"sentences"}
+        sampling = (
+            {"temperature", "top_k"} if record.predict_log.request.model_spec.signature_name == "sample" else set()
+        )
+        assert set(record.predict_log.request.inputs) == {"sentences"} | sampling
         assert tensor.dtype == tf.string.as_datatype_enum and len(tensor.tensor_shape.dim) == 1
         assert all(s.decode("utf-8").strip() for s in tensor.string_val)
     # The stand-in replayed every record when it loaded the version, as TF Serving does.
@@ -123,7 +131,7 @@ def test_client_answers_equal_the_in_process_model(served, expected, grpc):
             {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
         ]
         signatures = c.metadata()["metadata"]["signature_def"]["signature_def"]
-        assert set(signatures) == {"serving_default", "nbest", "align"}
+        assert set(signatures) == {"serving_default", "nbest", "align", "sample"}
         assert signatures["serving_default"]["method_name"] == "tensorflow/serving/predict"
 
 

@@ -61,7 +61,7 @@ def test_cpp_replays_every_warmup_record_like_tf_serving(tiny_export, tiny_trans
     assert [(r["index"], r["signature"]) for r in records] == [
         (i, log.predict_log.request.model_spec.signature_name) for i, log in enumerate(logs)
     ]
-    assert {r["signature"] for r in records} == {"serving_default", "nbest", "align"}
+    assert {r["signature"] for r in records} == {"serving_default", "nbest", "align", "sample"}
     translator = tiny_translator
     for record, log in zip(records, logs):
         sentences = [s.decode("utf-8") for s in log.predict_log.request.inputs["sentences"].string_val]

@@ -12,6 +12,7 @@ clears on the next run; nothing ever reads a ``.tmp-`` name as data.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Iterator
@@ -42,7 +43,7 @@ def _fsync_file(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+def atomic_path(path: str | Path, suffix: str = "", replace: bool = True) -> Iterator[Path]:
     """Yields a temporary path beside ``path``; on a clean exit it becomes ``path``.
 
     For writers that take a file name (``model.save_weights``, sentencepiece,
@@ -54,20 +55,46 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     end of the temporary name, because some writers judge a file by its name:
     Keras's ``save_weights`` refuses any name that does not end in
     ``.weights.h5``. :func:`remove_stale_temporaries` knows these names too.
+
+    ``replace=False`` is for commands that make a new file and must never
+    replace one they did not create: ``FileExistsError`` when ``path``
+    exists, before the block runs and again at the rename, which is then a
+    hard link (it fails rather than replaces, so a file made meanwhile by
+    another process survives too); where the file system has no hard links,
+    a check just before ``os.replace``.
     """
     path = Path(path)
     if suffix and (not path.name.endswith(suffix) or "-" in suffix):
         raise ValueError(f"suffix {suffix!r} must be how {path.name!r} ends and contain no '-'")
+    if not replace and os.path.lexists(path):
+        raise FileExistsError(errno.EEXIST, "file exists", str(path))
     tmp = path.with_name(f"{TEMPORARY_PREFIX}{path.name}-{secrets.token_hex(4)}{suffix}")
     try:
         yield tmp
         _fsync_file(tmp)
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _rename_new(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
     _fsync_dir(path.parent)
+
+
+def _rename_new(tmp: Path, path: Path) -> None:
+    """Renames ``tmp`` to ``path`` unless ``path`` exists (``FileExistsError``)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links on this file system
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "file exists", str(path)) from None
+        os.replace(tmp, path)
+    else:
+        tmp.unlink()
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:

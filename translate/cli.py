@@ -68,13 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     export = commands.add_parser("export", help="export a trained run folder as a new SavedModel version")
-    export.add_argument(
+    exported = export.add_mutually_exclusive_group(required=True)
+    exported.add_argument(
         "--model",
         "--run",
         dest="run",
-        required=True,
         metavar="RUN",
         help="run folder written by train (holds config.yaml); --run is the same",
+    )
+    exported.add_argument(
+        "--ensemble",
+        nargs="+",
+        metavar="RUN",
+        help="two or more run folders with the same SentencePiece models, exported as one model whose search "
+        "averages their log-probabilities at every step (decoding settings from the first)",
     )
     export.add_argument(
         "--weights", help="a checkpoint (.weights.h5) of that run to export (default: the run's best.weights.h5)"
@@ -85,6 +92,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--beam", type=int, help="beam width K, fixed in the export (default: the run's decode.beam_size)"
     )
     export.add_argument("--alpha", type=float, help="GNMT length penalty, fixed in the export (default: decode.alpha)")
+
+    average = commands.add_parser(
+        "average",
+        help="average a run's last epoch checkpoints into one .weights.h5 that export --weights takes",
+        description="Writes the element-wise mean of several checkpoints of one model (translate/averaging.py). "
+        "Never replaces a file.",
+    )
+    average.add_argument("--run", metavar="RUN", help="the run folder (its checkpoints/ with --last; checked against)")
+    chosen = average.add_mutually_exclusive_group(required=True)
+    chosen.add_argument(
+        "--last", type=int, metavar="N", help="the run's last N epoch checkpoints (train.keep_checkpoints=N or more)"
+    )
+    chosen.add_argument("--checkpoints", nargs="+", metavar="CKPT", help="these .weights.h5 files instead")
+    average.add_argument(
+        "--out",
+        metavar="FILE.weights.h5",
+        help="where to write it, a new file (default: RUN/checkpoints/average-last-N.weights.h5)",
+    )
 
     translate = commands.add_parser("translate", help="translate sentences with an exported model or a model server")
     source = translate.add_mutually_exclusive_group(required=True)
@@ -112,9 +137,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     translate.add_argument("--scores", action="store_true", help="print the score before each line")
     translate.add_argument(
+        "--sample",
+        action="store_true",
+        help="draw each translation from the model's distribution (the sample signature) instead of searching",
+    )
+    translate.add_argument(
+        "--temperature", type=float, help="with --sample: divide the logits by T (default 1; below 1: safer)"
+    )
+    translate.add_argument(
+        "--top-k", type=int, metavar="K", help="with --sample: draw from the K most likely pieces (default 0: all)"
+    )
+    translate.add_argument(
         "--nbest",
         type=int,
         help="print the N best translations of each sentence: SENTENCE_INDEX<TAB>RANK<TAB>SCORE<TAB>TRANSLATION",
+    )
+
+    back = commands.add_parser(
+        "backtranslate",
+        help="synthetic pairs from monolingual target-language text, translated by a reverse model",
+        description="Translates each line of --mono with --model, an export trained in the reverse direction "
+        "(target -> source), and writes SYNTHETIC_SOURCE<TAB>LINE pairs to --out, a new TSV file "
+        "(a tsv: corpus). Blank and invalid lines are skipped. Never replaces a file.",
+    )
+    back.add_argument("--model", required=True, help="the reverse model: a model folder (newest version) or version")
+    back.add_argument("--mono", required=True, metavar="FILE", help="target-language sentences, one per line")
+    back.add_argument("--out", required=True, metavar="FILE.tsv", help="the pairs to write (a new file)")
+    back.add_argument("--sample", action="store_true", help="sample each translation instead of beam search")
+    back.add_argument("--temperature", type=float, help="with --sample: divide the logits by T (default 1)")
+    back.add_argument(
+        "--top-k", type=int, metavar="K", help="with --sample: draw from the K most likely pieces (default 0: all)"
+    )
+    back.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help="sentences per call (default: %(default)s)",
     )
 
     serving = commands.add_parser(
@@ -301,18 +360,39 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _export_ensemble(args, overrides) -> int:
+    if args.weights:
+        raise ValueError("--weights is for one run (--model); an ensemble exports each run's best weights")
+    from translate.ensemble import check_members
+
+    check_members(args.ensemble)  # missing runs, different vocabularies: one line, before TensorFlow loads
+    from translate.config import load_config
+
+    load_config(config_file=Path(args.ensemble[0]) / "config.yaml", overrides=overrides)  # refuses bad values now
+    from translate.ensemble import load_ensemble
+    from translate.export import export
+
+    graph, config, src_model, tgt_model = load_ensemble(args.ensemble, overrides)
+    print(export(graph, config, src_model, tgt_model, args.models_dir, args.name))
+    return 0
+
+
 def cmd_export(args) -> int:
     overrides = [f"decode.beam_size={args.beam}"] if args.beam is not None else []
     overrides += [f"decode.alpha={args.alpha}"] if args.alpha is not None else []
-    if not (Path(args.run) / "config.yaml").is_file():
-        raise ValueError(f"not a run folder (no config.yaml): {args.run}")
     if args.name is not None:
         check_model_name(args.name, "--name")
+    if args.ensemble:
+        return _export_ensemble(args, overrides)
+    if not (Path(args.run) / "config.yaml").is_file():
+        raise ValueError(f"not a run folder (no config.yaml): {args.run}")
     from translate.config import load_config
 
     load_config(config_file=Path(args.run) / "config.yaml", overrides=overrides)  # refuses bad values now
-    if args.weights and not Path(args.weights).is_file():
-        raise ValueError(f"checkpoint not found: {args.weights}")
+    if args.weights:
+        from translate.averaging import check_fits_run
+
+        check_fits_run(args.weights, args.run)  # a missing file or another model's weights: one line
     from translate.export import export
     from translate.training import load_run
 
@@ -322,6 +402,27 @@ def cmd_export(args) -> int:
         run.models.training.load_weights(args.weights)
     path = export(run.graph, run.config, run.src_model, run.tgt_model, args.models_dir, args.name)
     print(path)
+    return 0
+
+
+def cmd_average(args) -> int:
+    from translate import averaging
+
+    if args.last is not None and not args.run:
+        raise ValueError("--last needs --run, the run folder whose checkpoints to average")
+    if args.run and not (Path(args.run) / "config.yaml").is_file():
+        raise ValueError(f"not a run folder (no config.yaml): {args.run}")
+    if args.out is None and not args.run:
+        raise ValueError("give --out, or --run to write into the run's checkpoints/ folder")
+    if args.last is not None:
+        checkpoints = averaging.last_checkpoints(args.run, args.last)
+    else:
+        checkpoints = [Path(c) for c in args.checkpoints]
+    out = averaging.check_output(args.out or averaging.default_output(args.run, checkpoints, args.last))
+    averaging.check_checkpoints(checkpoints)
+    if args.run:
+        averaging.check_fits_run(checkpoints[0], args.run)
+    print(averaging.average_checkpoints(checkpoints, out))
     return 0
 
 
@@ -403,7 +504,22 @@ def _translate_on_server(args) -> int:
     return 0
 
 
+def _check_sampling(args) -> None:
+    """``--sample`` with its ``--temperature`` and ``--top-k`` (translate, backtranslate): one line when wrong."""
+    if not args.sample and (args.temperature is not None or args.top_k is not None):
+        raise ValueError("--temperature and --top-k need --sample")
+    if args.temperature is not None and not args.temperature > 0:
+        raise ValueError(
+            f"--temperature must be > 0 (for the most likely translation leave out --sample), got {args.temperature}"
+        )
+    if args.top_k is not None and args.top_k < 0:
+        raise ValueError(f"--top-k must be >= 0 (0: every piece), got {args.top_k}")
+
+
 def cmd_translate(args) -> int:
+    _check_sampling(args)
+    if args.sample and (args.nbest or args.server):
+        raise ValueError("--sample draws one translation per sentence from --model: not with --nbest or --server")
     if args.server:
         return _translate_on_server(args)
     resolve_version(args.model)  # a bad path fails here, before TensorFlow loads
@@ -411,12 +527,51 @@ def cmd_translate(args) -> int:
     from translate.translator import load
 
     translator = load(args.model)
+    if args.sample:
+        temperature, top_k = args.temperature or 1.0, args.top_k or 0
+        sample = lambda texts: translator.sample_with_scores(texts, temperature, top_k)  # noqa: E731
+        _translate_stream(input_batches, where, sample, None, args.scores)
+        return 0
     nbest = None
     if args.nbest:
         if not 1 <= args.nbest <= translator.beam_size:
             raise ValueError(f"--nbest must be between 1 and the export's beam size {translator.beam_size}")
         nbest = lambda texts: translator.nbest_with_scores(texts, args.nbest)  # noqa: E731
     _translate_stream(input_batches, where, translator.translate_with_scores, nbest, args.scores)
+    return 0
+
+
+def cmd_backtranslate(args) -> int:
+    _check_sampling(args)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    from translate.backtranslation import backtranslate, check_output
+
+    check_output(args.out)
+    resolve_version(args.model)  # a bad path fails here, before TensorFlow loads
+    try:
+        stream = open(args.mono, "rb")  # noqa: SIM115 -- read lazily, closed below
+    except FileNotFoundError:
+        raise ValueError(f"--mono file not found: {args.mono}") from None
+    except IsADirectoryError:
+        raise ValueError(f"--mono {args.mono} is a folder, not a text file") from None
+    except OSError as err:
+        raise ValueError(f"cannot read --mono {args.mono}: {err.strerror or err}") from None
+    with stream:
+        translator = _load_translator(Path(args.model))
+        if args.sample:
+            temperature, top_k = args.temperature or 1.0, args.top_k or 0
+            translate = lambda texts: translator.sample_with_scores(texts, temperature, top_k)[0]  # noqa: E731
+        else:
+            translate = lambda texts: translator.translate_with_scores(texts)[0]  # noqa: E731
+        stats = backtranslate(translate, read_lines(stream, args.mono), args.out, args.batch_size, args.mono)
+    skipped = stats.empty + stats.invalid_utf8 + stats.empty_translation
+    print(
+        f"{stats.pairs} pairs from {stats.lines} lines ({stats.empty} blank, {stats.invalid_utf8} not UTF-8, "
+        f"{stats.empty_translation} with an empty translation: {skipped} skipped)",
+        file=sys.stderr,
+    )
+    print(args.out)
     return 0
 
 
@@ -518,9 +673,11 @@ COMMANDS = {
     "prepare": cmd_prepare,
     "train": cmd_train,
     "export": cmd_export,
+    "average": cmd_average,
     "translate": cmd_translate,
     "evaluate": cmd_evaluate,
     "plot": cmd_plot,
+    "backtranslate": cmd_backtranslate,
     "serving-config": cmd_serving_config,
 }
 

@@ -12,7 +12,11 @@ input ``sentences: tf.string [batch]``:
 
 * ``serving_default``: ``translations: tf.string [batch]``, ``scores: tf.float32 [batch]``;
 * ``nbest``: ``translations: tf.string [batch, K]``, ``scores: tf.float32 [batch, K]``;
-* ``align``: ``source_pieces [batch, S]``, ``target_pieces [batch, T]``, ``attention [batch, T, S]``.
+* ``align``: ``source_pieces [batch, S]``, ``target_pieces [batch, T]``, ``attention [batch, T, S]``;
+* ``sample``, with the inputs ``temperature: tf.float32 [batch]`` and ``top_k: tf.int32 [batch]``
+  too (one value per sentence, so TF Serving's batching can join requests; top_k 0: the whole
+  vocabulary): ``translations [batch]``, ``scores [batch]``, one translation drawn per sentence
+  (:func:`translate.search.sample_search`), scored by its log-probability.
 
 Scores are log-probabilities divided by GNMT's length penalty. The beam width
 K and alpha are fixed at export and recorded in ``assets/config.yaml``.
@@ -83,19 +87,23 @@ WARMUP_SENTENCES = (
 # batch for every signature. TF Serving's batching merges requests, so the
 # graph must have seen a batch > 1 too; each batch stays far under any
 # sensible max_batch_size (a warm-up request over it fails the load).
-WARMUP_BATCHES = ((SIGNATURE, 1), (SIGNATURE, 4), ("nbest", 1), ("nbest", 2), ("align", 1))
+WARMUP_BATCHES = ((SIGNATURE, 1), (SIGNATURE, 4), ("nbest", 1), ("nbest", 2), ("align", 1), ("sample", 2))
+# The sample signature's other inputs in its warm-up records, row i taking value i % 2:
+# the whole vocabulary, and a top-k cut (the two branches of translate.search._keep_top_k).
+WARMUP_SAMPLING = {"temperature": (tf.float32, (1.0, 1.0)), "top_k": (tf.int32, (0, 10))}
 
 
 def _archive(graph: TranslationGraph) -> keras.export.ExportArchive:
     archive = keras.export.ExportArchive()
-    # Every model and tokenizer resource the endpoint touches must be tracked.
-    archive.track(graph.encoder)
-    archive.track(graph.step)
+    # Every model and tokenizer resource the endpoint touches must be tracked (every member of an ensemble).
+    for model in graph.keras_models:
+        archive.track(model)
     archive.track(graph.src_tokenizer)
     archive.track(graph.tgt_tokenizer)
     archive.add_endpoint(SIGNATURE, graph.translate)
     archive.add_endpoint("nbest", graph.nbest)
     archive.add_endpoint("align", graph.align)
+    archive.add_endpoint("sample", graph.sample)
     return archive
 
 
@@ -115,6 +123,10 @@ def warmup_requests(sentences=WARMUP_SENTENCES, batches=WARMUP_BATCHES) -> list[
         request = predict_pb2.PredictRequest()
         request.model_spec.signature_name = signature
         request.inputs["sentences"].CopyFrom(tf.make_tensor_proto(rows, dtype=tf.string, shape=[batch]))
+        if signature == "sample":
+            for name, (dtype, values) in WARMUP_SAMPLING.items():
+                column = [values[i % len(values)] for i in range(batch)]
+                request.inputs[name].CopyFrom(tf.make_tensor_proto(column, dtype=dtype, shape=[batch]))
         records.append(
             prediction_log_pb2.PredictionLog(
                 predict_log=prediction_log_pb2.PredictLog(request=request)

@@ -18,11 +18,16 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from translate.config import DecodeConfig
+from translate.ensemble import Ensemble
 from translate.model import Seq2Seq
-from translate.search import beam_search
+from translate.search import beam_search, in_shards, sample_search
 from translate.text import PAD_ID, decode, encode, make_tokenizer
 
 SENTENCES = tf.TensorSpec([None], tf.string, name="sentences")
+# The sample signature's other inputs: one value per sentence, so that TF Serving's batching,
+# which joins requests along dimension 0 of every input, can join them too.
+TEMPERATURE = tf.TensorSpec([None], tf.float32, name="temperature")
+TOP_K = tf.TensorSpec([None], tf.int32, name="top_k")
 
 
 class _Float32Outputs:
@@ -50,32 +55,40 @@ class TranslationGraph(tf.Module):
     * ``nbest``: ``translations [batch, K]``, ``scores [batch, K]``, best first;
     * ``align``: ``source_pieces [batch, S]``, ``target_pieces [batch, T]``,
       ``attention [batch, T, S]`` of the best hypothesis (padding is ``""`` / 0);
-    * ``translate_greedy``: as ``translate`` with K = 1 (dev BLEU during training).
+    * ``translate_greedy``: as ``translate`` with K = 1 (dev BLEU during training);
+    * ``sample`` (also ``temperature: float32 [batch]``, ``top_k: int32 [batch]``):
+      ``translations [batch]``, ``scores [batch]``, one translation drawn per sentence
+      (:func:`translate.search.sample_search`; top_k 0: the whole vocabulary).
 
     Scores are log P(translation | source) divided by GNMT's length penalty
     (with alpha = 0: the log-probability itself).
 
     Args:
-        models: the shared-layer models from :func:`translate.model.build_models`.
+        models: the shared-layer models from :func:`translate.model.build_models`, or an
+            :class:`translate.ensemble.Ensemble` of several (searched as one model).
         src_model, tgt_model: serialized SentencePiece models.
         decode_config: beam width, length penalty and length limits (fixed once built).
     """
 
-    def __init__(self, models: Seq2Seq, src_model: bytes, tgt_model: bytes, decode_config: DecodeConfig):
+    def __init__(self, models: Seq2Seq | Ensemble, src_model: bytes, tgt_model: bytes, decode_config: DecodeConfig):
         super().__init__(name="translation_graph")
         if decode_config.beam_size > models.tgt_vocab_size:
             raise ValueError(
                 f"beam size {decode_config.beam_size} is larger than the target vocabulary "
                 f"({models.tgt_vocab_size} pieces)"
             )
-        self.encoder = models.encoder
-        self.step = models.step
+        members = models.members if isinstance(models, Ensemble) else [models]
+        self.encoder = members[0].encoder
+        self.step = members[0].step
+        # Every Keras model the functions run, for an export to track (translate.export).
+        self.keras_models = [model for member in members for model in (member.encoder, member.step)]
         self.models = models
         # The search keeps scores, states and attention in float32; a model built
         # under a mixed precision policy (train.precision) computes in bfloat16.
-        self._search_models = dataclasses.replace(
-            models, encoder=_Float32Outputs(models.encoder), step=_Float32Outputs(models.step)
-        )
+        float32 = [
+            dataclasses.replace(m, encoder=_Float32Outputs(m.encoder), step=_Float32Outputs(m.step)) for m in members
+        ]
+        self._search_models = Ensemble(float32) if isinstance(models, Ensemble) else float32[0]
         self.src_tokenizer = make_tokenizer(src_model)
         self.tgt_tokenizer = make_tokenizer(tgt_model)
         self.decode_config = decode_config
@@ -84,6 +97,7 @@ class TranslationGraph(tf.Module):
         self.nbest = tf.function(self._nbest, input_signature=[SENTENCES])
         self.align = tf.function(self._align, input_signature=[SENTENCES])
         self.translate_greedy = tf.function(self._translate_greedy, input_signature=[SENTENCES])
+        self.sample = tf.function(self._sample, input_signature=[SENTENCES, TEMPERATURE, TOP_K])
 
     def source_ids(self, sentences: tf.Tensor) -> tf.Tensor:
         """``tf.string [batch]`` -> ``int32 [batch, src_len]``, each row ending in EOS.
@@ -119,6 +133,31 @@ class TranslationGraph(tf.Module):
         result = self._search(sentences, self.greedy_config)
         return {"translations": self._detokenize(result.ids, result.lengths)[:, 0], "scores": result.scores[:, 0]}
 
+    def _sample(self, sentences, temperature, top_k):
+        source_ids = self.source_ids(sentences)
+        checks = [
+            tf.debugging.assert_equal(tf.size(temperature), tf.size(sentences), message="one temperature a sentence"),
+            tf.debugging.assert_equal(tf.size(top_k), tf.size(sentences), message="one top_k a sentence"),
+        ]
+        with tf.control_dependencies(checks):
+            source_ids = tf.identity(source_ids)
+        config = self.decode_config
+        if config.shards > 1:
+            single = dataclasses.replace(config, shards=1)
+            result = in_shards(
+                lambda part, t, k: sample_search(self._search_models, part, single, t, k),
+                source_ids,
+                config.shards,
+                temperature,
+                top_k,
+            )
+        else:
+            result = sample_search(self._search_models, source_ids, config, temperature, top_k)
+        return {
+            "translations": self._detokenize(result.ids[:, None], result.lengths[:, None])[:, 0],
+            "scores": result.scores,
+        }
+
     def _nbest(self, sentences):
         result = self._search(sentences)
         return {"translations": self._detokenize(result.ids, result.lengths), "scores": result.scores}
@@ -137,6 +176,18 @@ class TranslationGraph(tf.Module):
     def _pieces(self, ids, mask, tokenizer=None):
         pieces = (tokenizer or self.src_tokenizer).id_to_string(ids)
         return tf.where(mask, pieces, "")
+
+    def sample_with_scores(
+        self, sentences: list[str], temperature: float = 1.0, top_k: int = 0
+    ) -> tuple[list[str], list[float]]:
+        """Python convenience: one sampled translation per sentence and its log-probability."""
+        n = len(sentences)
+        out = self.sample(
+            tf.constant(sentences, dtype=tf.string, shape=[n]),
+            tf.fill([n], tf.constant(temperature, tf.float32)),
+            tf.fill([n], tf.constant(top_k, tf.int32)),
+        )
+        return [t.decode("utf-8") for t in out["translations"].numpy()], [float(x) for x in out["scores"].numpy()]
 
     def __call__(self, sentences: list[str], greedy: bool = False) -> list[str]:
         """Python convenience: a list of ``str`` -> a list of ``str``."""

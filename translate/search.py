@@ -75,8 +75,8 @@ class _Sentences(NamedTuple):
 
     active: tf.Tensor  # int32 [open]: each open sentence's position in the batch
     limits: tf.Tensor  # int32 [open]: its most output pieces (max_output_lengths)
-    memory: tf.Tensor  # float32 [open, src_len, memory width]
-    keys: tf.Tensor  # float32 [open, src_len, key width]: the attention's keys, computed once
+    memory: tf.Tensor  # float32 [open, src_len, memory width] (an ensemble: a tuple, one per member)
+    keys: tf.Tensor  # float32 [open, src_len, key width]: the attention's keys, computed once (likewise)
     source_mask: tf.Tensor  # [open, src_len]: the real (non-pad) source pieces
 
     FIXED_AXES = {"memory": (-1,), "keys": (-1,)}  # the model's widths
@@ -167,9 +167,11 @@ def _open_sentences(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig
     limits, max_steps = _length_limits(source_ids, decode)
     memory, keys, source_mask, *states = models.encoder(source_ids, training=False)
     # Fresh tensors drop the Keras masks that ``memory`` and ``keys`` carry;
-    # the step model takes the mask explicitly as ``source_mask``.
+    # the step model takes the mask explicitly as ``source_mask``. (An
+    # ensemble's memory and keys are tuples, a tensor per member: translate.ensemble.)
+    memory, keys = tf.nest.map_structure(tf.identity, (memory, keys))
     everyone = tf.range(tf.shape(source_ids)[0])
-    return _Sentences(everyone, limits, tf.identity(memory), tf.identity(keys), source_mask), states, max_steps
+    return _Sentences(everyone, limits, memory, keys, source_mask), states, max_steps
 
 
 def _step(models: Seq2Seq, sentences: _Sentences, decoder: _Decoder):
@@ -243,13 +245,8 @@ def greedy_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig) 
     Args:
         source_ids: ``int32 [batch, src_len]``, 0-padded, each row ending in EOS.
     """
-    batch = tf.shape(source_ids)[0]
-    src_len = tf.shape(source_ids)[1]
-    sentences, states, max_steps = _open_sentences(models, source_ids, decode)
 
-    def body(state: _GreedyState) -> _GreedyState:
-        t, sentences = state.step, state.sentences
-        logits, weights, new_states = _step(models, sentences, state.decoder)
+    def most_likely(logits, active):
         token = tf.argmax(logits, axis=-1, output_type=tf.int32)
         # log softmax at the chosen piece only: logit - logsumexp over the vocabulary.
         # The chosen logit is the row's maximum, so it is the shift that keeps
@@ -257,7 +254,74 @@ def greedy_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig) 
         # second reduction for the maximum (reduce_logsumexp's Max was 3.7% of the greedy
         # decode's op time in benchmarks/results/profiling.json as committed in 88c52d6).
         best = tf.gather(logits, token, batch_dims=1)
-        token_log_prob = -tf.math.log(tf.reduce_sum(tf.exp(logits - best[:, None]), axis=-1))
+        return token, -tf.math.log(tf.reduce_sum(tf.exp(logits - best[:, None]), axis=-1))
+
+    return _piece_by_piece(models, source_ids, decode, most_likely)
+
+
+def sample_search(
+    models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig, temperature: tf.Tensor, top_k: tf.Tensor
+) -> SearchResult:
+    """Ancestral sampling: each next piece drawn from the model's distribution, one translation per sentence.
+
+    At each step the logits are divided by the sentence's temperature and,
+    with ``top_k > 0``, cut to its ``top_k`` most likely pieces (Fan et al.
+    2018; pieces tied with the k-th are kept too) before a piece is drawn
+    (``tf.random.categorical``, a core op that TF Serving runs). Edunov et al.
+    (2018) back-translate with unrestricted sampling (temperature 1, no top-k)
+    or top-10 sampling. A temperature of 0 or less takes the most likely
+    piece (greedy), and ``top_k = 1`` does too. Stopping and the rows that
+    leave are as in :func:`greedy_search`; the draws differ from call to call.
+
+    Args:
+        source_ids: ``int32 [batch, src_len]``, 0-padded, each row ending in EOS.
+        temperature: ``float32 [batch]``; top_k: ``int32 [batch]``, 0 (or less,
+            or more than the vocabulary) for the whole vocabulary.
+    Returns:
+        A :class:`SearchResult`; its ``scores`` are log P(sample | source) under the
+        model itself (untempered, over the whole vocabulary).
+    """
+    temperature = tf.convert_to_tensor(temperature, tf.float32)
+    top_k = tf.convert_to_tensor(top_k, tf.int32)
+
+    def draw(logits, active):
+        t, k = tf.gather(temperature, active), tf.gather(top_k, active)
+        scaled = _keep_top_k(logits / tf.where(t > 0, t, 1.0)[:, None], k)
+        drawn = tf.random.categorical(scaled, 1, dtype=tf.int32)[:, 0]
+        token = tf.where(t > 0, drawn, tf.argmax(logits, axis=-1, output_type=tf.int32))
+        return token, tf.gather(logits, token, batch_dims=1) - tf.reduce_logsumexp(logits, axis=-1)
+
+    return _piece_by_piece(models, source_ids, decode, draw)
+
+
+def _keep_top_k(logits: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
+    """``logits [rows, vocab]`` with all but each row's ``k [rows]`` largest set to -inf (ties with the
+    k-th kept); a row whose k is not in 1..vocab keeps all. No top_k runs when no row restricts."""
+    vocab = tf.shape(logits)[1]
+    k = tf.where((k > 0) & (k < vocab), k, vocab)
+
+    def restrict():
+        values, _ = tf.math.top_k(logits, k=tf.reduce_max(k))
+        threshold = tf.gather(values, k - 1, batch_dims=1)
+        return tf.where(logits >= threshold[:, None], logits, -float("inf"))
+
+    return tf.cond(tf.reduce_all(k >= vocab), lambda: logits, restrict)
+
+
+def _piece_by_piece(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig, pick) -> SearchResult:
+    """The loop of :func:`greedy_search` and :func:`sample_search`: one piece per open sentence a step.
+
+    ``pick(logits [open, vocab], active int32 [open])`` gives each open
+    sentence's next piece ``int32 [open]`` and its log-probability ``float32 [open]``.
+    """
+    batch = tf.shape(source_ids)[0]
+    src_len = tf.shape(source_ids)[1]
+    sentences, states, max_steps = _open_sentences(models, source_ids, decode)
+
+    def body(state: _GreedyState) -> _GreedyState:
+        t, sentences = state.step, state.sentences
+        logits, weights, new_states = _step(models, sentences, state.decoder)
+        token, token_log_prob = pick(logits, sentences.active)
         is_eos = tf.equal(token, EOS_ID)
         where = sentences.active[:, None]
         scores = tf.tensor_scatter_nd_add(state.scores, where, token_log_prob)
@@ -284,7 +348,7 @@ def greedy_search(models: Seq2Seq, source_ids: tf.Tensor, decode: DecodeConfig) 
     return SearchResult(ids=ids, lengths=state.lengths, scores=state.scores, attention=attention)
 
 
-def in_shards(search, source_ids: tf.Tensor, shards: int):
+def in_shards(search, source_ids: tf.Tensor, shards: int, *per_sentence: tf.Tensor):
     """``search`` over ``shards`` contiguous parts of the batch, as one result.
 
     The parts' loops share no tensors, so TensorFlow's executor runs them at
@@ -293,15 +357,18 @@ def in_shards(search, source_ids: tf.Tensor, shards: int):
     the longest output and the full source length, and joined in batch order.
 
     Args:
-        search: ``int32 [part, src_len]`` -> a :class:`SearchResult` or :class:`BeamResult`.
+        search: ``int32 [part, src_len]`` (and the part's rows of each of
+            ``per_sentence``) -> a :class:`SearchResult` or :class:`BeamResult`.
         source_ids: ``int32 [batch, src_len]``; parts differ in size by at most one row.
+        per_sentence: tensors ``[batch, ...]`` split as the sentences are (e.g. sampling temperatures).
     """
     batch = tf.shape(source_ids)[0]
     sizes = tf.stack([(batch + i) // shards for i in range(shards)])
     results = []
-    for part in tf.split(source_ids, sizes, num=shards):
+    others = [tf.split(x, sizes, num=shards) for x in per_sentence]
+    for i, part in enumerate(tf.split(source_ids, sizes, num=shards)):
         # At least one column: a Keras RNN fails on zero steps (an empty part).
-        results.append(search(part[:, : tf.maximum(1, _longest(_source_lengths(part)))]))
+        results.append(search(part[:, : tf.maximum(1, _longest(_source_lengths(part)))], *(o[i] for o in others)))
     joined = {}
     for field in fields(results[0]):
         parts = [getattr(r, field.name) for r in results]

@@ -215,6 +215,30 @@ class Translator:
             for row_t, row_s in zip(out["translations"].numpy(), out["scores"].numpy())
         ]
 
+    def sample_with_scores(
+        self, sentences: list[str], temperature: float = 1.0, top_k: int = 0
+    ) -> tuple[list[str], list[float]]:
+        """One translation drawn per sentence (the ``sample`` signature) and its log-probability.
+
+        ``temperature`` divides the logits (0: the most likely piece each step);
+        ``top_k`` keeps each step's k most likely pieces (0: all).
+        """
+        if "sample" not in self._loaded.signatures:
+            raise ValueError(f"{self.path} has no sample signature (exported before sampling existed): export it again")
+        if not temperature >= 0:
+            raise ValueError(f"the temperature must be >= 0, got {temperature}")
+        if top_k < 0:
+            raise ValueError(f"top_k must be >= 0 (0: every piece), got {top_k}")
+        batch = self._batch(sentences)
+        n = int(batch.shape[0])
+        out = self._loaded.signatures["sample"](
+            sentences=batch,
+            temperature=tf.fill([n], tf.constant(temperature, tf.float32)),
+            top_k=tf.fill([n], tf.constant(top_k, tf.int32)),
+        )
+        translations = [t.decode("utf-8", errors="replace") for t in out["translations"].numpy()]
+        return translations, [float(s) for s in out["scores"].numpy()]
+
     def align(self, sentence: str) -> dict:
         """Source pieces, target pieces and the attention weights ``[target, source]`` of one sentence."""
         return alignment_from_outputs(self._loaded.signatures["align"](sentences=self._batch([sentence])))

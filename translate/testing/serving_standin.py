@@ -141,10 +141,16 @@ def _signature_defs(version_dir: Path) -> dict:
     raise ValueError(f"no 'serve' meta graph in {version_dir}")
 
 
+def _rows(inputs: dict[str, tf.Tensor]) -> int:
+    """The rows of a task (every input has them: checked when the request came)."""
+    return int(next(iter(inputs.values())).shape[0])
+
+
 class _Batcher:
     """Merges concurrent requests for one signature, like TF Serving's BatchingSession.
 
-    Each task is a ``tf.string [n]`` tensor; ``num_threads`` workers each take
+    Each task is a dict of the signature's inputs, each ``[n]`` (``sentences``, and the
+    ``sample`` signature's per-sentence settings); ``num_threads`` workers each take
     the oldest task, add queued tasks while the rows fit ``max_batch_size``
     and ``timeout_s`` has not passed, run the signature once and hand every
     task its rows of every output.
@@ -153,7 +159,7 @@ class _Batcher:
     def __init__(self, function, max_batch_size: int, timeout_s: float, num_threads: int, max_enqueued: int):
         self.function, self.max_batch_size, self.timeout_s = function, max_batch_size, timeout_s
         self.max_rows_queued = max_enqueued * max_batch_size
-        self.queue: list[tuple[tf.Tensor, futures.Future]] = []
+        self.queue: list[tuple[dict[str, tf.Tensor], futures.Future]] = []
         self.cond = threading.Condition()
         self.closed = False
         self.batch_sizes: list[int] = []  # for tests: that merging happened
@@ -161,21 +167,21 @@ class _Batcher:
         for thread in self.threads:
             thread.start()
 
-    def submit(self, sentences: tf.Tensor) -> dict:
-        rows = int(sentences.shape[0])
+    def submit(self, inputs: dict[str, tf.Tensor]) -> dict:
+        rows = _rows(inputs)
         if rows > self.max_batch_size:
             raise invalid(f"Task size {rows} is larger than maximum input batch size {self.max_batch_size}")
         future: futures.Future = futures.Future()
         with self.cond:
-            if sum(int(t.shape[0]) for t, _ in self.queue) + rows > self.max_rows_queued:
+            if sum(_rows(t) for t, _ in self.queue) + rows > self.max_rows_queued:
                 raise ServingStatus(
                     "UNAVAILABLE", "The batch scheduling queue to which this task was submitted is full"
                 )
-            self.queue.append((sentences, future))
+            self.queue.append((inputs, future))
             self.cond.notify()
         return future.result()
 
-    def _take(self) -> list[tuple[tf.Tensor, futures.Future]] | None:
+    def _take(self) -> list[tuple[dict[str, tf.Tensor], futures.Future]] | None:
         with self.cond:
             while not self.queue and not self.closed:
                 self.cond.wait()
@@ -183,12 +189,12 @@ class _Batcher:
                 return None
             deadline = time.monotonic() + self.timeout_s
             batch = [self.queue.pop(0)]
-            rows = int(batch[0][0].shape[0])
+            rows = _rows(batch[0][0])
             while rows < self.max_batch_size:
-                if self.queue and rows + int(self.queue[0][0].shape[0]) <= self.max_batch_size:
+                if self.queue and rows + _rows(self.queue[0][0]) <= self.max_batch_size:
                     task = self.queue.pop(0)
                     batch.append(task)
-                    rows += int(task[0].shape[0])
+                    rows += _rows(task[0])
                     continue
                 if self.queue:  # the next task does not fit: close this batch
                     break
@@ -203,10 +209,10 @@ class _Batcher:
             batch = self._take()
             if batch is None:
                 return
-            sizes = [int(t.shape[0]) for t, _ in batch]
+            sizes = [_rows(t) for t, _ in batch]
             self.batch_sizes.append(sum(sizes))
             try:
-                outputs = self.function(sentences=tf.concat([t for t, _ in batch], axis=0))
+                outputs = self.function(**{key: tf.concat([t[key] for t, _ in batch], axis=0) for key in batch[0][0]})
                 start = 0
                 for size, (_, future) in zip(sizes, batch):
                     future.set_result({k: v[start : start + size] for k, v in outputs.items()})
@@ -389,23 +395,30 @@ class StandIn:
                     f"output tensor alias not found in signature: {alias} Outputs expected to be in "
                     f"the set {{{','.join(sorted(signature.outputs))}}}."
                 )
-        proto = request.inputs["sentences"]
-        expected = signature.inputs["sentences"].dtype
-        if proto.dtype != expected:
-            raise invalid(f"Expects arg[0] to be {dtype_string(expected)} but {dtype_string(proto.dtype)} is provided")
-        try:
-            array = tf.make_ndarray(proto)
-        except (TypeError, ValueError) as err:
-            raise invalid(f"Cannot parse tensor from proto: {err}") from None
-        if array.ndim != 1:
-            raise invalid(f"input 'sentences' must be a vector of strings [batch], got shape {list(array.shape)}")
-        sentences = tf.constant(array, dtype=tf.string)
+        inputs = {}
+        # sentences first (arg[0]), then the sample signature's per-sentence settings.
+        for index, alias in enumerate(sorted(signature.inputs, key=lambda a: (a != "sentences", a))):
+            proto, expected = request.inputs[alias], signature.inputs[alias].dtype
+            if proto.dtype != expected:
+                raise invalid(
+                    f"Expects arg[{index}] to be {dtype_string(expected)} but {dtype_string(proto.dtype)} is provided"
+                )
+            try:
+                array = tf.make_ndarray(proto)
+            except (TypeError, ValueError) as err:
+                raise invalid(f"Cannot parse tensor from proto: {err}") from None
+            if array.ndim != 1:
+                kind = "vector of strings" if alias == "sentences" else "vector"
+                raise invalid(f"input '{alias}' must be a {kind} [batch], got shape {list(array.shape)}")
+            inputs[alias] = tf.constant(array, dtype=tf.as_dtype(expected))
+        if len({int(t.shape[0]) for t in inputs.values()}) > 1:
+            raise invalid("Batching Run() input tensors must have equal 0th-dimension size")
         function = version.loaded.signatures[name]
         if batched:
-            outputs = self._batcher(model.name, version, name, function).submit(sentences)
+            outputs = self._batcher(model.name, version, name, function).submit(inputs)
         else:
             try:
-                outputs = function(sentences=sentences)
+                outputs = function(**inputs)
             except tf.errors.InvalidArgumentError as err:
                 raise invalid(err.message) from None
         response = predict_pb2.PredictResponse()
