@@ -171,17 +171,23 @@ def test_export_ensemble_refuses_bad_runs_in_one_line(tmp_path, capsys):
         main(["export", "--ensemble", str(a), str(a), "--model", str(a)])
 
 
-def test_an_exported_ensemble_of_one_run_twice_translates_as_the_run(tiny_run, tmp_path, capsys):
-    """``export --ensemble RUN RUN``: every signature as the single model's, warm-up records, core ops only."""
+@pytest.fixture(scope="module")
+def ensemble_export(tiny_run, tmp_path_factory):
+    """``export --ensemble RUN COPY_OF_RUN`` through the command line: version 1 of ``<tmp>/models/translator``."""
+    tmp = tmp_path_factory.mktemp("ensemble")
+    run = tmp / "run"
+    shutil.copytree(tiny_run.run_dir, run, ignore=shutil.ignore_patterns("logs", "data", "backup", "checkpoints"))
+    models_dir = tmp / "models"
+    assert main(["export", "--ensemble", str(tiny_run.run_dir), str(run), "--models-dir", str(models_dir)]) == 0
+    return models_dir / "translator" / "1"
+
+
+def test_an_exported_ensemble_of_one_run_twice_translates_as_the_run(tiny_run, ensemble_export):
+    """Every signature as the single model's, warm-up records, core ops only."""
     import translate
     from test_op_audit import TEXT_OPS, core_tensorflow_ops, export_ops
 
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run.run_dir, run, ignore=shutil.ignore_patterns("logs", "data", "backup", "checkpoints"))
-    models_dir = tmp_path / "models"
-    assert main(["export", "--ensemble", str(tiny_run.run_dir), str(run), "--models-dir", str(models_dir)]) == 0
-    version = models_dir / "translator" / "1"
-    assert capsys.readouterr().out.strip().splitlines()[-1] == str(version)
+    version = ensemble_export
     ensemble = translate.load(version)
     sentences = ["Good morning.", "Where is the house?", "Thank you.", ""]
     single = tiny_run.graph  # the run alone, in process, with the same decoding settings
@@ -203,3 +209,19 @@ def test_an_exported_ensemble_of_one_run_twice_translates_as_the_run(tiny_run, t
     assert (version / "assets.extra" / "tf_serving_warmup_requests").stat().st_size > 0
     ops = export_ops(version)
     assert sorted(op for op in ops if op not in core_tensorflow_ops() and op not in TEXT_OPS) == []
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+def test_cpp_replays_the_ensembles_warmup_records_and_translates_as_python(ensemble_export):
+    """The path TF Serving takes (LoadSavedModel + Session::Run), as tests/test_serving_cpp.py for one model."""
+    import translate
+    from cpp_serving import build_serving_binary, run_signature, run_warmup
+
+    binary = build_serving_binary()
+    records = run_warmup(binary, ensemble_export)
+    assert {r["signature"] for r in records} == {"serving_default", "nbest", "align", "sample"}
+    sentences = ["Good morning.", "Thank you."]
+    rows = run_signature(binary, ensemble_export, "serving_default", [s.encode() for s in sentences])
+    translations, scores = translate.load(ensemble_export).translate_with_scores(sentences)
+    assert [row[1] for row in rows] == translations
+    np.testing.assert_allclose([row[0] for row in rows], scores, atol=1e-4)
