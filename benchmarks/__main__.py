@@ -32,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
         "baseline",
         add_help=False,
         help="the TensorFlow tutorial's model alone, for compare (options: python -m benchmarks baseline --help)",
-    ).set_defaults(run=baseline, passthrough=True)
+    ).set_defaults(handler=baseline, passthrough=True)
     return root
 
 
@@ -40,11 +40,11 @@ def main(argv: list[str] | None = None) -> None:
     root = parser()
     args, rest = root.parse_known_args(argv)
     if getattr(args, "passthrough", False):
-        args.run(rest)
+        args.handler(rest)
     elif rest:
         root.error(f"unrecognized arguments: {' '.join(rest)}")
     else:
-        args.run(args)
+        args.handler(args)
 
 
 if __name__ == "__main__":

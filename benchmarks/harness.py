@@ -93,7 +93,7 @@ def subcommand(
         description=inspect.getdoc(function),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.set_defaults(run=function)
+    parser.set_defaults(handler=function)
     return parser
 
 

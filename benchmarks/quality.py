@@ -1,6 +1,7 @@
 """How well the toolkit translates for the time it takes: ``quality`` (variants trained for the same minutes),
-``curve`` (BLEU against training minutes) and ``beam`` (each beam width and alpha); and how high the scores
-go: ``references`` (human translations scored against each other)."""
+``curve`` (BLEU against training minutes), ``averaging`` (the mean of the last epochs' weights) and ``beam``
+(each beam width and alpha); and how high the scores go: ``references`` (human translations scored against
+each other)."""
 
 from __future__ import annotations
 
@@ -399,6 +400,67 @@ def curve(args: argparse.Namespace) -> None:
     )
 
 
+# --- averaging --------------------------------------------------------------------------------
+
+
+def averaging(args: argparse.Namespace) -> None:
+    """Checkpoint averaging: the best epoch against the mean of the last N epochs' weights, on the test split.
+
+        python -m benchmarks averaging --run runs/base --last 2 3 5 --out benchmarks/results/averaging.json
+
+    Scores, on the run's test split (Romans for the built-in Bible) and with
+    the run's own decoding (the export's default), ``best.weights.h5`` (the
+    best dev BLEU of training, what ``export`` ships), the last epoch's
+    checkpoint, and for each N the element-wise mean of the last N epoch
+    checkpoints (``translate.averaging``, as ``translate average --last N``
+    writes it, into a temporary folder). Training must have kept them
+    (``train.keep_checkpoints``).
+    """
+    import tempfile
+
+    from translate.averaging import average_checkpoints, last_checkpoints
+    from translate.prepare import read_split
+    from translate.training import load_run
+
+    run_dir = Path(args.run)
+    run = load_run(run_dir)  # best.weights.h5
+    test = read_split(run_dir, "test")
+    history = _history(run_dir)
+    best_epoch = 1 + max(range(len(history)), key=lambda i: float(history[i]["dev_bleu"]))
+    rows = []
+
+    def score_as(name: str, checkpoints: list[str]) -> None:
+        scores = _scores(run.graph, test, greedy=False, batch_size=args.batch_size)
+        rows.append(
+            {"weights": name, "checkpoints": checkpoints, "bleu": round(scores.bleu, 2), "chrf": round(scores.chrf, 2)}
+        )
+        print(f"{name}: {rows[-1]}", file=sys.stderr, flush=True)
+
+    score_as(f"best (epoch {best_epoch})", ["best.weights.h5"])
+    last = last_checkpoints(run_dir, 2)[-1]
+    run.models.training.load_weights(last)
+    score_as("last epoch", [last.name])
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.last:
+            paths = last_checkpoints(run_dir, n)
+            run.models.training.load_weights(average_checkpoints(paths, Path(tmp) / f"average-last-{n}.weights.h5"))
+            score_as(f"average of the last {n}", [p.name for p in paths])
+    d = run.config.decode
+    emit(
+        {
+            "machine": machine(),
+            "note": args.note,
+            "run_dir": str(run_dir),
+            "epochs": len(history),
+            "decoding": {"beam_size": d.beam_size, "alpha": d.alpha},
+            "test_sentences": len(test),
+            "rows": rows,
+        },
+        args.out,
+    )
+    print_table(["weights", "test BLEU", "test chrF"], [[r["weights"], r["bleu"], r["chrf"]] for r in rows])
+
+
 # --- beam -------------------------------------------------------------------------------------
 
 BEAM_SETTINGS = [(1, 0.0)] + [(k, alpha) for k in (2, 5, 10) for alpha in (0.0, 0.6, 1.0)]
@@ -540,6 +602,13 @@ def register(commands) -> None:
     p.add_argument("--out", help="also write the JSON here")
     p.add_argument("--png", type=Path, help="write the curve here")
     p.add_argument("--note", default="", help="how the runs were trained (kept in the JSON)")
+
+    p = subcommand(commands, "averaging", averaging, "the best epoch against averages of the last N (averaging.json)")
+    p.add_argument("--run", required=True, help="a run folder trained with train.keep_checkpoints")
+    p.add_argument("--last", type=int, nargs="+", default=[2, 3, 5], help="average the last N epoch checkpoints")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("--note", default="", help="how the run was trained (kept in the JSON)")
 
     p = subcommand(commands, "beam", beam, "BLEU and speed of each beam width and alpha (beam.json)")
     p.add_argument("--run", required=True, help="a trained run folder")

@@ -239,6 +239,7 @@ def test_the_entry_point_runs_every_benchmark_as_a_subcommand():
         "sizes",
         "quality",
         "curve",
+        "averaging",
         "beam",
         "references",
         "serving",
@@ -249,6 +250,15 @@ def test_the_entry_point_runs_every_benchmark_as_a_subcommand():
         [sys.executable, "-m", "benchmarks", "beam", "--run", "r", "--bogus"], cwd=repo, capture_output=True, text=True
     )
     assert wrong.returncode == 2 and "unrecognized arguments: --bogus" in wrong.stderr
+
+
+def test_a_run_option_does_not_shadow_the_subcommand_it_belongs_to():
+    from benchmarks.__main__ import parser
+    from benchmarks.quality import averaging, beam
+
+    for name, function in (("beam", beam), ("averaging", averaging)):
+        args, rest = parser().parse_known_args([name, "--run", "runs/x"])
+        assert args.handler is function and args.run == "runs/x" and not rest
 
 
 def test_sizes_counts_the_parameters_of_every_preset_at_its_vocabulary_sizes(tmp_path, monkeypatch):
