@@ -137,3 +137,14 @@ def pytest_collection_modifyitems(config, items):
         names = {f"{item.path.name}::{item.name}", f"{item.path.name}::{getattr(item, 'originalname', item.name)}"}
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in SLOW_FILES or names & SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+
+
+def one_error_line(capsys, argv: list[str]) -> str:
+    """Runs the CLI in process on ``argv``; asserts exit status 2 and one ``error: ...`` line on stderr; returns it."""
+    from translate.cli import main
+
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    return lines[0]

@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
+from conftest import one_error_line
 from translate import averaging
 from translate.cli import main
 
@@ -88,14 +89,6 @@ def make_run(folder, checkpoints, best):
     for epoch, path in enumerate(checkpoints, start=1):
         shutil.copy(path, folder / "checkpoints" / f"epoch-{epoch:03d}.weights.h5")
     return folder
-
-
-def one_error_line(capsys, argv) -> str:
-    assert main(argv) == 2
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
-    return lines[0]
 
 
 def test_cli_averages_the_last_n_and_refuses_bad_input_in_one_line(checkpoints, tmp_path, capsys):

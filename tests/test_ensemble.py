@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import one_error_line
 from translate.cli import main
 from translate.config import DecodeConfig, ModelConfig
 from translate.ensemble import Ensemble, check_members
@@ -141,14 +142,6 @@ def fake_run(folder, src=b"src-model", tgt=b"tgt-model"):
     (folder / "src.model").write_bytes(src)
     (folder / "tgt.model").write_bytes(tgt)
     return folder
-
-
-def one_error_line(capsys, argv) -> str:
-    assert main(argv) == 2
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
-    return lines[0]
 
 
 def test_export_ensemble_refuses_bad_runs_in_one_line(tmp_path, capsys):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import one_error_line
 from translate.backtranslation import backtranslate
 from translate.cli import main
 from translate.config import DecodeConfig, ModelConfig
@@ -87,14 +88,6 @@ def test_keep_top_k_cuts_each_row_to_its_own_k():
     np.testing.assert_array_equal(kept[2], [1.0, 1.0, inf, 2.0])  # a tie with the k-th is kept
     np.testing.assert_array_equal(kept[3], [0.0, 1.0, 2.0, 3.0])  # more than the vocabulary: every piece
     assert _keep_top_k(tf.zeros([0, 4]), tf.zeros([0], tf.int32)).shape == (0, 4)
-
-
-def one_error_line(capsys, argv) -> str:
-    assert main(argv) == 2
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
-    return lines[0]
 
 
 def test_translate_and_backtranslate_refuse_bad_sampling_options_in_one_line(tmp_path, capsys):
