@@ -70,8 +70,10 @@ def emit(report: dict, out: str | Path | None) -> None:
     text = json.dumps(report, indent=2)
     print(text)
     if out:
+        from translate import atomic
+
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text + "\n", encoding="utf-8")
+        atomic.write_text(out, text + "\n")  # a results file is whole or as it was
 
 
 def print_table(headers: list[str], rows: list[list], numeric: int = 1) -> None:

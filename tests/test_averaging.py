@@ -131,6 +131,11 @@ def test_cli_averages_the_last_n_and_refuses_bad_input_in_one_line(checkpoints, 
         capsys, ["average", "--checkpoints", str(a), str(tmp_path / "text.weights.h5"), "--out", str(target)]
     )
     assert not target.exists()
+    (tmp_path / "a-file").write_text("", encoding="utf-8")
+    assert "cannot make the folder for" in one_error_line(
+        capsys,
+        ["average", "--checkpoints", str(a), str(b), "--out", str(tmp_path / "a-file" / "sub" / "x.weights.h5")],
+    )
 
 
 def test_export_refuses_weights_of_another_shape_in_one_line(checkpoints, tmp_path, capsys):

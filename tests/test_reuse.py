@@ -17,7 +17,7 @@ from conftest import TINY_CORPUS, TINY_OVERRIDES, tiny_config
 from translate.config import save_config
 from translate.corpora import hash_split
 from translate.prepare import load_prepared, prepare, prepare_or_load, read_split
-from translate.reuse import SYNTHETIC_TAG, check_init_from, has_synthetic_tag, reused_data
+from translate.reuse import SYNTHETIC_TAG, check_init_from, has_synthetic_tag, reused_data, same_source
 
 PAIRS = [(f"Sentence number {i} is here.", f"La frase número {i} está aquí.") for i in range(300)]
 PREPARED_FILES = (
@@ -264,3 +264,9 @@ def test_fine_tuning_starts_from_the_source_weights_and_models_and_leaves_the_so
     assert files(source) == before
     assert (tmp_path / "run" / "best.weights.h5").is_file()
     shutil.rmtree(tmp_path / "run")
+
+
+def test_the_run_copied_from_is_recognized_however_its_path_is_written():
+    # stats.json records the path normalized; the run is found again as ./runs/a/ or runs/a.
+    assert same_source("runs/a", "./runs/a/") and same_source("runs/a", "runs/a")
+    assert not same_source("runs/a", "runs/b") and not same_source(None, "runs/a")

@@ -94,12 +94,14 @@ def test_translate_and_backtranslate_refuse_bad_sampling_options_in_one_line(tmp
     model = str(tmp_path / "no-model")
     assert "need --sample" in one_error_line(capsys, ["translate", "--model", model, "--temperature", "0.5", "x"])
     assert "need --sample" in one_error_line(capsys, ["translate", "--model", model, "--top-k", "5", "x"])
-    assert "--temperature must be > 0" in one_error_line(
-        capsys, ["translate", "--model", model, "--sample", "--temperature", "0", "x"]
-    )
-    assert "--top-k must be >= 0" in one_error_line(
-        capsys, ["translate", "--model", model, "--sample", "--top-k", "-1"]
-    )
+    for temperature in ("0", "1e-30", "1e9", "nan"):
+        assert "--temperature must be between 0.001 and 1000" in one_error_line(
+            capsys, ["translate", "--model", model, "--sample", "--temperature", temperature, "x"]
+        )
+    for top_k in ("-1", str(2**31)):
+        assert "--top-k must be between 0" in one_error_line(
+            capsys, ["translate", "--model", model, "--sample", "--top-k", top_k]
+        )
     assert "not with --nbest or --server" in one_error_line(
         capsys, ["translate", "--model", model, "--sample", "--nbest", "2", "x"]
     )

@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 WEIGHTS_SUFFIX = ".weights.h5"
 
 
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+
+
 def checkpoint_layout(path: str | Path) -> dict[str, tuple[tuple[int, ...], str]]:
     """``{dataset path: (shape, dtype name)}`` of a ``.weights.h5`` file, in file order.
 
@@ -57,9 +61,9 @@ def checkpoint_layout(path: str | Path) -> dict[str, tuple[tuple[int, ...], str]
                     else None
                 )
             )
-    except OSError as err:
-        why = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise ValueError(f"cannot read checkpoint {path} as a .weights.h5 file: {why}") from None
+    # h5py raises OSError for most damage, RuntimeError or KeyError for a broken object tree.
+    except (OSError, RuntimeError, KeyError) as err:
+        raise ValueError(f"cannot read checkpoint {path} as a .weights.h5 file: {_first_line(err)}") from None
     if not layout:
         raise ValueError(f"checkpoint {path} holds no weights")
     return layout
@@ -175,7 +179,10 @@ def average_checkpoints(paths: Sequence[str | Path], out: str | Path) -> Path:
     paths = [Path(p) for p in paths]
     out = check_output(out)
     layout = check_checkpoints(paths)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot make the folder for {out}: {_first_line(err)}") from None
     try:
         with atomic.atomic_path(out, suffix=WEIGHTS_SUFFIX, replace=False) as tmp:
             files = [h5py.File(p, "r") for p in paths]
@@ -197,5 +204,7 @@ def average_checkpoints(paths: Sequence[str | Path], out: str | Path) -> Path:
                     f.close()
     except FileExistsError:
         raise ValueError(f"{out} exists: averaging never replaces a file; choose another --out") from None
+    except (OSError, RuntimeError, KeyError) as err:
+        raise ValueError(f"cannot write the average to {out}: {_first_line(err)}") from None
     log.info("averaged %d checkpoints into %s", len(paths), out)
     return out

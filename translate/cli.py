@@ -508,12 +508,15 @@ def _check_sampling(args) -> None:
     """``--sample`` with its ``--temperature`` and ``--top-k`` (translate, backtranslate): one line when wrong."""
     if not args.sample and (args.temperature is not None or args.top_k is not None):
         raise ValueError("--temperature and --top-k need --sample")
-    if args.temperature is not None and not args.temperature > 0:
+    # Below 1e-3 the scaled logits overflow float32 (a sample is then the most likely piece anyway);
+    # --top-k goes into an int32 input.
+    if args.temperature is not None and not 1e-3 <= args.temperature <= 1e3:
         raise ValueError(
-            f"--temperature must be > 0 (for the most likely translation leave out --sample), got {args.temperature}"
+            "--temperature must be between 0.001 and 1000 (for the most likely translation leave out --sample), "
+            f"got {args.temperature}"
         )
-    if args.top_k is not None and args.top_k < 0:
-        raise ValueError(f"--top-k must be >= 0 (0: every piece), got {args.top_k}")
+    if args.top_k is not None and not 0 <= args.top_k <= 2**31 - 1:
+        raise ValueError(f"--top-k must be between 0 (every piece) and 2147483647, got {args.top_k}")
 
 
 def cmd_translate(args) -> int:

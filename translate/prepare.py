@@ -468,8 +468,9 @@ def _copy_preparation(config: Config) -> Prepared:
     for folder in (run_dir, data_dir):
         remove_stale_temporaries(folder)
     stats = json.loads((source / STATS).read_text(encoding="utf-8"))
-    stats["reused_from"] = str(source)
-    stats["data_config"] = dataclasses.asdict(config.data)
+    stats["reused_from"] = os.path.normpath(config.data.reuse_from)
+    # The settings that made the files copied here: the source's as it is now.
+    stats["data_config"] = {**stats.get("data_config", {}), "reuse_from": config.data.reuse_from}
     names = [*SENTENCEPIECE_MODELS, *(f"{DATA_DIR}/{name}" for name in DATA_FILES)]
     try:
         with ExitStack() as install:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from pathlib import Path
 
 from translate.config import Config, DataConfig, ModelConfig, config_from_dict, load_config
@@ -49,6 +50,11 @@ def _same_folder(a: str | Path, b: str | Path) -> bool:
         return Path(a).resolve() == Path(b).resolve()
     except OSError:
         return False
+
+
+def same_source(recorded, given: str) -> bool:
+    """Whether ``stats.json``'s ``reused_from`` names the run ``given`` (``runs/a``, ``./runs/a/`` alike)."""
+    return isinstance(recorded, str) and os.path.normpath(recorded) == os.path.normpath(given)
 
 
 def check_prepared_source(source: str, key: str = "data.reuse_from") -> Path:
@@ -84,7 +90,7 @@ def reused_data(config: Config) -> Config:
     if not source:
         return config
     own = _read_stats(Path(config.run_dir))
-    if own is not None and own.get("reused_from") == source:
+    if own is not None and same_source(own.get("reused_from"), source):
         # Copied already: the run's own copy of the settings, so the run outlives the one it copied.
         prepared_with = own.get("data_config", {})
     else:
