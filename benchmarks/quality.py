@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.harness import REPO, emit, machine, print_table, subcommand
+from benchmarks.harness import REPO, emit, machine, median, print_table, subcommand, take_turns, time_decoding
 
 # --- quality ----------------------------------------------------------------------------------
 
@@ -461,6 +461,339 @@ def averaging(args: argparse.Namespace) -> None:
     print_table(["weights", "test BLEU", "test chrF"], [[r["weights"], r["bleu"], r["chrf"]] for r in rows])
 
 
+# --- building on trained runs: ensembles, fine-tuning, back-translation --------------------
+
+
+def _translate_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "translate", *args]
+
+
+def _train_command(run_dir: Path, preset: str, overrides: list[str], init_from: Path | None = None) -> list[str]:
+    start = ["--init-from", str(init_from)] if init_from else []
+    return _translate_command("train", "--preset", preset, "--no-export", *start, *overrides, f"run_dir={run_dir}")
+
+
+def _new_root(root: Path) -> None:
+    """Creates ``--root`` for a benchmark's runs; refuses one that holds anything (never replaces a file)."""
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise SystemExit(f"--root {root} is not empty: name a new folder (or add --evaluate-only to score its runs)")
+    root.mkdir(parents=True, exist_ok=True)
+
+
+def _test_row(name: str, graph, run_dir: Path, test: list, batch_size: int, seconds: dict) -> dict:
+    """One row of a table: BLEU/chrF of ``graph`` on the test split (decoded as exported) and the run's epochs."""
+    scores = _scores(graph, test, greedy=False, batch_size=batch_size)
+    history = _history(run_dir) if (run_dir / "history.csv").is_file() else []
+    row = {
+        "model": name,
+        "run_dir": str(run_dir),
+        "epochs": len(history),
+        "train_command_seconds": seconds.get(name),
+        "bleu": round(scores.bleu, 2),
+        "chrf": round(scores.chrf, 2),
+    }
+    print(json.dumps(row), file=sys.stderr, flush=True)
+    return row
+
+
+def _scored(rows: list[dict], title: str, extra: list[str] = ()) -> None:
+    print_table(
+        ["model", "epochs", *extra, "test BLEU", "test chrF"],
+        [[r["model"], r["epochs"], *(r.get(k, "") for k in extra), r["bleu"], r["chrf"]] for r in rows],
+    )
+    print(f"[{title}] done", file=sys.stderr, flush=True)
+
+
+def ensemble(args: argparse.Namespace) -> None:
+    """Two runs trained side by side, one per core, ensembled, against one run on both cores.
+
+        python -m benchmarks ensemble --minutes 15 --root runs/bench-ensemble \\
+            --out benchmarks/results/ensemble.json
+
+    Prepares the preset's corpus once (``--root/prepared``); every run takes
+    its split and SentencePiece models with ``data.reuse_from``, so the two
+    members can be ensembled. First ``one run`` trains alone on every core
+    (seed 1, keeping its last 5 epoch checkpoints for ``averaging``); then the
+    two members (seeds 1 and 2) train at once, each pinned to its own core,
+    for the same minutes. Scores on the test split with the preset's decoding
+    (as exported): the run on both cores, each member, and the members'
+    ensemble (:func:`translate.ensemble.load_ensemble`, the graph ``export
+    --ensemble`` saves). Then times greedy and beam decoding at batch 64 of
+    the single run and of the ensemble, in turns.
+    """
+    from translate.ensemble import load_ensemble
+    from translate.prepare import read_split
+    from translate.training import load_run
+
+    root = Path(args.root)
+    prepared, solo = root / "prepared", root / "one_run"
+    members = [root / f"member_seed_{seed}" for seed in (1, 2)]
+    budget = [f"train.max_minutes={args.minutes}", *args.overrides]
+    seconds = {}
+    if not args.evaluate_only:
+        _new_root(root)
+        subprocess.run(
+            _translate_command("prepare", "--preset", args.preset, *args.overrides, f"run_dir={prepared}"), check=True
+        )
+        reuse = f"data.reuse_from={prepared}"
+        seconds.update(
+            train_all(
+                ["one run"],
+                {
+                    "one run": _train_command(
+                        solo, args.preset, [reuse, *budget, "train.seed=1", "train.keep_checkpoints=5"]
+                    )
+                },
+                jobs=1,
+            )
+        )
+        names = [f"member, seed {seed}" for seed in (1, 2)]
+        commands = {
+            name: _train_command(run_dir, args.preset, [reuse, *budget, f"train.seed={seed}"])
+            for name, run_dir, seed in zip(names, members, (1, 2))
+        }
+        seconds.update(train_all(names, commands, jobs=2))
+
+    test = read_split(solo, "test")
+    single = load_run(solo)
+    rows = [_test_row("one run", single.graph, solo, test, args.batch_size, seconds)]
+    rows[-1]["cores"] = len(os.sched_getaffinity(0))
+    for seed, run_dir in zip((1, 2), members):
+        rows.append(_test_row(f"member, seed {seed}", load_run(run_dir).graph, run_dir, test, args.batch_size, seconds))
+        rows[-1]["cores"] = 1
+    graph = load_ensemble(members)[0]
+    rows.append(_test_row("ensemble of the two members", graph, members[0], test, args.batch_size, seconds))
+    rows[-1].update(cores=1, epochs=[r["epochs"] for r in rows[1:3]])
+
+    sentences = [s for s, _ in test]
+    turns = take_turns(
+        {
+            "one run": {
+                "beam": lambda: time_decoding(single.graph, sentences, (64,), 1, prefix="beam"),
+                "greedy": lambda: time_decoding(
+                    lambda s: single.graph(s, greedy=True), sentences, (64,), 1, prefix="greedy"
+                ),
+            },
+            "ensemble": {
+                "beam": lambda: time_decoding(graph, sentences, (64,), 1, prefix="beam"),
+                "greedy": lambda: time_decoding(lambda s: graph(s, greedy=True), sentences, (64,), 1, prefix="greedy"),
+            },
+        },
+        rounds=args.rounds,
+        label="ensemble decoding",
+    )
+    speed = {
+        name: {
+            f"{event}_sentences_per_s_batch_64": median(
+                t[f"{event}_sentences_per_s_batch_64"] for t in turns[event][name]
+            )
+            for event in ("beam", "greedy")
+        }
+        for name in ("one run", "ensemble")
+    }
+    d = single.config.decode
+    emit(
+        {
+            "machine": machine(),
+            "note": args.note,
+            "preset": args.preset,
+            "training_minutes_each": args.minutes,
+            "overrides": args.overrides,
+            "decoding": {"beam_size": d.beam_size, "alpha": d.alpha},
+            "test_sentences": len(test),
+            "rows": rows,
+            "decoding_speed": speed,
+            "decoding_rounds": args.rounds,
+        },
+        args.out,
+    )
+    _scored(rows, "ensemble")
+    print_table(
+        ["model", "beam sentences/s (batch 64)", "greedy sentences/s (batch 64)"],
+        [[n, s["beam_sentences_per_s_batch_64"], s["greedy_sentences_per_s_batch_64"]] for n, s in speed.items()],
+    )
+
+
+def finetune(args: argparse.Namespace) -> None:
+    """Fine-tuning on a shift of domain: the Old Testament's model, fine-tuned on the Gospels and Acts.
+
+        python -m benchmarks finetune --minutes 15 --finetune-minutes 5 --root runs/bench-finetune \\
+            --out benchmarks/results/finetune.json
+
+    Trains at once, each pinned to its own core, for ``--minutes``: a model
+    on the Old Testament only (``bible:en-es?train=ot``) and a model from
+    scratch on the Gospels and Acts alone (``?train=gospels+acts``). Then,
+    again side by side for ``--finetune-minutes``: the Old-Testament model
+    fine-tuned on the Gospels and Acts (``train --init-from``, its
+    SentencePiece models, learning rate ``--finetune-lr``), and, as the
+    control for the extra minutes, the same fine-tuning on the Old Testament
+    itself. Scores each on Romans (held out of every selection) with the
+    preset's decoding. ``train.epochs`` is lifted so the minutes end every run.
+    """
+    from translate.prepare import read_split
+    from translate.training import load_run
+
+    root = Path(args.root)
+    runs = {
+        "Old Testament": root / "ot",
+        "Gospels and Acts, from scratch": root / "gospels_acts",
+        "Old Testament, fine-tuned on the Gospels and Acts": root / "ot_then_gospels_acts",
+        "Old Testament, fine-tuned on the Old Testament (control)": root / "ot_then_ot",
+    }
+    names = list(runs)
+    corpus = {
+        names[0]: "bible:en-es?train=ot",
+        names[1]: "bible:en-es?train=gospels+acts",
+        names[2]: "bible:en-es?train=gospels+acts",
+        names[3]: "bible:en-es?train=ot",
+    }
+    common = ["train.epochs=1000", *args.overrides]
+    seconds = {}
+    if not args.evaluate_only:
+        _new_root(root)
+        first = {
+            name: _train_command(
+                runs[name], args.preset, [f"data.corpus={corpus[name]}", f"train.max_minutes={args.minutes}", *common]
+            )
+            for name in names[:2]
+        }
+        seconds.update(train_all(names[:2], first, jobs=2))
+        tuned = [f"train.max_minutes={args.finetune_minutes}", f"train.learning_rate={args.finetune_lr}", *common]
+        second = {
+            name: _train_command(runs[name], args.preset, [f"data.corpus={corpus[name]}", *tuned], runs[names[0]])
+            for name in names[2:]
+        }
+        seconds.update(train_all(names[2:], second, jobs=2))
+
+    rows = []
+    for name in names:
+        run_dir = runs[name]
+        rows.append(
+            _test_row(name, load_run(run_dir).graph, run_dir, read_split(run_dir, "test"), args.batch_size, seconds)
+        )
+        rows[-1]["corpus"] = corpus[name]
+        rows[-1]["train_pairs"] = len(read_split(run_dir, "train"))
+    emit(
+        {
+            "machine": machine(),
+            "note": args.note,
+            "preset": args.preset,
+            "training_minutes": args.minutes,
+            "finetune_minutes": args.finetune_minutes,
+            "finetune_learning_rate": args.finetune_lr,
+            "overrides": args.overrides,
+            "cores_each": 1,
+            "rows": rows,
+        },
+        args.out,
+    )
+    _scored(rows, "finetune", ["train_pairs"])
+
+
+# Half of the training books as parallel data, the other half as Spanish text only: each half
+# holds Old- and New-Testament books, about 15,000 verses each (corpora.json counts the groups).
+PARALLEL_HALF = "law+history+epistles+revelation"
+MONOLINGUAL_HALF = "wisdom+prophets+gospels+acts"
+
+
+def backtranslation(args: argparse.Namespace) -> None:
+    """Back-translation on the built-in corpus: half the books parallel, the other half Spanish only.
+
+        python -m benchmarks backtranslation --minutes 15 --root runs/bench-bt \\
+            --full runs/bench-ensemble/member_seed_1 --out benchmarks/results/backtranslation.json
+
+    Trains at once, each pinned to its own core: the reverse model (Spanish
+    to English) and the half-data model (English to Spanish), both on
+    :data:`PARALLEL_HALF`. Writes the Spanish side of :data:`MONOLINGUAL_HALF`
+    to a file and back-translates it with the exported reverse model, with
+    beam search and with sampling at once (``translate backtranslate``, one
+    core each); then trains the half-data model plus each set of synthetic
+    pairs (``data.synthetic``, tagged), again side by side. ``--full`` names
+    a run of the same preset on all the training books, trained on one core
+    for the same minutes (``ensemble``'s first member is one), scored as
+    the full-data row. Scores on Romans with the preset's decoding.
+    """
+    from translate.bible import parse_books, read_bible
+    from translate.prepare import read_split
+    from translate.training import load_run
+
+    root = Path(args.root)
+    half = f"data.corpus=bible:en-es?train={PARALLEL_HALF}"
+    budget = [f"train.max_minutes={args.minutes}", *args.overrides]
+    reverse, models, mono = root / "reverse", root / "models", root / "mono.es.txt"
+    runs = {
+        "half the books": root / "half",
+        "half + back-translated (beam)": root / "half_bt_beam",
+        "half + back-translated (sampled)": root / "half_bt_sampled",
+    }
+    synthetic = {"beam": root / "synthetic_beam.tsv", "sampled": root / "synthetic_sampled.tsv"}
+    seconds = {}
+    if not args.evaluate_only:
+        _new_root(root)
+        verses = [t for _, t, split in read_bible("en-es", None, parse_books(MONOLINGUAL_HALF)) if split == "train"]
+        mono.write_text("".join(v + "\n" for v in verses), encoding="utf-8")
+        first = {
+            "reverse (es-en, half)": _train_command(
+                reverse, args.preset, [f"data.corpus=bible:es-en?train={PARALLEL_HALF}", *budget]
+            ),
+            "half the books": _train_command(runs["half the books"], args.preset, [half, *budget]),
+        }
+        seconds.update(train_all(list(first), first, jobs=2))
+        subprocess.run(
+            _translate_command("export", "--model", str(reverse), "--models-dir", str(models), "--name", "reverse"),
+            check=True,
+        )
+        decode = {
+            "back-translate (beam)": ["--out", str(synthetic["beam"])],
+            "back-translate (sampled)": ["--out", str(synthetic["sampled"]), "--sample"],
+        }
+        commands = {
+            name: _translate_command("backtranslate", "--model", str(models / "reverse"), "--mono", str(mono), *options)
+            for name, options in decode.items()
+        }
+        seconds.update(train_all(list(commands), commands, jobs=2))
+        second = {
+            name: _train_command(runs[name], args.preset, [half, f"data.synthetic={synthetic[kind]}", *budget])
+            for name, kind in zip(list(runs)[1:], ("beam", "sampled"))
+        }
+        seconds.update(train_all(list(second), second, jobs=2))
+
+    rows = []
+    for name, run_dir in [*runs.items(), *([("all the books", Path(args.full))] if args.full else [])]:
+        rows.append(
+            _test_row(name, load_run(run_dir).graph, run_dir, read_split(run_dir, "test"), args.batch_size, seconds)
+        )
+        rows[-1]["train_pairs"] = len(read_split(run_dir, "train"))
+    emit(
+        {
+            "machine": machine(),
+            "note": args.note,
+            "preset": args.preset,
+            "training_minutes_each": args.minutes,
+            "cores_each": 1,
+            "parallel_books": PARALLEL_HALF,
+            "monolingual_books": MONOLINGUAL_HALF,
+            "monolingual_sentences": sum(1 for _ in mono.open(encoding="utf-8")) if mono.is_file() else None,
+            "synthetic_pairs": {
+                kind: sum(1 for _ in path.open(encoding="utf-8")) if path.is_file() else None
+                for kind, path in synthetic.items()
+            },
+            "reverse_model_test": _test_row(
+                "reverse (es-en, half)",
+                load_run(reverse).graph,
+                reverse,
+                read_split(reverse, "test"),
+                args.batch_size,
+                seconds,
+            ),
+            "overrides": args.overrides,
+            "rows": rows,
+        },
+        args.out,
+    )
+    _scored(rows, "backtranslation", ["train_pairs"])
+
+
 # --- beam -------------------------------------------------------------------------------------
 
 BEAM_SETTINGS = [(1, 0.0)] + [(k, alpha) for k in (2, 5, 10) for alpha in (0.0, 0.6, 1.0)]
@@ -610,6 +943,19 @@ def register(commands) -> None:
     p.add_argument("--out", help="also write the JSON here")
     p.add_argument("--note", default="", help="how the run was trained (kept in the JSON)")
 
+    p = subcommand(commands, "ensemble", ensemble, "two runs side by side, ensembled, against one on both cores")
+    _building_on_runs(p, "runs/bench-ensemble")
+    p.add_argument("--rounds", type=int, default=3, help="decoding turns of each model; the median counts")
+
+    p = subcommand(commands, "finetune", finetune, "a model fine-tuned on another domain of the corpus")
+    _building_on_runs(p, "runs/bench-finetune")
+    p.add_argument("--finetune-minutes", type=float, default=5.0, help="training budget of the fine-tuning runs")
+    p.add_argument("--finetune-lr", type=float, default=0.001, help="learning rate of the fine-tuning runs")
+
+    p = subcommand(commands, "backtranslation", backtranslation, "half the books, plus back-translated pairs")
+    _building_on_runs(p, "runs/bench-bt")
+    p.add_argument("--full", help="a run of the same preset on all the books, scored as the full-data row")
+
     p = subcommand(commands, "beam", beam, "BLEU and speed of each beam width and alpha (beam.json)")
     p.add_argument("--run", required=True, help="a trained run folder")
     p.add_argument("--batch-size", type=int, default=64)
@@ -621,3 +967,15 @@ def register(commands) -> None:
     p.add_argument("--pair", default="es-en", help="the built-in corpus whose target versions to compare")
     p.add_argument("--hypothesis", default="King James Version", help="the version scored as the output")
     p.add_argument("--out", help="also write the JSON here")
+
+
+def _building_on_runs(p: argparse.ArgumentParser, root: str) -> None:
+    """The options shared by ``ensemble``, ``finetune`` and ``backtranslation``."""
+    p.add_argument("--preset", default="quick")
+    p.add_argument("--minutes", type=float, default=15.0, help="training budget of every run")
+    p.add_argument("--root", default=root, help="a new folder for the runs")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("--note", default="", help="the machine's state: what else was running (kept in the JSON)")
+    p.add_argument("--evaluate-only", action="store_true", help="score the runs already under --root")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="applied to every training run")

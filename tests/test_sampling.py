@@ -128,7 +128,8 @@ def test_backtranslate_writes_synthetic_source_then_real_target_and_skips_what_i
 
     def fake(texts):
         calls.append(list(texts))
-        return ["" if t == "Vacía" else f"EN[{t}]" for t in texts]
+        # A sampled translation may hold a line break (a byte-fallback piece): it must not split the row.
+        return ["" if t == "Vacía" else "EN[a\nb]" if t == "Hola." else f"EN[{t}]" for t in texts]
 
     with open(mono, "rb") as stream:
         stats = backtranslate(fake, read_lines(stream, "mono"), tmp_path / "out" / "pairs.tsv", batch_size=2)
@@ -136,11 +137,11 @@ def test_backtranslate_writes_synthetic_source_then_real_target_and_skips_what_i
     assert lines == [
         "EN[Buenos días.]\tBuenos días.",
         "EN[Una frase larga con tabulador.]\tUna frase larga con tabulador.",  # tabs inside became spaces
-        "EN[Hola.]\tHola.",
+        "EN[a b]\tHola.",  # so did the line break in its translation
     ]
     assert all(line.count("\t") == 1 for line in lines)
     assert (stats.lines, stats.pairs, stats.empty, stats.invalid_utf8, stats.empty_translation) == (7, 3, 2, 1, 1)
-    assert stats.tabs_replaced == 1
+    assert stats.tabs_replaced == 2
     assert all(len(batch) <= 2 for batch in calls)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["pairs.tsv"]  # no temporary left
     with pytest.raises(ValueError, match="exists: backtranslate never replaces a file"):

@@ -15,6 +15,7 @@ Nothing here imports TensorFlow: the translation function is given.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,9 @@ class BacktranslationStats:
     empty: int = 0  # blank lines, skipped
     invalid_utf8: int = 0  # lines that are not valid UTF-8, skipped
     empty_translation: int = 0  # lines whose translation was empty, skipped
-    tabs_replaced: int = 0  # pairs in which a tab became a space (a tab would split the TSV line)
+    # Pairs in which a tab or a line break became a space: either would split the TSV line. A
+    # sampled translation may hold one (a byte-fallback piece such as <0x0A> decodes to "\n").
+    tabs_replaced: int = 0
 
 
 def check_output(out: str | Path) -> Path:
@@ -61,9 +64,14 @@ def _chunks(lines: Iterable[Line], size: int):
         yield chunk
 
 
+# A tab, and every character at which str.splitlines breaks a line.
+_SPLITS_A_ROW = re.compile("[\t\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
 def _one_line(text: str) -> tuple[str, bool]:
-    """``text`` with its tabs as spaces, and whether it had any."""
-    return (text.replace("\t", " "), True) if "\t" in text else (text, False)
+    """``text`` with its tabs and line breaks as spaces, and whether it had any."""
+    cleaned = _SPLITS_A_ROW.sub(" ", text)
+    return cleaned, cleaned != text
 
 
 def backtranslate(
