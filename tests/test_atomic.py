@@ -68,3 +68,16 @@ def test_replace_false_makes_a_new_file_and_never_replaces_one(tmp_path):
             other.write_text("theirs")
     assert path.read_text() == "made" and other.read_text() == "theirs"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new.txt", "raced.txt"]
+
+
+def test_folders_made_for_a_command_that_fails_are_removed_and_others_are_not(tmp_path):
+    (tmp_path / "mine").mkdir()
+    created = atomic.make_folders(tmp_path / "mine" / "a" / "b")
+    assert created == [tmp_path / "mine" / "a", tmp_path / "mine" / "a" / "b"]
+    assert atomic.make_folders(tmp_path / "mine" / "a") == []  # nothing new to make
+    (tmp_path / "mine" / "a" / "kept.txt").write_text("a file in a made folder is never removed")
+    atomic.remove_empty_folders(created)
+    assert sorted(p.name for p in (tmp_path / "mine").rglob("*")) == ["a", "kept.txt"]
+    (tmp_path / "mine" / "a" / "kept.txt").unlink()
+    atomic.remove_empty_folders(created)
+    assert list((tmp_path / "mine").iterdir()) == []  # the folder that was there before stays

@@ -148,6 +148,15 @@ def test_backtranslate_writes_synthetic_source_then_real_target_and_skips_what_i
         backtranslate(fake, [Line(1, "x")], tmp_path / "out" / "pairs.tsv")
 
 
+def test_a_failed_backtranslation_leaves_no_file_and_no_folder_it_made(tmp_path):
+    def broken(texts):
+        raise RuntimeError("the model failed")
+
+    with pytest.raises(RuntimeError, match="the model failed"):
+        backtranslate(broken, [Line(1, "Hola.")], tmp_path / "new" / "deeper" / "pairs.tsv")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_sample_signature_from_the_top_piece_is_greedy_and_the_cli_samples(tiny_run, tiny_export, tmp_path, capsys):
     """tiny_export searches in two shards: the sample signature's shards get their rows' settings."""
     import translate

@@ -97,6 +97,29 @@ def _rename_new(tmp: Path, path: Path) -> None:
         tmp.unlink()
 
 
+def make_folders(folder: str | Path) -> list[Path]:
+    """Creates ``folder`` and its missing parents; returns those it created, outermost first.
+
+    Give the list to :func:`remove_empty_folders` when the command fails, so
+    that a refused or failed command leaves no folder behind that it made.
+    """
+    folder = Path(folder)
+    missing = [p for p in (folder, *folder.parents) if not p.exists()][::-1]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def remove_empty_folders(created: list[Path]) -> None:
+    """Removes the folders :func:`make_folders` created, innermost first, each only while it is empty."""
+    for folder in reversed(created):
+        try:
+            folder.rmdir()
+        except FileNotFoundError:  # removed already
+            continue
+        except OSError:  # not empty: whatever is in it stays, and so do the folders around it
+            return
+
+
 def write_bytes(path: str | Path, data: bytes) -> Path:
     """Writes ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
     with atomic_path(path) as tmp:

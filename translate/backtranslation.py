@@ -99,7 +99,7 @@ def backtranslate(
     if batch_size < 1:
         raise ValueError(f"the batch size must be at least 1, got {batch_size}")
     out = check_output(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    created = atomic.make_folders(out.parent)
     stats = BacktranslationStats()
     try:
         with atomic.atomic_path(out, replace=False) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
@@ -133,6 +133,10 @@ def backtranslate(
                 log.info("back-translated %d lines of %s", stats.lines, name)
             f.flush()
     except FileExistsError:
+        atomic.remove_empty_folders(created)
         raise ValueError(f"{out} exists: backtranslate never replaces a file; choose another --out") from None
+    except BaseException:
+        atomic.remove_empty_folders(created)  # a failed run leaves no folder it made
+        raise
     log.info("wrote %d synthetic pairs to %s", stats.pairs, out)
     return stats

@@ -28,7 +28,6 @@ lines never moves an existing pair; or explicit ``data.dev_corpus`` /
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -49,7 +48,13 @@ import numpy as np
 import sentencepiece as spm
 from tqdm import tqdm
 
-from translate.atomic import TEMPORARY_PREFIX, atomic_path, remove_stale_temporaries
+from translate.atomic import (
+    TEMPORARY_PREFIX,
+    atomic_path,
+    make_folders,
+    remove_empty_folders,
+    remove_stale_temporaries,
+)
 from translate.cleaning import CleaningCounts, CleaningOptions, clean_pair
 from translate.config import Config, DataConfig
 from translate.corpora import TSV_MIN_PAIRS_TO_SPLIT, hash_split, read_pairs
@@ -243,8 +248,7 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
         )
     run_dir = Path(config.run_dir)
     data_dir = run_dir / DATA_DIR
-    made_data_dir = not data_dir.exists()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    created = make_folders(data_dir)
     for folder in (run_dir, data_dir):
         remove_stale_temporaries(folder)  # what a killed prepare or train left
     started = time.monotonic()
@@ -448,9 +452,7 @@ def prepare(config: Config, progress: bool = True) -> Prepared:
     finally:
         for path in (*(path for pair in scratch.values() for path in pair), *synthetic_scratch):
             path.unlink(missing_ok=True)
-        if made_data_dir:
-            with contextlib.suppress(OSError):
-                data_dir.rmdir()  # only if this failed prepare left it empty
+        remove_empty_folders(created)  # only those a failed prepare left empty
     log.info("prepared %s: %s", run_dir, ", ".join(f"{s} {n:,}" for s, n in kept.items()))
     return Prepared(run_dir, kept, src_model, tgt_model, stats)
 
@@ -463,15 +465,17 @@ def _copy_preparation(config: Config) -> Prepared:
     """
     source, run_dir = check_prepared_source(config.data.reuse_from), Path(config.run_dir)
     data_dir = run_dir / DATA_DIR
-    made_data_dir = not data_dir.exists()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    for folder in (run_dir, data_dir):
-        remove_stale_temporaries(folder)
-    stats = json.loads((source / STATS).read_text(encoding="utf-8"))
+    try:
+        stats = json.loads((source / STATS).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"data.reuse_from={config.data.reuse_from}: cannot read its {STATS}: {err}") from None
     stats["reused_from"] = os.path.normpath(config.data.reuse_from)
     # The settings that made the files copied here: the source's as it is now.
     stats["data_config"] = {**stats.get("data_config", {}), "reuse_from": config.data.reuse_from}
     names = [*SENTENCEPIECE_MODELS, *(f"{DATA_DIR}/{name}" for name in DATA_FILES)]
+    created = make_folders(data_dir)
+    for folder in (run_dir, data_dir):
+        remove_stale_temporaries(folder)
     try:
         with ExitStack() as install:
             stats_tmp = install.enter_context(atomic_path(run_dir / STATS))
@@ -480,9 +484,7 @@ def _copy_preparation(config: Config) -> Prepared:
             stats_tmp.write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
             (run_dir / STATS).unlink(missing_ok=True)
     finally:
-        if made_data_dir:
-            with contextlib.suppress(OSError):
-                data_dir.rmdir()  # only if this failed copy left it empty
+        remove_empty_folders(created)  # only those a failed copy left empty
     log.info("prepared %s as a copy of %s (data.reuse_from)", run_dir, source)
     models = tuple((run_dir / name).read_bytes() for name in SENTENCEPIECE_MODELS)
     return Prepared(run_dir, stats["pairs"], models[0], models[1], stats)
