@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 
 from conftest import one_error_line
 from translate.cli import main
@@ -181,6 +182,9 @@ def test_an_exported_ensemble_of_one_run_twice_translates_as_the_run(tiny_run, e
     from test_op_audit import TEXT_OPS, core_tensorflow_ops, export_ops
 
     version = ensemble_export
+    record = yaml.safe_load((version / "assets" / "ensemble.yaml").read_text(encoding="utf-8"))
+    assert [m["run_dir"] for m in record["members"]] == [str(tiny_run.run_dir), str(version.parents[2] / "run")]
+    assert record["members"][1]["config"]["model"] == record["members"][0]["config"]["model"]
     ensemble = translate.load(version)
     sentences = ["Good morning.", "Where is the house?", "Thank you.", ""]
     single = tiny_run.graph  # the run alone, in process, with the same decoding settings

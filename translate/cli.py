@@ -373,7 +373,8 @@ def _export_ensemble(args, overrides) -> int:
     from translate.export import export
 
     graph, config, src_model, tgt_model = load_ensemble(args.ensemble, overrides)
-    print(export(graph, config, src_model, tgt_model, args.models_dir, args.name))
+    members = [(str(d), load_config(config_file=Path(d) / "config.yaml")) for d in args.ensemble]
+    print(export(graph, config, src_model, tgt_model, args.models_dir, args.name, members=members))
     return 0
 
 

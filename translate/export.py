@@ -61,10 +61,12 @@ import secrets
 import shutil
 import socket
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
 import tensorflow as tf
+import yaml
 
 from translate import atomic
 from translate.config import Config, save_config
@@ -202,6 +204,10 @@ def remove_stale_exports(model_dir: str | Path) -> list[Path]:
     return removed
 
 
+# An ensemble's record of its members (run folder and whole config each), in the export's assets.
+ENSEMBLE_RECORD = "ensemble.yaml"
+
+
 def _temporary_folder(model_dir: Path) -> Path:
     """A new, empty ``.export-<host>-<pid>-<hex>`` folder in ``model_dir``."""
     tmp = model_dir / f"{TEMPORARY_PREFIX}{_host()}-{os.getpid()}-{secrets.token_hex(4)}"
@@ -217,10 +223,14 @@ def export(
     models_dir: str | Path | None = None,
     name: str | None = None,
     warmup_sentences=WARMUP_SENTENCES,
+    members: Sequence[tuple[str, Config]] = (),
 ) -> Path:
     """Writes the next version of ``models_dir/name`` and returns its path.
 
     ``warmup_sentences`` fill the warm-up records (see the module docstring).
+    ``members`` (an ensemble's run folders and configs) are recorded in
+    ``assets/ensemble.yaml``, beside ``config.yaml`` (the first member's
+    config with the decoding settings in force).
     """
     name = check_model_name(name if name is not None else config.export.name, "export name")
     model_dir = Path(models_dir or config.export.models_dir) / name
@@ -238,6 +248,9 @@ def export(
         atomic.write_bytes(assets / "src.model", src_model)
         atomic.write_bytes(assets / "tgt.model", tgt_model)
         save_config(config, assets / "config.yaml")
+        if members:
+            record = {"members": [{"run_dir": run_dir, "config": c.to_dict()} for run_dir, c in members]}
+            atomic.write_text(assets / ENSEMBLE_RECORD, yaml.safe_dump(record, sort_keys=False, allow_unicode=True))
         write_warmup(target, warmup_requests(tuple(warmup_sentences)))
         atomic.fsync_tree(target)
         # Another exporter may take a number first: never overwrite, take the next.
