@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -33,11 +34,12 @@ def export_ops(export_dir: Path) -> set[str]:
     return ops
 
 
-def core_tensorflow_ops() -> set[str]:
+@functools.cache  # a subprocess that imports TensorFlow: seconds each time
+def core_tensorflow_ops() -> frozenset[str]:
     """Op names registered by TensorFlow alone, read in a process that never imports tensorflow_text."""
     code = "import json, tensorflow as tf; print(json.dumps([n for n in dir(tf.raw_ops) if not n.startswith('_')]))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
-    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+    return frozenset(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def test_export_uses_only_core_and_text_ops(tiny_export):
