@@ -245,19 +245,25 @@ def attentive_recurrence(
             # tanh of the score is recomputed from them step by step.
             queries = tf.einsum("tbu,ua->tba", previous, query_kernel)
             fused_t = tf.transpose(fused)
+            # Transposed once here, not per step: a matmul with transpose_b re-packs its operand on every
+            # call (docs/decisions/bahdanau-decoder.md has the trace).
+            context_kernel_t = tf.transpose(context_kernel)
             partials = cell_partials(saved, previous, previous_cells)
 
             def backward(i, d_h, d_cell, d_keys, d_v, d_xs, d_fused, d_context_all):
                 t = steps - 1 - i
                 d_new = d_states[t] + d_h
                 d_x, d_recurrent, d_h_direct, d_cell_prev = backward_cell(d_new, d_cell, [p[t] for p in partials])
-                d_context = d_contexts[t] + tf.matmul(d_x, context_kernel, transpose_b=True)
+                d_context = d_contexts[t] + tf.matmul(d_x, context_kernel_t)
                 alpha = weights[t]
                 d_alpha = d_weights[t] + tf.einsum("bsm,bm->bs", values, d_context)
                 d_score = alpha * (d_alpha - tf.reduce_sum(alpha * d_alpha, axis=1, keepdims=True))
                 hidden = tf.tanh(queries[t][:, None, :] + keys)
                 # TanhGrad: dy * (1 - y^2) in one pass over [batch, src_len, attention_units].
-                d_pre = tf.raw_ops.TanhGrad(y=hidden, dy=d_score[:, :, None] * v)
+                # The outer product d_score v^T as a matmul of [batch * src_len, 1] by [1, att]: faster than the
+                # broadcasting multiply over two axes it replaces (docs/decisions/bahdanau-decoder.md).
+                outer = tf.reshape(tf.matmul(tf.reshape(d_score, [-1, 1]), v[None, :]), tf.shape(hidden))
+                d_pre = tf.raw_ops.TanhGrad(y=hidden, dy=outer)
                 d_query = tf.reduce_sum(d_pre, axis=1)
                 d_both = tf.concat([d_recurrent, d_query], axis=1)
                 d_prev = tf.matmul(d_both, fused_t) + d_h_direct
