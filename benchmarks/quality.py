@@ -79,6 +79,7 @@ BAHDANAU = {
         ("attention 256, lr 0.002", ["model.attention_units=256", "train.learning_rate=0.002"]),
         ("attention 128, lr 0.002", ["model.attention_units=128", "train.learning_rate=0.002"]),
         ("attention 128, lr 0.003", ["model.attention_units=128", "train.learning_rate=0.003"]),
+        ("attention 64, lr 0.002", ["model.attention_units=64", "train.learning_rate=0.002"]),
         (
             "attention 128, lr 0.002, batch 32",
             ["model.attention_units=128", "train.learning_rate=0.002", "train.batch_size=32"],
