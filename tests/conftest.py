@@ -5,7 +5,10 @@ The tiny setting itself lives in :mod:`translate.testing.tiny`; tests import it 
 
 from __future__ import annotations
 
+import io
 import os
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -108,11 +111,6 @@ SLOW_TESTS = {
     "test_corpora.py::test_prepare_refuses_a_corpus_without_line_breaks_in_one_line",
     "test_distribute.py::test_mirrored_over_two_cpus_follows_the_one_device_loss_curve",
     "test_distribute.py::test_two_workers_train_to_the_end_and_only_the_chief_writes",
-    "test_evaluate.py::test_cli_scores_a_hypothesis_file_against_two_references_and_compares_and_writes_sentences",
-    "test_evaluate.py::test_cli_builtin_scores_against_every_english_version",
-    "test_evaluate.py::test_evaluate_bad_input_exits_2_with_one_line",
-    "test_evaluate.py::test_a_broken_savedmodel_is_one_line_too",
-    "test_plotting.py::test_plot_bad_input_exits_2_with_one_line",
     "test_serving_config.py::test_cli_writes_the_files_and_refuses_a_dir_without_versions",
     "test_serving_config.py::test_a_model_folder_name_with_a_line_break_is_refused_in_one_line",
     "test_training.py::test_the_time_budget_stops_training_early_and_keeps_a_model",
@@ -137,6 +135,35 @@ def pytest_collection_modifyitems(config, items):
         names = {f"{item.path.name}::{item.name}", f"{item.path.name}::{getattr(item, 'originalname', item.name)}"}
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in SLOW_FILES or names & SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+
+
+@dataclass
+class CliResult:
+    """What a command run by the ``cli`` fixture returned and printed (as ``subprocess.CompletedProcess``)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Runs ``python -m translate ARGS`` in this process: ``cli(*args, stdin=b"...") -> CliResult``.
+
+    The same ``main`` as the command line, without a fresh process's TensorFlow import (seconds of CPU each).
+    Log records (warnings included) go to pytest's log capture, not stderr: read them with ``caplog``. The
+    tests that need a process of its own (a fresh load, streaming through a pipe, kills) keep spawning one.
+    """
+    from translate.cli import main
+
+    def run(*args: str, stdin: bytes = b"") -> CliResult:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
+        capsys.readouterr()
+        returncode = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(returncode, captured.out, captured.err)
+
+    return run
 
 
 def one_error_line(capsys, argv: list[str]) -> str:

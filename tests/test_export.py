@@ -78,61 +78,22 @@ def test_versions_are_consecutive_and_never_overwritten(tiny_run, tiny_export, t
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1", "2"]
 
 
-def test_cli_exports_any_checkpoint_of_a_run(tiny_run, tiny_export, tmp_path):
+def test_cli_exports_any_checkpoint_of_a_run(cli, tiny_run, tiny_export, tmp_path):
     """``export --model RUN --weights CKPT`` writes the next version, warm-up records included."""
-    import subprocess
-    import sys
-
-    from conftest import REPO
     from translate.cli import build_parser
 
     # --run is the older name of --model.
     assert build_parser().parse_args(["export", "--run", "runs/x"]).run == "runs/x"
     first = copy_version(tiny_export, tmp_path / "cli" / "1")  # the version the CLI's export must follow
     weights = tiny_run.run_dir / "best.weights.h5"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "translate",
-            "export",
-            "--model",
-            str(tiny_run.run_dir),
-            "--weights",
-            str(weights),
-            "--models-dir",
-            str(tmp_path),
-            "--name",
-            "cli",
-            "--beam",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
+    args = ["--models-dir", tmp_path, "--name", "cli", "--beam", "2"]
+    result = cli("export", "--model", tiny_run.run_dir, "--weights", weights, *args)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == str(tmp_path / "cli" / "2") and first.name == "1"
     assert versions(tmp_path / "cli") == [1, 2]
     assert (tmp_path / "cli" / "2" / "assets.extra" / "tf_serving_warmup_requests").stat().st_size > 0
     assert "beam_size: 2" in (tmp_path / "cli" / "2" / "assets" / "config.yaml").read_text(encoding="utf-8")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "translate",
-            "export",
-            "--model",
-            str(tiny_run.run_dir),
-            "--weights",
-            str(tmp_path / "none.weights.h5"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
+    result = cli("export", "--model", tiny_run.run_dir, "--weights", tmp_path / "none.weights.h5")
     assert result.returncode == 2 and "checkpoint not found" in result.stderr
 
 

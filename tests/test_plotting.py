@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import REPO
 from translate import plotting
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "translate", *args], capture_output=True, text=True, cwd=REPO, timeout=300
-    )
 
 
 def png_size(path) -> tuple[int, int]:
@@ -131,13 +122,13 @@ def test_training_adds_the_attention_callback_when_tensorboard_is_on(tiny_run):
     assert names(on)[-1] == "ResumableBackup"
 
 
-def test_cli_plots_curves_and_attention(tiny_run, tiny_export, tmp_path):
+def test_cli_plots_curves_and_attention(cli, tiny_run, tiny_export, tmp_path):
     curves = tmp_path / "c.png"
-    result = run_cli("plot", "curves", "--run", str(tiny_run.run_dir), "--out", str(curves))
+    result = cli("plot", "curves", "--run", str(tiny_run.run_dir), "--out", str(curves))
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == str(curves) and png_size(curves)[0] > 500
     heatmap = tmp_path / "figures" / "a.png"
-    result = run_cli("plot", "attention", "--model", str(tiny_export), "Good morning.", "--out", str(heatmap))
+    result = cli("plot", "attention", "--model", str(tiny_export), "Good morning.", "--out", str(heatmap))
     assert result.returncode == 0, result.stderr[-2000:]
     assert png_size(heatmap)[0] > 100
 
@@ -153,8 +144,8 @@ def test_cli_plots_curves_and_attention(tiny_run, tiny_export, tmp_path):
         (["attention", "--run", "{tmp}", "  ", "--out", "{tmp}/a.png"], "the sentence to plot is empty"),
     ],
 )
-def test_plot_bad_input_exits_2_with_one_line(tmp_path, args, message):
-    result = run_cli("plot", *[a.format(tmp=tmp_path) for a in args])
+def test_plot_bad_input_exits_2_with_one_line(cli, tmp_path, args, message):
+    result = cli("plot", *[a.format(tmp=tmp_path) for a in args])
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
