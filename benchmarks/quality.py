@@ -252,6 +252,8 @@ def quality(args: argparse.Namespace) -> None:
             "epochs": len(history),
             "train_command_seconds": seconds.get(name),
             "dev_bleu_by_epoch": [round(float(h["dev_bleu"]), 2) for h in history],
+            # Wall-clock minutes since training began, at the end of each epoch (its evaluation included).
+            "minutes_by_epoch": [round(float(h["minutes"]), 2) for h in history],
         }
         for split in ("dev", "test"):
             pairs = prepared.read(split)

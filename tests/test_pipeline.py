@@ -60,3 +60,12 @@ def test_an_empty_list_of_pairs_is_refused():
 
     with pytest.raises(ValueError, match="no sentence pairs"):
         pairs_from_memory([])
+
+
+def test_a_dropped_iterator_does_not_wait_for_the_autotuning_thread(tokenizers):
+    """Keras drops the last epoch's dev iterator at each evaluation; with tf.data's autotuning thread its
+    destructor could wait up to a minute (docs/decisions/dev-iterator-stall.md), so there is none."""
+    from translate.pipeline import make_dataset, pairs_from_memory
+
+    dataset = make_dataset(pairs_from_memory(PAIRS), *tokenizers, batch_size=8, max_pieces=40, shuffle_buffer=16)
+    assert dataset.options().autotune.enabled is False

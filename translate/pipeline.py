@@ -95,4 +95,10 @@ def make_dataset(
     # read in lockstep, and files would be split by worker before batching.
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    # No autotuning thread. Keras drops the dev iterator of the last epoch when the next evaluation starts, and
+    # its destructor waits for that thread, which sleeps up to a minute between optimizations (its period
+    # doubles up to 60 s): a training process pinned to one core sat idle for about a minute before every
+    # evaluation after the first (docs/decisions/dev-iterator-stall.md). AUTOTUNE still sizes the parallel
+    # map (one call per core) and the prefetch buffer (TF's per-op tuning) without it.
+    options.autotune.enabled = False
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
