@@ -95,6 +95,10 @@ PLACEMENTS = {
     for name, overrides in (
         ("bahdanau (quick)", ["model.attention=bahdanau", "model.attention_units=128"]),
         ("bahdanau, attention 64", ["model.attention=bahdanau", "model.attention_units=64"]),
+        (
+            "bahdanau, query input",
+            ["model.attention=bahdanau", "model.attention_units=128", "model.attention_query_input=true"],
+        ),
         ("luong_dot", ["model.attention=luong_dot"]),
         ("luong_general", ["model.attention=luong_general"]),
         ("additive (after the RNN)", ["model.attention=additive", "model.attention_units=128"]),

@@ -13,7 +13,9 @@ from translate.model import Decoder
 BATCH, SRC, TGT, EMBED, MEMORY = 3, 5, 4, 6, 8
 
 
-def decoder_pair(cell: str, units: int = 7, attention_units: int = 5, normalize: bool = False):
+def decoder_pair(
+    cell: str, units: int = 7, attention_units: int = 5, normalize: bool = False, query_input: bool = False
+):
     """A Bahdanau decoder that takes the hoisted loop and one that takes ``tf.scan``, same weights."""
     config = ModelConfig(
         cell=cell,
@@ -23,6 +25,7 @@ def decoder_pair(cell: str, units: int = 7, attention_units: int = 5, normalize:
         attention_units=attention_units,
         dropout=0.0,
         attention_normalize=normalize,
+        attention_query_input=query_input,
     )
     hoisted, scanned = Decoder(config, MEMORY), Decoder(config, MEMORY)
     scanned.use_hoisted_loop = False
@@ -64,9 +67,12 @@ def results_and_gradients(decoder, inputs, memory, mask, states):
     return [attentional, weights, *final], tape.gradient(loss, watched)
 
 
-@pytest.mark.parametrize("cell,normalize", [("gru", False), ("lstm", False), ("gru", True)])
-def test_hoisted_loop_has_the_outputs_and_gradients_of_the_scan(cell, normalize):
-    hoisted, scanned = decoder_pair(cell, normalize=normalize)
+@pytest.mark.parametrize(
+    "cell,normalize,query_input",
+    [("gru", False, False), ("lstm", False, False), ("gru", True, False), ("gru", False, True), ("lstm", False, True)],
+)
+def test_hoisted_loop_has_the_outputs_and_gradients_of_the_scan(cell, normalize, query_input):
+    hoisted, scanned = decoder_pair(cell, normalize=normalize, query_input=query_input)
     assert hoisted._hoisted_bahdanau() and not scanned._hoisted_bahdanau()
     args = decoder_inputs(cell)
     ours, our_grads = results_and_gradients(hoisted, *args)
@@ -74,10 +80,7 @@ def test_hoisted_loop_has_the_outputs_and_gradients_of_the_scan(cell, normalize)
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
     assert len(our_grads) == len(their_grads)
-    for (
-        a,
-        b,
-    ) in zip(our_grads, their_grads):
+    for a, b in zip(our_grads, their_grads):
         assert a is not None and b is not None
         np.testing.assert_allclose(tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy(), atol=1e-4)
     # Attention never lands on padding.
@@ -111,3 +114,16 @@ def test_the_normalized_score_vector_has_the_learned_length():
     fresh = Decoder(ModelConfig(attention="bahdanau", attention_units=16, attention_normalize=True), MEMORY)
     fresh.build()
     assert np.isclose(np.linalg.norm(fresh.attention.score_vector().numpy()), 0.25, rtol=1e-5)
+
+
+def test_a_query_that_sees_the_input_word_changes_the_attention():
+    """With ``attention_query_input`` the score reads ``[s_{t-1}; y_{t-1}]``: the same state with
+    different input words attends differently; without it, the input word cannot move step 1's weights."""
+    args = decoder_inputs("gru")
+    inputs, memory, mask, states = args
+    other = tf.concat([inputs[:, :1] + 1.0, inputs[:, 1:]], axis=1)  # another y_0, same s_0
+    for query_input, moves in ((True, True), (False, False)):
+        decoder, _ = decoder_pair("gru", query_input=query_input)
+        keys = decoder.attention.key_layer(memory)
+        first = [decoder(x, memory, keys, mask, states)[1][:, 0].numpy() for x in (inputs, other)]
+        assert (not np.allclose(*first, atol=1e-6)) == moves

@@ -76,6 +76,12 @@ def test_input_feeding_with_attention_in_the_recurrence_is_refused_by_name():
         load_config("quick", overrides=["model.attention=bahdanau", "model.input_feeding=true"])
 
 
+def test_a_query_with_the_input_word_is_only_for_bahdanau_attention():
+    with pytest.raises(ValueError, match="model.attention_query_input is for bahdanau attention"):
+        load_config("quick", overrides=["model.attention=luong_dot", "model.attention_query_input=true"])
+    assert load_config("quick", overrides=["model.attention_query_input=true"]).model.attention_query_input
+
+
 def test_input_feeding_without_attention_is_refused_by_name():
     with pytest.raises(ValueError, match="model.input_feeding needs attention, but model.attention is none"):
         load_config("quick", overrides=["model.attention=none", "model.input_feeding=true"])

@@ -20,6 +20,8 @@ VARIANTS = [
         for attention in ("bahdanau", "additive", "luong_dot", "luong_general", "none")
         for cell in ("gru", "lstm", "simple_rnn")
     ),
+    {"attention": "bahdanau", "attention_query_input": True, "cell": "gru"},
+    {"attention": "bahdanau", "attention_query_input": True, "cell": "lstm"},
     {"attention": "luong_general", "input_feeding": True, "cell": "lstm"},
     {"attention": "additive", "input_feeding": True, "decoder_layers": 2},
     {"encoder_layers": 3, "decoder_layers": 2, "residual": True, "bidirectional": "all", "cell": "lstm"},

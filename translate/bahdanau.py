@@ -184,7 +184,14 @@ _CELLS = {"gru": (_gru_forward, _gru_partials, _gru_backward), "lstm": (_lstm_fo
 
 
 def attentive_recurrence(
-    kind: str, projected, h0, cell0, cell: CellWeights, attention: AttentionWeights, memory: Memory
+    kind: str,
+    projected,
+    h0,
+    cell0,
+    cell: CellWeights,
+    attention: AttentionWeights,
+    memory: Memory,
+    query_offsets=None,
 ) -> Outputs:
     """The recurrence of a one-layer Bahdanau decoder over a whole target, with its own gradient.
 
@@ -195,6 +202,9 @@ def attentive_recurrence(
         h0: ``[batch, units]``, ``s_0``; cell0: an LSTM's ``c_0 [batch, units]``
             (for a GRU, any tensor of that shape; it is not used).
         cell, attention, memory: see :class:`CellWeights`, :class:`AttentionWeights`, :class:`Memory`.
+        query_offsets: ``[time, batch, attention_units]`` added to step ``t``'s
+            projected query ``s_{t-1} W`` (the ``y_{t-1} W_y`` of a query
+            ``[s_{t-1}; y_{t-1}]``), or None.
     Returns:
         :class:`Outputs`. Gradients flow to every tensor argument except the mask.
     """
@@ -204,6 +214,9 @@ def attentive_recurrence(
     steps = tf.shape(projected)[0]
     dtype = projected.dtype
     gru = kind == "gru"
+    offset = query_offsets is not None
+    if not offset:
+        query_offsets = tf.zeros([], dtype)  # a placeholder argument; never read
 
     def loop(body, init):
         return tf.while_loop(lambda t, *_: t < steps, body, init, maximum_iterations=steps)
@@ -212,7 +225,7 @@ def attentive_recurrence(
         return [tf.TensorArray(dtype, size=steps) for _ in range(n)]
 
     @tf.custom_gradient
-    def run(projected, h0, cell0, recurrent, context_kernel, candidate_bias, query_kernel, v, values, keys):
+    def run(projected, h0, cell0, recurrent, context_kernel, candidate_bias, query_kernel, v, values, keys, offsets):
         mem = Memory(values, keys, memory.mask)
         # One matmul per step for the gates' recurrent part and the attention query.
         fused = tf.concat([recurrent, query_kernel], axis=1)
@@ -220,6 +233,8 @@ def attentive_recurrence(
 
         def forward(t, h, c, states, cells, contexts, weights, *saved):
             h_pre, query = tf.split(tf.matmul(h, fused), [gates, -1], axis=1)
+            if offset:
+                query += offsets[t]
             alpha, context = _attend(query, mem, v)
             x_pre = projected[t] + tf.matmul(context, context_kernel)
             new_h, new_c, keep = forward_cell(x_pre, h_pre, h, c, candidate_bias)
@@ -244,6 +259,8 @@ def attentive_recurrence(
             # The projected queries W s_{t-1} of every step in one matmul; the
             # tanh of the score is recomputed from them step by step.
             queries = tf.einsum("tbu,ua->tba", previous, query_kernel)
+            if offset:
+                queries += offsets
             fused_t = tf.transpose(fused)
             # Transposed once here, not per step: in a trace of this loop the matmul with transpose_b took
             # more than twice as long as the plain one (docs/decisions/bahdanau-decoder.md).
@@ -291,6 +308,8 @@ def attentive_recurrence(
                 backward, (0, init_h, init_cell, tf.zeros_like(keys), tf.zeros_like(v), *arrays(3))
             )
             d_xs, d_fused, d_context_all = d_xs.stack(), d_fused.stack(), d_context_all.stack()
+            # The query's gradient is the last columns of d_fused: the offsets' gradient too.
+            d_offsets = d_fused[:, :, gates:] if offset else tf.zeros_like(offsets)
             d_fused_kernel = tf.einsum("tbu,tbg->ug", previous, d_fused)
             d_recurrent_kernel, d_query_kernel = tf.split(d_fused_kernel, [gates, -1], axis=1)
             d_context_kernel = tf.einsum("tbm,tbg->mg", contexts, d_xs)
@@ -309,6 +328,7 @@ def attentive_recurrence(
                 d_v,
                 d_values,
                 d_keys,
+                d_offsets,
             )
 
         return (states, contexts, weights, last_cell), gradient
@@ -325,5 +345,6 @@ def attentive_recurrence(
         attention.v,
         memory.values,
         memory.keys,
+        query_offsets,
     )
     return Outputs(states, contexts, weights, last_cell)

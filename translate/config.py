@@ -122,6 +122,11 @@ class ModelConfig:
     # Additive scores (bahdanau, additive) only: weight-normalize the score
     # vector v, as TensorFlow's BahdanauAttention(normalize=True).
     attention_normalize: bool = False
+    # bahdanau only: the score's query is [s_{t-1}; y_{t-1}] instead of s_{t-1}
+    # alone, so the attention that picks c_t knows the word just emitted (as
+    # the query s_t of attention after the RNN does); y_{t-1} W_y is computed
+    # for all steps outside the loop. docs/decisions/default-attention.md.
+    attention_query_input: bool = False
     # Size of the layer before the softmax; null: decoder_units.
     output_dim: int | None = None
     # Share the target embedding matrix with the output layer (Press and Wolf
@@ -396,6 +401,11 @@ class Config:
             (
                 not (m.input_feeding and m.attention == "none"),
                 "model.input_feeding needs attention, but model.attention is none",
+            ),
+            (
+                not (m.attention_query_input and m.attention != "bahdanau"),
+                f"model.attention_query_input is for bahdanau attention, whose query is s_{{t-1}}; "
+                f"model.attention is {short_repr(m.attention)}",
             ),
             (
                 not (m.input_feeding and m.attention == "bahdanau"),

@@ -15,9 +15,10 @@ Three models are built from the *same* layer objects (no weight copying):
 Where attention sits (``model.attention``):
 
 * ``bahdanau``: inside the recurrence. The previous top state ``s_{t-1}`` is the
-  query, the context ``c_t`` joins the first cell's input, and
-  ``h~_t = tanh(W [s_t; c_t; y_{t-1}])`` (Bahdanau et al. 2015, eq. 4-6 and
-  appendix A.2.2, with tanh in place of maxout). The cells run step by step:
+  query (with ``attention_query_input``, ``[s_{t-1}; y_{t-1}]``), the context
+  ``c_t`` joins the first cell's input, and ``h~_t = tanh(W [s_t; c_t; y_{t-1}])``
+  (Bahdanau et al. 2015, eq. 4-6 and appendix A.2.2, with tanh in place of
+  maxout). The cells run step by step:
   for one GRU or LSTM layer in the hoisted loop of :mod:`translate.bahdanau`
   (everything that does not depend on ``s_{t-1}`` outside it, a written-out
   gradient), otherwise in a ``tf.scan``. The default placement.
@@ -94,8 +95,11 @@ class Decoder(keras.layers.Layer):
             rnn_class(self.units, return_sequences=True, return_state=True, name=f"{config.cell}_{i}")
             for i in range(config.decoder_layers)
         ]
+        # With attention_query_input the query is [s_{t-1}; y_{t-1}].
+        self.query_input = config.attention_query_input
+        query_dim = self.units + (self.embedding_dim if self.query_input else 0)
         self.attention = make_attention(
-            self.kind, config.attention_units, self.units, memory_dim, normalize=config.attention_normalize
+            self.kind, config.attention_units, query_dim, memory_dim, normalize=config.attention_normalize
         )
         self.attentional = keras.layers.Dense(self.output_dim, activation="tanh", name="attentional")
         self.layer_dropout = keras.layers.Dropout(self.dropout, name="layer_dropout")
@@ -168,7 +172,10 @@ class Decoder(keras.layers.Layer):
         layer_states, feed = self._split(states)
         context = weights = None
         if self.kind == "bahdanau":
-            context, weights = self.attention(layer_states[-1][0], memory, keys, source_mask)
+            query = layer_states[-1][0]
+            if self.query_input:
+                query = tf.concat([query, y], axis=-1)
+            context, weights = self.attention(query, memory, keys, source_mask)
             x = tf.concat([y, context], axis=-1)
         elif self.input_feeding:
             x = tf.concat([y, feed], axis=-1)
@@ -251,14 +258,19 @@ class Decoder(keras.layers.Layer):
         time_major = tf.transpose(inputs, [1, 0, 2])
         projected = tf.einsum("tbe,eg->tbg", time_major, kernel[: self.embedding_dim]) + bias
         attention = self.attention
+        query_kernel = tf.cast(attention.query_layer.kernel, dtype)
+        # The y_{t-1} rows of the query's kernel act outside the loop: y_{t-1} W_y for every step at once.
+        query_kernel, input_query = query_kernel[:units], query_kernel[units:]
+        offsets = tf.einsum("tbe,ea->tba", time_major, input_query) if self.query_input else None
         out = attentive_recurrence(
             "gru" if self.n_states == 1 else "lstm",
             projected,
             h0,
             cell0,
             CellWeights(tf.cast(cell.recurrent_kernel, dtype), kernel[self.embedding_dim :], candidate_bias),
-            AttentionWeights(tf.cast(attention.query_layer.kernel, dtype), attention.score_vector(dtype)),
+            AttentionWeights(query_kernel, attention.score_vector(dtype)),
             Memory(memory, keys, source_mask),
+            query_offsets=offsets,
         )
         s, context, weights = (tf.transpose(x, [1, 0, 2]) for x in (out.states, out.contexts, out.weights))
         attentional = self.attentional(tf.concat([s, context, inputs], axis=-1))
