@@ -146,6 +146,16 @@ class CliResult:
     stderr: str
 
 
+def run_main(capsys, args) -> CliResult:
+    """``translate.cli.main(args)`` in this process, with what it printed (captured by pytest's ``capsys``)."""
+    from translate.cli import main
+
+    capsys.readouterr()
+    returncode = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return CliResult(returncode, captured.out, captured.err)
+
+
 @pytest.fixture
 def cli(capsys, monkeypatch):
     """Runs ``python -m translate ARGS`` in this process: ``cli(*args, stdin=b"...") -> CliResult``.
@@ -154,24 +164,17 @@ def cli(capsys, monkeypatch):
     Log records (warnings included) go to pytest's log capture, not stderr: read them with ``caplog``. The
     tests that need a process of its own (a fresh load, streaming through a pipe, kills) keep spawning one.
     """
-    from translate.cli import main
 
     def run(*args: str, stdin: bytes = b"") -> CliResult:
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
-        capsys.readouterr()
-        returncode = main([str(a) for a in args])
-        captured = capsys.readouterr()
-        return CliResult(returncode, captured.out, captured.err)
+        return run_main(capsys, args)
 
     return run
 
 
 def one_error_line(capsys, argv: list[str]) -> str:
     """Runs the CLI in process on ``argv``; asserts exit status 2 and one ``error: ...`` line on stderr; returns it."""
-    from translate.cli import main
-
-    assert main(argv) == 2
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    result = run_main(capsys, argv)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result
     return lines[0]
