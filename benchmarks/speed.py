@@ -397,6 +397,8 @@ def scaling(args: argparse.Namespace) -> None:
 ATTENTION_VARIANTS = {
     "luong_dot": ["model.attention=luong_dot"],
     "bahdanau": ["model.attention=bahdanau"],
+    # The paper's query, s_{t-1} alone (the quick preset's query also reads y_{t-1}).
+    "bahdanau, query s_{t-1}": ["model.attention=bahdanau", "model.attention_query_input=false"],
 }
 
 

@@ -76,10 +76,13 @@ def test_input_feeding_with_attention_in_the_recurrence_is_refused_by_name():
         load_config("quick", overrides=["model.attention=bahdanau", "model.input_feeding=true"])
 
 
-def test_a_query_with_the_input_word_is_only_for_bahdanau_attention():
-    with pytest.raises(ValueError, match="model.attention_query_input is for bahdanau attention"):
-        load_config("quick", overrides=["model.attention=luong_dot", "model.attention_query_input=true"])
-    assert load_config("quick", overrides=["model.attention_query_input=true"]).model.attention_query_input
+def test_the_presets_query_with_the_input_word_and_other_placements_ignore_it():
+    for preset in ("quick", "base"):
+        assert load_config(preset).model.attention_query_input
+    # A run saved before the key existed has no such line: it loads as the paper's s_{t-1} query.
+    assert not load_config().model.attention_query_input
+    luong = load_config("quick", overrides=["model.attention=luong_dot"])
+    assert luong.model.attention_query_input  # from the preset, and harmless: s_t has read y_{t-1}
 
 
 def test_input_feeding_without_attention_is_refused_by_name():

@@ -51,6 +51,17 @@ def test_step_by_step_decoding_equals_teacher_forcing(variant):
         np.testing.assert_allclose(step_logits.numpy(), logits[:, t], rtol=1e-4, atol=1e-5)
 
 
+def test_only_bahdanau_attention_reads_the_input_word_in_its_query():
+    """``attention_query_input`` adds ``W_y [embedding_dim, attention_units]`` to Bahdanau's score, and nothing
+    to attention after the RNN, whose query ``s_t`` has read ``y_{t-1}`` already."""
+
+    def count(**variant):
+        return build_models(ModelConfig(**SMALL, **variant), 30, 31).training.count_params()
+
+    assert count(attention="bahdanau", attention_query_input=True) - count(attention="bahdanau") == 8 * 6
+    assert count(attention="luong_dot", attention_query_input=True) == count(attention="luong_dot")
+
+
 def test_every_model_shares_the_training_models_variables():
     models = build_models(ModelConfig(**SMALL, encoder_layers=2, decoder_layers=2, bidirectional="all"), 30, 30)
     training_vars = {id(v) for v in models.training.weights}

@@ -95,8 +95,8 @@ class Decoder(keras.layers.Layer):
             rnn_class(self.units, return_sequences=True, return_state=True, name=f"{config.cell}_{i}")
             for i in range(config.decoder_layers)
         ]
-        # With attention_query_input the query is [s_{t-1}; y_{t-1}].
-        self.query_input = config.attention_query_input
+        # With attention_query_input Bahdanau's query is [s_{t-1}; y_{t-1}]; after the RNN, s_t has read y_{t-1}.
+        self.query_input = config.attention_query_input and self.kind == "bahdanau"
         query_dim = self.units + (self.embedding_dim if self.query_input else 0)
         self.attention = make_attention(
             self.kind, config.attention_units, query_dim, memory_dim, normalize=config.attention_normalize

@@ -23,6 +23,7 @@ TINY_OVERRIDES = [
     "model.encoder_units=16",
     "model.decoder_units=32",
     "model.attention_units=16",
+    "model.attention_query_input=true",  # as the presets: search, export and serving see that query too
     "model.dropout=0.0",
     "train.batch_size=8",
     "train.epochs=2",
