@@ -377,6 +377,9 @@ def plot_curves(curves: list[dict], path: Path) -> None:
     for c in curves:
         minutes = [r["minutes"] for r in c["epochs"]]
         name = f"{c['cell']} + {c['attention']}"
+        if c["attention"] == "bahdanau":
+            query_input = c["config"]["model"].get("attention_query_input", False)
+            name += ", query [s; y]" if query_input else ", query s"
         axes.plot(
             minutes,
             [r["test_bleu_greedy"] for r in c["epochs"]],
