@@ -397,6 +397,8 @@ def scaling(args: argparse.Namespace) -> None:
 ATTENTION_VARIANTS = {
     "luong_dot": ["model.attention=luong_dot"],
     "bahdanau": ["model.attention=bahdanau"],
+    # The same model with its loop as a tf.while_loop of TensorFlow ops, not the compiled kernel.
+    "bahdanau, tf.while_loop": ["model.attention=bahdanau"],
     # The paper's query, s_{t-1} alone (the quick preset's query also reads y_{t-1}).
     "bahdanau, query s_{t-1}": ["model.attention=bahdanau", "model.attention_query_input=false"],
 }
@@ -404,6 +406,8 @@ ATTENTION_VARIANTS = {
 
 def attention_training(args, tmp: str) -> dict:
     """Median ms per train step of each variant (``translate train``'s model), in turns."""
+    from translate.model import Decoder
+
     contestants, run_dir, batches = {}, args.run_dir, None
     for name, overrides in ATTENTION_VARIANTS.items():
         if name not in args.variants:
@@ -413,6 +417,10 @@ def attention_training(args, tmp: str) -> dict:
         )
         run_dir = str(prepared.run_dir)  # prepared once, for every variant
         run, data = build_training(config, prepared)
+        if name.endswith("tf.while_loop"):
+            for layer in run.models.training._flatten_layers():
+                if isinstance(layer, Decoder):
+                    layer.use_kernel = False  # read when the train step is traced, below
         if batches is None:  # every variant trains on the same batches
             batches = list(data.take(args.warmup + args.steps * args.rounds))
         contestants[name] = (train_step(run.models.training), batches)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,22 @@ from translate.testing.tiny import TINY_CORPUS, TINY_OVERRIDES, tiny_config  # n
 
 DATA = Path(__file__).resolve().parent / "data"
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def bahdanau_kernel():
+    """The compiled Bahdanau loop (translate/bahdanau_kernel.py), built once per machine. Skips only where it is
+    switched off or no C++ compiler exists; a compiler that fails to build it fails the test."""
+    from translate import bahdanau_kernel as kernel
+
+    library = kernel.load()
+    if library is None:
+        if os.environ.get(kernel.ENV_SWITCH) == "0":
+            pytest.skip(f"{kernel.ENV_SWITCH}=0")
+        if shutil.which(shlex.split(os.environ.get("CXX", "c++"))[0]) is None:
+            pytest.skip("no C++ compiler to build the Bahdanau kernel")
+        pytest.fail("the Bahdanau kernel did not build or load (the warning above says why)")
+    return library
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,15 @@ BATCH, SRC, TGT, EMBED, MEMORY = 3, 5, 4, 6, 8
 
 
 def decoder_pair(
-    cell: str, units: int = 7, attention_units: int = 5, normalize: bool = False, query_input: bool = False
+    cell: str,
+    units: int = 7,
+    attention_units: int = 5,
+    normalize: bool = False,
+    query_input: bool = False,
+    kernel: bool = False,
 ):
-    """A Bahdanau decoder that takes the hoisted loop and one that takes ``tf.scan``, same weights."""
+    """A Bahdanau decoder that takes the hoisted loop (its ``tf.while_loop``, or with ``kernel`` the compiled
+    kernel of translate/bahdanau_kernel.cc) and one that takes ``tf.scan``, same weights."""
     config = ModelConfig(
         cell=cell,
         attention="bahdanau",
@@ -29,6 +35,7 @@ def decoder_pair(
     )
     hoisted, scanned = Decoder(config, MEMORY), Decoder(config, MEMORY)
     scanned.use_hoisted_loop = False
+    hoisted.use_kernel = kernel
     for decoder in (hoisted, scanned):
         decoder.build()
     rng = np.random.default_rng(0)
@@ -67,12 +74,15 @@ def results_and_gradients(decoder, inputs, memory, mask, states):
     return [attentional, weights, *final], tape.gradient(loss, watched)
 
 
+@pytest.mark.parametrize("kernel", [False, True], ids=["while_loop", "kernel"])
 @pytest.mark.parametrize(
     "cell,normalize,query_input",
     [("gru", False, False), ("lstm", False, False), ("gru", True, False), ("gru", False, True), ("lstm", False, True)],
 )
-def test_hoisted_loop_has_the_outputs_and_gradients_of_the_scan(cell, normalize, query_input):
-    hoisted, scanned = decoder_pair(cell, normalize=normalize, query_input=query_input)
+def test_hoisted_loop_has_the_outputs_and_gradients_of_the_scan(cell, normalize, query_input, kernel, request):
+    if kernel:
+        request.getfixturevalue("bahdanau_kernel")
+    hoisted, scanned = decoder_pair(cell, normalize=normalize, query_input=query_input, kernel=kernel)
     assert hoisted._hoisted_bahdanau() and not scanned._hoisted_bahdanau()
     args = decoder_inputs(cell)
     ours, our_grads = results_and_gradients(hoisted, *args)
@@ -88,9 +98,12 @@ def test_hoisted_loop_has_the_outputs_and_gradients_of_the_scan(cell, normalize,
     assert np.all(weights[1, :, 2:] == 0) and np.allclose(weights.sum(-1), 1, atol=1e-6)
 
 
-def test_the_loop_is_used_inside_a_compiled_graph():
+@pytest.mark.parametrize("kernel", [False, True], ids=["while_loop", "kernel"])
+def test_the_loop_is_used_inside_a_compiled_graph(kernel, request):
     """In a tf.function (as Keras's train step runs it) the hoisted loop gives the scan's gradients too."""
-    hoisted, scanned = decoder_pair("gru")
+    if kernel:
+        request.getfixturevalue("bahdanau_kernel")
+    hoisted, scanned = decoder_pair("gru", kernel=kernel)
     args = decoder_inputs("gru")
     results = [tf.function(results_and_gradients)(decoder, *args)[1] for decoder in (hoisted, scanned)]
     for a, b in zip(*results):

@@ -81,6 +81,7 @@ def test_an_installed_wheel_finds_its_presets_and_tiny_corpus_and_has_the_script
         "translate/configs/large.yaml",
         "translate/testing/data/tiny.tsv",
         "translate/testing/serving_standin.py",
+        "translate/bahdanau_kernel.cc",
     } <= names
     target = tmp_path / "site"
     subprocess.run(

@@ -192,6 +192,7 @@ def attentive_recurrence(
     attention: AttentionWeights,
     memory: Memory,
     query_offsets=None,
+    kernel=None,
 ) -> Outputs:
     """The recurrence of a one-layer Bahdanau decoder over a whole target, with its own gradient.
 
@@ -205,6 +206,8 @@ def attentive_recurrence(
         query_offsets: ``[time, batch, attention_units]`` added to step ``t``'s
             projected query ``s_{t-1} W`` (the ``y_{t-1} W_y`` of a query
             ``[s_{t-1}; y_{t-1}]``), or None.
+        kernel: the op library of :mod:`translate.bahdanau_kernel` to run both
+            loops with (float32 only), or None for the ``tf.while_loop``s.
     Returns:
         :class:`Outputs`. Gradients flow to every tensor argument except the mask.
     """
@@ -215,6 +218,7 @@ def attentive_recurrence(
     dtype = projected.dtype
     gru = kind == "gru"
     offset = query_offsets is not None
+    native = kernel is not None and dtype == tf.float32
     if not offset:
         query_offsets = tf.zeros([], dtype)  # a placeholder argument; never read
 
@@ -250,8 +254,27 @@ def attentive_recurrence(
                 *written,
             )
 
-        _, _, last_cell, *stacks = loop(forward, (0, h0, cell0, *arrays(4 + n_saved)))
-        states, cells, contexts, weights, *saved = (a.stack() for a in stacks)
+        if native:
+            states, cells, contexts, weights, packed = kernel.translate_bahdanau_forward(
+                projected,
+                h0,
+                cell0,
+                fused,
+                context_kernel,
+                candidate_bias,
+                v,
+                values,
+                keys,
+                memory.mask,
+                offsets,
+                gru=gru,
+                has_offsets=offset,
+            )
+            saved = tf.split(packed, [2 * units, units, units] if gru else [4 * units, units], axis=-1)
+            last_cell = cells[-1]
+        else:
+            _, _, last_cell, *stacks = loop(forward, (0, h0, cell0, *arrays(4 + n_saved)))
+            states, cells, contexts, weights, *saved = (a.stack() for a in stacks)
 
         def gradient(d_states, d_contexts, d_weights, d_final_cell):
             previous = tf.concat([h0[None], states[:-1]], axis=0)
@@ -304,10 +327,28 @@ def attentive_recurrence(
             )
             # A GRU's last "cell" is its last state: that gradient starts the state's chain.
             init_h, init_cell = (d_final_cell, tf.zeros_like(cell0)) if gru else (tf.zeros_like(h0), d_final_cell)
-            _, d_h0, d_cell0, d_keys, d_v, d_xs, d_fused, d_context_all = loop(
-                backward, (0, init_h, init_cell, tf.zeros_like(keys), tf.zeros_like(v), *arrays(3))
-            )
-            d_xs, d_fused, d_context_all = d_xs.stack(), d_fused.stack(), d_context_all.stack()
+            if native:
+                d_h0, d_cell0, d_keys, d_v, d_xs, d_fused, d_context_all = kernel.translate_bahdanau_backward(
+                    d_states,
+                    d_contexts,
+                    d_weights,
+                    init_h,
+                    init_cell,
+                    tf.concat(partials, axis=-1),
+                    queries,
+                    weights,
+                    values,
+                    keys,
+                    v,
+                    fused,
+                    context_kernel,
+                    gru=gru,
+                )
+            else:
+                _, d_h0, d_cell0, d_keys, d_v, d_xs, d_fused, d_context_all = loop(
+                    backward, (0, init_h, init_cell, tf.zeros_like(keys), tf.zeros_like(v), *arrays(3))
+                )
+                d_xs, d_fused, d_context_all = d_xs.stack(), d_fused.stack(), d_context_all.stack()
             # The query's gradient is the last columns of d_fused: the offsets' gradient too.
             d_offsets = d_fused[:, :, gates:] if offset else tf.zeros_like(offsets)
             d_fused_kernel = tf.einsum("tbu,tbg->ug", previous, d_fused)

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
+from translate import bahdanau_kernel
 from translate.attention import make_attention
 from translate.bahdanau import AttentionWeights, CellWeights, Memory, attentive_recurrence
 from translate.config import ModelConfig, memory_size, output_size
@@ -91,6 +92,8 @@ class Decoder(keras.layers.Layer):
         self.stepwise = self.kind == "bahdanau" or self.input_feeding
         # Off only to compare the hoisted loop with the plain tf.scan (tests/test_bahdanau.py).
         self.use_hoisted_loop = True
+        # The hoisted loop's compiled kernel when it builds (translate/bahdanau_kernel.py); off: its tf.while_loop.
+        self.use_kernel = True
         self.rnns = [
             rnn_class(self.units, return_sequences=True, return_state=True, name=f"{config.cell}_{i}")
             for i in range(config.decoder_layers)
@@ -271,6 +274,7 @@ class Decoder(keras.layers.Layer):
             AttentionWeights(query_kernel, attention.score_vector(dtype)),
             Memory(memory, keys, source_mask),
             query_offsets=offsets,
+            kernel=bahdanau_kernel.load() if self.use_kernel else None,
         )
         s, context, weights = (tf.transpose(x, [1, 0, 2]) for x in (out.states, out.contexts, out.weights))
         attentional = self.attentional(tf.concat([s, context, inputs], axis=-1))

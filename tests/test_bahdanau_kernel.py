@@ -1,0 +1,80 @@
+"""The compiled Bahdanau loop (translate/bahdanau_kernel.py): how it is built, cached, refused and switched off.
+
+Its results against the tf.while_loop and autodiff of tf.scan are in tests/test_bahdanau.py (the ``kernel`` cases).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from translate import bahdanau_kernel as module
+
+
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    """load() as in a new process, with its cache in a temporary folder."""
+    monkeypatch.setattr(module, "_loaded", {})
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "translate" / "kernels"
+
+
+def test_the_switch_turns_it_off_without_building(fresh, monkeypatch):
+    monkeypatch.setenv(module.ENV_SWITCH, "0")
+    assert module.load() is None
+    assert not fresh.exists()
+
+
+def test_a_failing_compiler_leaves_the_while_loop_and_no_file(fresh, monkeypatch, caplog):
+    monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
+    with caplog.at_level(logging.WARNING, logger="translate.bahdanau_kernel"):
+        assert module.load() is None
+    assert "compiled kernel is unavailable" in caplog.text and "the compiler failed" in caplog.text
+    assert list(fresh.iterdir()) == []  # the temporary library was removed, nothing half-written stays
+
+
+def test_no_compiler_at_all_is_one_warning(fresh, monkeypatch, caplog):
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    with caplog.at_level(logging.WARNING, logger="translate.bahdanau_kernel"):
+        assert module.load() is None
+    assert "no C++ compiler" in caplog.text
+
+
+def test_the_cache_key_follows_the_source_and_the_compiler(monkeypatch):
+    first = module.library_path()
+    monkeypatch.setenv("CXX", "g++-12")
+    assert module.library_path() != first
+    assert first.name.startswith("bahdanau_kernel-") and first.suffix == ".so"
+
+
+def test_shapes_that_do_not_fit_are_refused_with_a_message(bahdanau_kernel):
+    T, B, U, A, S, M = 2, 3, 4, 5, 6, 7
+    zeros = tf.zeros
+    with pytest.raises(tf.errors.InvalidArgumentError, match="gates must be 3 times the units"):
+        bahdanau_kernel.translate_bahdanau_forward(
+            zeros([T, B, 4 * U]), zeros([B, U]), zeros([B, U]), zeros([U, 4 * U + A]), zeros([M, 4 * U]),
+            zeros([U]), zeros([A]), zeros([B, S, M]), zeros([B, S, A]), tf.ones([B, S], tf.bool), zeros([]),
+            gru=True, has_offsets=False,
+        )  # fmt: skip
+
+
+def test_a_sentence_without_source_positions_attends_uniformly(bahdanau_kernel):
+    """As the while loop's softmax of tf.where(mask, scores, lowest): all-padding rows get 1 / src_len."""
+    T, B, U, A, S, M = 2, 2, 3, 4, 5, 6
+    rng = np.random.default_rng(0)
+
+    def normal(*shape):
+        return tf.constant(rng.normal(size=shape), tf.float32)
+
+    mask = tf.constant([[True, True, False, False, False], [False] * S])
+    outputs = bahdanau_kernel.translate_bahdanau_forward(
+        normal(T, B, 3 * U), normal(B, U), normal(B, U), normal(U, 3 * U + A), normal(M, 3 * U), normal(U),
+        normal(A), normal(B, S, M), normal(B, S, A), mask, tf.zeros([]), gru=True, has_offsets=False,
+    )  # fmt: skip
+    weights = outputs[3].numpy()
+    assert weights.shape == (T, B, S)
+    np.testing.assert_allclose(weights[:, 1], 1 / S, rtol=1e-6)
+    assert np.all(weights[:, 0, 2:] == 0) and np.allclose(weights[:, 0].sum(-1), 1, atol=1e-6)

@@ -1,0 +1,378 @@
+// The Bahdanau decoder's teacher-forced loop (translate/bahdanau.py) as two CPU kernels.
+//
+// translate/bahdanau.py runs the loop as a tf.while_loop of some forty small
+// ops a step forward and fifty backward; on one CPU thread most of a step's
+// time goes to running those ops one by one rather than to their arithmetic
+// (docs/decisions/bahdanau-decoder.md). These kernels run the same loops, the
+// same formulas in the same order, each step in one pass: the weight matmuls
+// through Eigen, the attention over source positions and the cell's gates as
+// plain loops over contiguous rows. translate/bahdanau_kernel.py builds this
+// file with the compiler flags TensorFlow reports and loads it; the while loop
+// stays the reference (tests/test_bahdanau_kernel.py compares the two).
+//
+// Shapes: T target steps, B sentences, U decoder units, G gates (3U for a
+// Keras GRU with reset_after, 4U for an LSTM), A attention units, S source
+// positions, M memory size (an encoder output h_j). Every tensor is float32,
+// row-major, time-major where it has a time axis.
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace {
+
+using tensorflow::DEVICE_CPU;
+using tensorflow::OpKernel;
+using tensorflow::OpKernelConstruction;
+using tensorflow::OpKernelContext;
+using tensorflow::Status;
+using tensorflow::Tensor;
+using tensorflow::TensorShape;
+using tensorflow::shape_inference::DimensionHandle;
+using tensorflow::shape_inference::InferenceContext;
+using tensorflow::shape_inference::ShapeHandle;
+
+using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MatrixMap = Eigen::Map<Matrix>;
+using ConstMatrixMap = Eigen::Map<const Matrix>;
+using ArrayMap = Eigen::Map<Eigen::ArrayXf>;
+using ConstArrayMap = Eigen::Map<const Eigen::ArrayXf>;
+using VectorMap = Eigen::Map<Eigen::VectorXf>;
+using ConstVectorMap = Eigen::Map<const Eigen::VectorXf>;
+
+const float* In(OpKernelContext* context, int i) { return context->input(i).flat<float>().data(); }
+
+float* Out(OpKernelContext* context, int i, const TensorShape& shape) {
+  Tensor* tensor = nullptr;
+  auto status = context->allocate_output(i, shape, &tensor);
+  if (!status.ok()) {
+    context->SetStatus(status);
+    return nullptr;
+  }
+  return tensor->flat<float>().data();
+}
+
+// Softmax over one sentence's source positions, exactly 0 where mask is
+// false; with no true position, uniform (as tf.nn.softmax of tf.where(mask,
+// scores, lowest) in translate/bahdanau.py).
+void MaskedSoftmax(const float* scores, const bool* mask, int64_t S, float* alpha) {
+  float top = std::numeric_limits<float>::lowest();
+  bool any = false;
+  for (int64_t s = 0; s < S; ++s) {
+    if (mask[s]) {
+      top = std::max(top, scores[s]);
+      any = true;
+    }
+  }
+  if (!any) {
+    std::fill(alpha, alpha + S, 1.0f / static_cast<float>(S));
+    return;
+  }
+  float total = 0.0f;
+  for (int64_t s = 0; s < S; ++s) {
+    alpha[s] = mask[s] ? std::exp(scores[s] - top) : 0.0f;
+    total += alpha[s];
+  }
+  for (int64_t s = 0; s < S; ++s) alpha[s] /= total;
+}
+
+// e_tj = v^T tanh(q_t + U h_j), alpha_t = softmax_j(e_tj), c_t = sum_j alpha_tj h_j, for one sentence.
+// query [A], keys [S, A], values [S, M], mask [S] -> alpha [S], context [M].
+void Attend(const float* query, const float* keys, const float* values, const bool* mask, const float* v, int64_t S,
+            int64_t A, int64_t M, float* scores, float* hidden, float* alpha, float* context) {
+  ConstArrayMap q(query, A), score_vector(v, A);
+  ArrayMap h(hidden, A);
+  for (int64_t s = 0; s < S; ++s) {
+    if (!mask[s]) {
+      scores[s] = 0.0f;
+      continue;
+    }
+    h = (q + ConstArrayMap(keys + s * A, A)).tanh();
+    scores[s] = (h * score_vector).sum();
+  }
+  MaskedSoftmax(scores, mask, S, alpha);
+  VectorMap(context, M).noalias() = ConstMatrixMap(values, S, M).transpose() * ConstVectorMap(alpha, S);
+}
+
+class ForwardOp : public OpKernel {
+ public:
+  explicit ForwardOp(OpKernelConstruction* construction) : OpKernel(construction) {
+    OP_REQUIRES_OK(construction, construction->GetAttr("gru", &gru_));
+    OP_REQUIRES_OK(construction, construction->GetAttr("has_offsets", &has_offsets_));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& projected = context->input(0);
+    const Tensor& values = context->input(7);
+    const int64_t T = projected.dim_size(0), B = projected.dim_size(1), G = projected.dim_size(2);
+    const int64_t U = context->input(1).dim_size(1), A = context->input(6).dim_size(0);
+    const int64_t S = values.dim_size(1), M = values.dim_size(2), F = G + A;
+    OP_REQUIRES(context, G == (gru_ ? 3 : 4) * U,
+                tensorflow::errors::InvalidArgument("gates must be ", gru_ ? 3 : 4, " times the units"));
+    OP_REQUIRES(context, context->input(3).dim_size(0) == U && context->input(3).dim_size(1) == F,
+                tensorflow::errors::InvalidArgument("fused kernel must be [units, gates + attention units]"));
+    OP_REQUIRES(context, context->input(4).dim_size(0) == M && context->input(4).dim_size(1) == G,
+                tensorflow::errors::InvalidArgument("context kernel must be [memory, gates]"));
+    const float *x_in = In(context, 0), *h0 = In(context, 1), *c0 = In(context, 2), *fused = In(context, 3);
+    const float *context_kernel = In(context, 4), *candidate_bias = In(context, 5), *v = In(context, 6);
+    const float *memory = In(context, 7), *keys = In(context, 8), *offsets = In(context, 10);
+    const bool* mask = context->input(9).flat<bool>().data();
+    const int64_t K = (gru_ ? 4 : 5) * U;
+    float* states = Out(context, 0, TensorShape({T, B, U}));
+    float* cells = Out(context, 1, TensorShape({T, B, U}));
+    float* contexts = Out(context, 2, TensorShape({T, B, M}));
+    float* weights = Out(context, 3, TensorShape({T, B, S}));
+    float* saved = Out(context, 4, TensorShape({T, B, K}));
+    if (!states || !cells || !contexts || !weights || !saved) return;
+
+    std::vector<float> h(h0, h0 + B * U), c(c0, c0 + B * U), both(B * F), x_pre(B * G);
+    std::vector<float> query(A), scores(S), hidden(A);
+    for (int64_t t = 0; t < T; ++t) {
+      // s_{t-1} [R | W]: the gates' recurrent part and the attention query in one matmul.
+      MatrixMap(both.data(), B, F).noalias() = ConstMatrixMap(h.data(), B, U) * ConstMatrixMap(fused, U, F);
+      float* context_t = contexts + t * B * M;
+      float* alpha_t = weights + t * B * S;
+      for (int64_t b = 0; b < B; ++b) {
+        ArrayMap q(query.data(), A);
+        q = ConstArrayMap(both.data() + b * F + G, A);
+        if (has_offsets_) q += ConstArrayMap(offsets + (t * B + b) * A, A);
+        Attend(query.data(), keys + b * S * A, memory + b * S * M, mask + b * S, v, S, A, M, scores.data(),
+               hidden.data(), alpha_t + b * S, context_t + b * M);
+      }
+      // c_t W_c, then the input projection y_{t-1} W_y + b computed before the loop.
+      MatrixMap x(x_pre.data(), B, G);
+      x.noalias() = ConstMatrixMap(context_t, B, M) * ConstMatrixMap(context_kernel, M, G);
+      x += ConstMatrixMap(x_in + t * B * G, B, G);
+      for (int64_t b = 0; b < B; ++b) {
+        const float* xb = x_pre.data() + b * G;
+        const float* hb = both.data() + b * F;
+        float* keep = saved + (t * B + b) * K;
+        ArrayMap state(h.data() + b * U, U), cell(c.data() + b * U, U);
+        if (gru_) {
+          // Keras's GRU, reset_after: z, r, candidate.
+          ArrayMap zr(keep, 2 * U), candidate(keep + 2 * U, U), recurrent(keep + 3 * U, U);
+          zr = (ConstArrayMap(xb, 2 * U) + ConstArrayMap(hb, 2 * U)).logistic();
+          recurrent = ConstArrayMap(hb + 2 * U, U) + ConstArrayMap(candidate_bias, U);
+          candidate = (ConstArrayMap(xb + 2 * U, U) + zr.tail(U) * recurrent).tanh();
+          state = candidate + zr.head(U) * (state - candidate);
+          cell = state;
+        } else {
+          // Keras's LSTM: i, f, g, o.
+          ArrayMap gates(keep, 4 * U), squashed(keep + 4 * U, U);
+          gates = ConstArrayMap(xb, G) + ConstArrayMap(hb, G);
+          gates.head(2 * U) = gates.head(2 * U).logistic();
+          gates.segment(2 * U, U) = gates.segment(2 * U, U).tanh();
+          gates.tail(U) = gates.tail(U).logistic();
+          cell = gates.segment(U, U) * cell + gates.head(U) * gates.segment(2 * U, U);
+          squashed = cell.tanh();
+          state = gates.tail(U) * squashed;
+        }
+      }
+      std::copy(h.begin(), h.end(), states + t * B * U);
+      std::copy(c.begin(), c.end(), cells + t * B * U);
+    }
+  }
+
+ private:
+  bool gru_ = true;
+  bool has_offsets_ = false;
+};
+
+class BackwardOp : public OpKernel {
+ public:
+  explicit BackwardOp(OpKernelConstruction* construction) : OpKernel(construction) {
+    OP_REQUIRES_OK(construction, construction->GetAttr("gru", &gru_));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& d_states_in = context->input(0);
+    const Tensor& values = context->input(8);
+    const int64_t T = d_states_in.dim_size(0), B = d_states_in.dim_size(1), U = d_states_in.dim_size(2);
+    const int64_t S = values.dim_size(1), M = values.dim_size(2), A = context->input(10).dim_size(0);
+    const int64_t G = context->input(12).dim_size(1), F = G + A, P = (gru_ ? 5 : 6) * U;
+    OP_REQUIRES(context, G == (gru_ ? 3 : 4) * U,
+                tensorflow::errors::InvalidArgument("gates must be ", gru_ ? 3 : 4, " times the units"));
+    OP_REQUIRES(context, context->input(5).dim_size(2) == P,
+                tensorflow::errors::InvalidArgument("partials must have ", P, " columns"));
+    const float *d_states = In(context, 0), *d_contexts = In(context, 1), *d_weights = In(context, 2);
+    const float *init_h = In(context, 3), *init_cell = In(context, 4), *partials = In(context, 5);
+    const float *queries = In(context, 6), *weights = In(context, 7), *memory = In(context, 8);
+    const float *keys = In(context, 9), *v = In(context, 10), *fused = In(context, 11);
+    const float* context_kernel = In(context, 12);
+    float* d_h0 = Out(context, 0, TensorShape({B, U}));
+    float* d_cell0 = Out(context, 1, TensorShape({B, U}));
+    float* d_keys = Out(context, 2, TensorShape({B, S, A}));
+    float* d_v = Out(context, 3, TensorShape({A}));
+    float* d_xs = Out(context, 4, TensorShape({T, B, G}));
+    float* d_fused = Out(context, 5, TensorShape({T, B, F}));
+    float* d_context_all = Out(context, 6, TensorShape({T, B, M}));
+    if (!d_h0 || !d_cell0 || !d_keys || !d_v || !d_xs || !d_fused || !d_context_all) return;
+    std::fill(d_keys, d_keys + B * S * A, 0.0f);
+    std::fill(d_v, d_v + A, 0.0f);
+
+    std::vector<float> d_h(init_h, init_h + B * U), d_cell(init_cell, init_cell + B * U), direct(B * U, 0.0f);
+    std::vector<float> d_new(B * U), d_alpha(S), hidden(A);
+    ConstArrayMap score_vector(v, A);
+    ArrayMap d_v_sum(d_v, A);
+    for (int64_t t = T - 1; t >= 0; --t) {
+      float* d_x_t = d_xs + t * B * G;
+      float* d_both_t = d_fused + t * B * F;
+      for (int64_t b = 0; b < B; ++b) {
+        const float* p = partials + (t * B + b) * P;
+        ArrayMap d_n(d_new.data() + b * U, U), d_c(d_cell.data() + b * U, U), d_direct(direct.data() + b * U, U);
+        d_n = ConstArrayMap(d_states + (t * B + b) * U, U) + ConstArrayMap(d_h.data() + b * U, U);
+        float* dx = d_x_t + b * G;
+        float* dr = d_both_t + b * F;
+        if (gru_) {
+          // partials: d new -> d candidate, -> d z; d candidate -> d r; r; z (translate/bahdanau.py).
+          ArrayMap d_z(dx, U), d_r(dx + U, U), d_candidate(dx + 2 * U, U);
+          d_candidate = d_n * ConstArrayMap(p, U);
+          d_z = d_n * ConstArrayMap(p + U, U);
+          d_r = d_candidate * ConstArrayMap(p + 2 * U, U);
+          std::copy(dx, dx + 2 * U, dr);
+          ArrayMap(dr + 2 * U, U) = d_candidate * ConstArrayMap(p + 3 * U, U);
+          d_direct = d_n * ConstArrayMap(p + 4 * U, U);
+        } else {
+          // partials: d h -> d cell; d cell -> d (i, f, g); d h -> d o; f.
+          d_c += d_n * ConstArrayMap(p, U);
+          for (int gate = 0; gate < 3; ++gate) {
+            ArrayMap(dx + gate * U, U) = d_c * ConstArrayMap(p + (1 + gate) * U, U);
+          }
+          ArrayMap(dx + 3 * U, U) = d_n * ConstArrayMap(p + 4 * U, U);
+          std::copy(dx, dx + G, dr);
+          d_c *= ConstArrayMap(p + 5 * U, U);
+        }
+      }
+      // d c_t = the gradient from after the loop + d x_t W_c^T.
+      float* d_context_t = d_context_all + t * B * M;
+      MatrixMap d_context(d_context_t, B, M);
+      d_context.noalias() = ConstMatrixMap(d_x_t, B, G) * ConstMatrixMap(context_kernel, M, G).transpose();
+      d_context += ConstMatrixMap(d_contexts + t * B * M, B, M);
+      for (int64_t b = 0; b < B; ++b) {
+        const float* alpha = weights + (t * B + b) * S;
+        const float* values_b = memory + b * S * M;
+        // d alpha_tj = the gradient from after the loop + h_j . d c_t; then the softmax's backward.
+        VectorMap(d_alpha.data(), S).noalias() =
+            ConstMatrixMap(values_b, S, M) * ConstVectorMap(d_context_t + b * M, M);
+        float weighted = 0.0f;
+        for (int64_t s = 0; s < S; ++s) {
+          d_alpha[s] += d_weights[(t * B + b) * S + s];
+          weighted += alpha[s] * d_alpha[s];
+        }
+        ConstArrayMap q(queries + (t * B + b) * A, A);
+        ArrayMap d_query(d_both_t + b * F + G, A), h(hidden.data(), A);
+        d_query.setZero();
+        for (int64_t s = 0; s < S; ++s) {
+          // alpha is exactly 0 at padding, so is the score's gradient there.
+          if (alpha[s] == 0.0f) continue;
+          const float d_score = alpha[s] * (d_alpha[s] - weighted);
+          h = (q + ConstArrayMap(keys + (b * S + s) * A, A)).tanh();
+          d_v_sum += d_score * h;
+          ArrayMap d_key(d_keys + (b * S + s) * A, A);
+          // The tanh's backward (1 - tanh^2) times d_score v.
+          const auto d_pre = (d_score * score_vector) * (1.0f - h * h);
+          d_key += d_pre;
+          d_query += d_pre;
+        }
+      }
+      // d s_{t-1} = [d gates' recurrent part | d query] [R | W]^T + the cell's direct part.
+      MatrixMap d_prev(d_h.data(), B, U);
+      d_prev.noalias() = ConstMatrixMap(d_both_t, B, F) * ConstMatrixMap(fused, U, F).transpose();
+      d_prev += ConstMatrixMap(direct.data(), B, U);
+    }
+    std::copy(d_h.begin(), d_h.end(), d_h0);
+    std::copy(d_cell.begin(), d_cell.end(), d_cell0);
+  }
+
+ private:
+  bool gru_ = true;
+};
+
+Status ForwardShape(InferenceContext* c) {
+  ShapeHandle projected, h0, values;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &projected));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &h0));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(7), 3, &values));
+  bool gru = true;
+  TF_RETURN_IF_ERROR(c->GetAttr("gru", &gru));
+  DimensionHandle T = c->Dim(projected, 0), B = c->Dim(projected, 1), U = c->Dim(h0, 1), K;
+  TF_RETURN_IF_ERROR(c->Multiply(U, gru ? 4 : 5, &K));
+  c->set_output(0, c->MakeShape({T, B, U}));
+  c->set_output(1, c->MakeShape({T, B, U}));
+  c->set_output(2, c->MakeShape({T, B, c->Dim(values, 2)}));
+  c->set_output(3, c->MakeShape({T, B, c->Dim(values, 1)}));
+  c->set_output(4, c->MakeShape({T, B, K}));
+  return Status();
+}
+
+Status BackwardShape(InferenceContext* c) {
+  ShapeHandle d_states, fused, context_kernel;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &d_states));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(11), 2, &fused));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(12), 2, &context_kernel));
+  DimensionHandle T = c->Dim(d_states, 0), B = c->Dim(d_states, 1);
+  c->set_output(0, c->input(3));
+  c->set_output(1, c->input(4));
+  c->set_output(2, c->input(9));
+  c->set_output(3, c->input(10));
+  c->set_output(4, c->MakeShape({T, B, c->Dim(context_kernel, 1)}));
+  c->set_output(5, c->MakeShape({T, B, c->Dim(fused, 1)}));
+  c->set_output(6, c->input(1));
+  return Status();
+}
+
+}  // namespace
+
+REGISTER_OP("TranslateBahdanauForward")
+    .Attr("gru: bool")
+    .Attr("has_offsets: bool")
+    .Input("projected: float")       // [T, B, G]: y_{t-1} W_y + b
+    .Input("h0: float")              // [B, U]
+    .Input("cell0: float")           // [B, U]: an LSTM's c_0 (a GRU ignores it)
+    .Input("fused: float")           // [U, G + A]: [R | W]
+    .Input("context_kernel: float")  // [M, G]: W_c
+    .Input("candidate_bias: float")  // [U]: a GRU's b'_h (an LSTM ignores it)
+    .Input("v: float")               // [A]
+    .Input("values: float")          // [B, S, M]: h_j
+    .Input("keys: float")            // [B, S, A]: U h_j + b
+    .Input("mask: bool")             // [B, S]
+    .Input("offsets: float")         // [T, B, A] with has_offsets (y_{t-1} W_y of the query), else ignored
+    .Output("states: float")         // [T, B, U]
+    .Output("cells: float")          // [T, B, U]
+    .Output("contexts: float")       // [T, B, M]
+    .Output("weights: float")        // [T, B, S]
+    .Output("saved: float")          // [T, B, 4U] GRU (z, r, candidate, R_h s + b'_h); [T, B, 5U] LSTM (i, f, g, o, tanh c)
+    .SetShapeFn(ForwardShape);
+
+REGISTER_OP("TranslateBahdanauBackward")
+    .Attr("gru: bool")
+    .Input("d_states: float")        // [T, B, U]
+    .Input("d_contexts: float")      // [T, B, M]
+    .Input("d_weights: float")       // [T, B, S]
+    .Input("init_h: float")          // [B, U]
+    .Input("init_cell: float")       // [B, U]
+    .Input("partials: float")        // [T, B, 5U] GRU, [T, B, 6U] LSTM (translate/bahdanau.py's *_partials)
+    .Input("queries: float")         // [T, B, A]: W s_{t-1} (+ offsets)
+    .Input("weights: float")         // [T, B, S]
+    .Input("values: float")          // [B, S, M]
+    .Input("keys: float")            // [B, S, A]
+    .Input("v: float")               // [A]
+    .Input("fused: float")           // [U, G + A]
+    .Input("context_kernel: float")  // [M, G]
+    .Output("d_h0: float")           // [B, U]
+    .Output("d_cell0: float")        // [B, U]
+    .Output("d_keys: float")         // [B, S, A]
+    .Output("d_v: float")            // [A]
+    .Output("d_xs: float")           // [T, B, G]
+    .Output("d_fused: float")        // [T, B, G + A]
+    .Output("d_contexts_all: float")  // [T, B, M]
+    .SetShapeFn(BackwardShape);
+
+REGISTER_KERNEL_BUILDER(Name("TranslateBahdanauForward").Device(DEVICE_CPU), ForwardOp);
+REGISTER_KERNEL_BUILDER(Name("TranslateBahdanauBackward").Device(DEVICE_CPU), BackwardOp);
