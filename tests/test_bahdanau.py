@@ -20,6 +20,7 @@ def decoder_pair(
     normalize: bool = False,
     query_input: bool = False,
     kernel: bool = False,
+    memory: int = MEMORY,
 ):
     """A Bahdanau decoder that takes the hoisted loop (its ``tf.while_loop``, or with ``kernel`` the compiled
     kernel of translate/bahdanau_kernel.cc) and one that takes ``tf.scan``, same weights."""
@@ -33,7 +34,7 @@ def decoder_pair(
         attention_normalize=normalize,
         attention_query_input=query_input,
     )
-    hoisted, scanned = Decoder(config, MEMORY), Decoder(config, MEMORY)
+    hoisted, scanned = Decoder(config, memory), Decoder(config, memory)
     scanned.use_hoisted_loop = False
     hoisted.use_kernel = kernel
     for decoder in (hoisted, scanned):
@@ -45,17 +46,17 @@ def decoder_pair(
     return hoisted, scanned
 
 
-def decoder_inputs(cell: str, units: int = 7):
+def decoder_inputs(cell: str, units: int = 7, memory_dim: int = MEMORY, batch: int = BATCH):
     rng = np.random.default_rng(1)
 
     def normal(*shape):
         return tf.constant(rng.normal(size=shape), tf.float32)
 
-    memory = normal(BATCH, SRC, MEMORY)
-    lengths = np.array([5, 2, 3])  # padding in two of the three sources
+    memory = normal(batch, SRC, memory_dim)
+    lengths = np.resize([5, 2, 3], batch)  # padding in two of every three sources
     mask = tf.constant(np.arange(SRC)[None, :] < lengths[:, None])
-    states = [normal(BATCH, units) for _ in range(2 if cell == "lstm" else 1)]
-    return normal(BATCH, TGT, EMBED), memory, mask, states
+    states = [normal(batch, units) for _ in range(2 if cell == "lstm" else 1)]
+    return normal(batch, TGT, EMBED), memory, mask, states
 
 
 def results_and_gradients(decoder, inputs, memory, mask, states):
@@ -96,6 +97,19 @@ def test_hoisted_loop_has_the_outputs_and_gradients_of_the_scan(cell, normalize,
     # Attention never lands on padding.
     weights = ours[1].numpy()
     assert np.all(weights[1, :, 2:] == 0) and np.allclose(weights.sum(-1), 1, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_the_kernel_at_sizes_that_fill_its_panels_and_shards(cell, bahdanau_kernel):
+    """Sizes past the kernel's blocks (translate/bahdanau_kernel.cc): 19 sentences are two shards of 8 and one
+    of 3, and 40 units make gate widths of 120 or 160 columns, whole panels of 32 and a remainder."""
+    units, memory = 40, 40
+    hoisted, scanned = decoder_pair(cell, units=units, attention_units=20, kernel=True, memory=memory, query_input=True)
+    args = decoder_inputs(cell, units=units, memory_dim=memory, batch=19)
+    ours, our_grads = results_and_gradients(hoisted, *args)
+    theirs, their_grads = results_and_gradients(scanned, *args)
+    for a, b in zip([*ours, *our_grads], [*theirs, *their_grads]):
+        np.testing.assert_allclose(tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy(), atol=2e-4)
 
 
 @pytest.mark.parametrize("kernel", [False, True], ids=["while_loop", "kernel"])

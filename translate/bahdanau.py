@@ -342,6 +342,7 @@ def attentive_recurrence(
                     v,
                     fused,
                     context_kernel,
+                    memory.mask,
                     gru=gru,
                 )
             else:

@@ -18,7 +18,9 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <mutex>
 #include <vector>
 
 #include "tensorflow/core/framework/op.h"
@@ -45,6 +47,7 @@ using ArrayMap = Eigen::Map<Eigen::ArrayXf>;
 using ConstArrayMap = Eigen::Map<const Eigen::ArrayXf>;
 using VectorMap = Eigen::Map<Eigen::VectorXf>;
 using ConstVectorMap = Eigen::Map<const Eigen::VectorXf>;
+using ConstRowMap = Eigen::Map<const Eigen::RowVectorXf>;
 
 const float* In(OpKernelContext* context, int i) { return context->input(i).flat<float>().data(); }
 
@@ -56,6 +59,74 @@ float* Out(OpKernelContext* context, int i, const TensorShape& shape) {
     return nullptr;
   }
   return tensor->flat<float>().data();
+}
+
+// out [B, N] += x [B, K] w [K, N], all row-major: the loop's four matmuls, whose B (the sentences of a batch)
+// is small and whose w is the same at every step. Eigen's general product packs w into blocks on every call,
+// and in a profile of this loop the packing cost as much as the multiplications; here w is packed once per
+// loop (Packed: panels of kPanel columns, each panel's K rows contiguous, so a step reads them in order),
+// and each panel is multiplied kRows rows of x at a time with the sums in registers. GCC's vector extension
+// maps Vector16 to one AVX-512 register, or two AVX2 ones.
+typedef float Vector16 __attribute__((vector_size(64)));
+constexpr int64_t kPanel = 32;
+#if defined(__AVX512F__)
+constexpr int kRows = 8;  // 16 accumulators of the 32 registers
+#else
+constexpr int kRows = 4;
+#endif
+
+struct Packed {
+  Packed(const float* w, int64_t K, int64_t N) : w(w), K(K), N(N), whole(N / kPanel * kPanel), panels(whole * K) {
+    for (int64_t n = 0; n < whole; n += kPanel) {
+      for (int64_t k = 0; k < K; ++k) std::copy(w + k * N + n, w + k * N + n + kPanel, panels.data() + (n * K + k * kPanel));
+    }
+  }
+  const float* w;  // the last N % kPanel columns are read from here
+  int64_t K, N, whole;
+  std::vector<float> panels;
+};
+
+template <int R>
+void Panel(const float* x, int64_t K, const float* panel, int64_t N, float* out) {
+  Vector16 sums[R][2];
+  for (int r = 0; r < R; ++r) {
+    for (int j = 0; j < 2; ++j) __builtin_memcpy(&sums[r][j], out + r * N + 16 * j, sizeof(Vector16));
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    Vector16 row[2];
+    for (int j = 0; j < 2; ++j) __builtin_memcpy(&row[j], panel + k * kPanel + 16 * j, sizeof(Vector16));
+    for (int r = 0; r < R; ++r) {
+      const float xv = x[r * K + k];
+      for (int j = 0; j < 2; ++j) sums[r][j] += xv * row[j];
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int j = 0; j < 2; ++j) __builtin_memcpy(out + r * N + 16 * j, &sums[r][j], sizeof(Vector16));
+  }
+}
+
+void MatMulAdd(const float* x, int64_t B, const Packed& w, float* out) {
+  const int64_t K = w.K, N = w.N;
+  for (int64_t n = 0; n < w.whole; n += kPanel) {
+    const float* panel = w.panels.data() + n * K;
+    int64_t b = 0;
+    for (; b + kRows <= B; b += kRows) Panel<kRows>(x + b * K, K, panel, N, out + b * N + n);
+    for (; b < B; ++b) Panel<1>(x + b * K, K, panel, N, out + b * N + n);
+  }
+  if (w.whole == N) return;
+  for (int64_t b = 0; b < B; ++b) {  // the last N % kPanel columns
+    for (int64_t k = 0; k < K; ++k) {
+      const float xv = x[b * K + k];
+      for (int64_t n = w.whole; n < N; ++n) out[b * N + n] += xv * w.w[k * N + n];
+    }
+  }
+}
+
+// A row-major copy of w [rows, columns]'s transpose, for products with w^T.
+std::vector<float> Transposed(const float* w, int64_t rows, int64_t columns) {
+  std::vector<float> t(rows * columns);
+  MatrixMap(t.data(), columns, rows) = ConstMatrixMap(w, rows, columns).transpose();
+  return t;
 }
 
 // Softmax over one sentence's source positions, exactly 0 where mask is
@@ -82,22 +153,38 @@ void MaskedSoftmax(const float* scores, const bool* mask, int64_t S, float* alph
   for (int64_t s = 0; s < S; ++s) alpha[s] /= total;
 }
 
-// e_tj = v^T tanh(q_t + U h_j), alpha_t = softmax_j(e_tj), c_t = sum_j alpha_tj h_j, for one sentence.
-// query [A], keys [S, A], values [S, M], mask [S] -> alpha [S], context [M].
-void Attend(const float* query, const float* keys, const float* values, const bool* mask, const float* v, int64_t S,
-            int64_t A, int64_t M, float* scores, float* hidden, float* alpha, float* context) {
-  ConstArrayMap q(query, A), score_vector(v, A);
-  ArrayMap h(hidden, A);
-  for (int64_t s = 0; s < S; ++s) {
-    if (!mask[s]) {
-      scores[s] = 0.0f;
-      continue;
+// Positions from the last real one on are padding: the loops stop there. -> [B]
+std::vector<int64_t> Lengths(const bool* mask, int64_t B, int64_t S) {
+  std::vector<int64_t> lengths(B, 0);
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t s = 0; s < S; ++s) {
+      if (mask[b * S + s]) lengths[b] = s + 1;
     }
-    h = (q + ConstArrayMap(keys + s * A, A)).tanh();
-    scores[s] = (h * score_vector).sum();
   }
+  return lengths;
+}
+
+// e_tj = v^T tanh(q_t + U h_j), alpha_t = softmax_j(e_tj), c_t = sum_j alpha_tj h_j, for one sentence of
+// length L (its first L positions; the rest are padding). query [A], keys [S, A], values [S, M], mask [S]
+// -> alpha [S], context [M]; hidden is scratch of [S, A].
+void Attend(const float* query, const float* keys, const float* values, const bool* mask, const float* v, int64_t S,
+            int64_t L, int64_t A, int64_t M, float* scores, float* hidden, float* alpha, float* context) {
+  MatrixMap h(hidden, L, A);
+  h.array() = (ConstMatrixMap(keys, L, A).array().rowwise() + ConstRowMap(query, A).array()).tanh();
+  VectorMap(scores, L).noalias() = h * ConstVectorMap(v, A);
+  std::fill(scores + L, scores + S, 0.0f);
   MaskedSoftmax(scores, mask, S, alpha);
   VectorMap(context, M).noalias() = ConstMatrixMap(values, S, M).transpose() * ConstVectorMap(alpha, S);
+}
+
+// Runs fn(b0, b1) over shards of the batch's sentences on TensorFlow's intra-op threads, kRows sentences or
+// more a shard (one shard, on this thread, when TensorFlow has one thread: a process pinned to one core).
+void InShards(OpKernelContext* context, int64_t B, int64_t cost_per_sentence,
+              const std::function<void(int64_t, int64_t)>& fn) {
+  const int64_t blocks = (B + kRows - 1) / kRows;
+  context->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(
+      blocks, cost_per_sentence * kRows,
+      [&](int64_t first, int64_t last) { fn(first * kRows, std::min(last * kRows, B)); });
 }
 
 class ForwardOp : public OpKernel {
@@ -132,51 +219,58 @@ class ForwardOp : public OpKernel {
     if (!states || !cells || !contexts || !weights || !saved) return;
 
     std::vector<float> h(h0, h0 + B * U), c(c0, c0 + B * U), both(B * F), x_pre(B * G);
-    std::vector<float> query(A), scores(S), hidden(A);
-    for (int64_t t = 0; t < T; ++t) {
-      // s_{t-1} [R | W]: the gates' recurrent part and the attention query in one matmul.
-      MatrixMap(both.data(), B, F).noalias() = ConstMatrixMap(h.data(), B, U) * ConstMatrixMap(fused, U, F);
-      float* context_t = contexts + t * B * M;
-      float* alpha_t = weights + t * B * S;
-      for (int64_t b = 0; b < B; ++b) {
-        ArrayMap q(query.data(), A);
-        q = ConstArrayMap(both.data() + b * F + G, A);
-        if (has_offsets_) q += ConstArrayMap(offsets + (t * B + b) * A, A);
-        Attend(query.data(), keys + b * S * A, memory + b * S * M, mask + b * S, v, S, A, M, scores.data(),
-               hidden.data(), alpha_t + b * S, context_t + b * M);
-      }
-      // c_t W_c, then the input projection y_{t-1} W_y + b computed before the loop.
-      MatrixMap x(x_pre.data(), B, G);
-      x.noalias() = ConstMatrixMap(context_t, B, M) * ConstMatrixMap(context_kernel, M, G);
-      x += ConstMatrixMap(x_in + t * B * G, B, G);
-      for (int64_t b = 0; b < B; ++b) {
-        const float* xb = x_pre.data() + b * G;
-        const float* hb = both.data() + b * F;
-        float* keep = saved + (t * B + b) * K;
-        ArrayMap state(h.data() + b * U, U), cell(c.data() + b * U, U);
-        if (gru_) {
-          // Keras's GRU, reset_after: z, r, candidate.
-          ArrayMap zr(keep, 2 * U), candidate(keep + 2 * U, U), recurrent(keep + 3 * U, U);
-          zr = (ConstArrayMap(xb, 2 * U) + ConstArrayMap(hb, 2 * U)).logistic();
-          recurrent = ConstArrayMap(hb + 2 * U, U) + ConstArrayMap(candidate_bias, U);
-          candidate = (ConstArrayMap(xb + 2 * U, U) + zr.tail(U) * recurrent).tanh();
-          state = candidate + zr.head(U) * (state - candidate);
-          cell = state;
-        } else {
-          // Keras's LSTM: i, f, g, o.
-          ArrayMap gates(keep, 4 * U), squashed(keep + 4 * U, U);
-          gates = ConstArrayMap(xb, G) + ConstArrayMap(hb, G);
-          gates.head(2 * U) = gates.head(2 * U).logistic();
-          gates.segment(2 * U, U) = gates.segment(2 * U, U).tanh();
-          gates.tail(U) = gates.tail(U).logistic();
-          cell = gates.segment(U, U) * cell + gates.head(U) * gates.segment(2 * U, U);
-          squashed = cell.tanh();
-          state = gates.tail(U) * squashed;
+    const std::vector<int64_t> lengths = Lengths(mask, B, S);
+    const Packed fused_packed(fused, U, F), context_kernel_packed(context_kernel, M, G);
+    // Sentences [b0, b1) through all steps: no sentence reads another's rows, so shards run on their own.
+    auto rows = [&](int64_t b0, int64_t b1) {
+      const int64_t n = b1 - b0;
+      std::vector<float> query(A), scores(S), hidden(S * A);
+      for (int64_t t = 0; t < T; ++t) {
+        // s_{t-1} [R | W]: the gates' recurrent part and the attention query in one matmul.
+        std::fill(both.begin() + b0 * F, both.begin() + b1 * F, 0.0f);
+        MatMulAdd(h.data() + b0 * U, n, fused_packed, both.data() + b0 * F);
+        float* context_t = contexts + t * B * M;
+        float* alpha_t = weights + t * B * S;
+        for (int64_t b = b0; b < b1; ++b) {
+          ArrayMap q(query.data(), A);
+          q = ConstArrayMap(both.data() + b * F + G, A);
+          if (has_offsets_) q += ConstArrayMap(offsets + (t * B + b) * A, A);
+          Attend(query.data(), keys + b * S * A, memory + b * S * M, mask + b * S, v, S, lengths[b], A, M,
+                 scores.data(), hidden.data(), alpha_t + b * S, context_t + b * M);
         }
+        // c_t W_c, then the input projection y_{t-1} W_y + b computed before the loop.
+        std::copy(x_in + (t * B + b0) * G, x_in + (t * B + b1) * G, x_pre.begin() + b0 * G);
+        MatMulAdd(context_t + b0 * M, n, context_kernel_packed, x_pre.data() + b0 * G);
+        for (int64_t b = b0; b < b1; ++b) {
+          const float* xb = x_pre.data() + b * G;
+          const float* hb = both.data() + b * F;
+          float* keep = saved + (t * B + b) * K;
+          ArrayMap state(h.data() + b * U, U), cell(c.data() + b * U, U);
+          if (gru_) {
+            // Keras's GRU, reset_after: z, r, candidate.
+            ArrayMap zr(keep, 2 * U), candidate(keep + 2 * U, U), recurrent(keep + 3 * U, U);
+            zr = (ConstArrayMap(xb, 2 * U) + ConstArrayMap(hb, 2 * U)).logistic();
+            recurrent = ConstArrayMap(hb + 2 * U, U) + ConstArrayMap(candidate_bias, U);
+            candidate = (ConstArrayMap(xb + 2 * U, U) + zr.tail(U) * recurrent).tanh();
+            state = candidate + zr.head(U) * (state - candidate);
+            cell = state;
+          } else {
+            // Keras's LSTM: i, f, g, o.
+            ArrayMap gates(keep, 4 * U), squashed(keep + 4 * U, U);
+            gates = ConstArrayMap(xb, G) + ConstArrayMap(hb, G);
+            gates.head(2 * U) = gates.head(2 * U).logistic();
+            gates.segment(2 * U, U) = gates.segment(2 * U, U).tanh();
+            gates.tail(U) = gates.tail(U).logistic();
+            cell = gates.segment(U, U) * cell + gates.head(U) * gates.segment(2 * U, U);
+            squashed = cell.tanh();
+            state = gates.tail(U) * squashed;
+          }
+        }
+        std::copy(h.begin() + b0 * U, h.begin() + b1 * U, states + (t * B + b0) * U);
+        std::copy(c.begin() + b0 * U, c.begin() + b1 * U, cells + (t * B + b0) * U);
       }
-      std::copy(h.begin(), h.end(), states + t * B * U);
-      std::copy(c.begin(), c.end(), cells + t * B * U);
-    }
+    };
+    InShards(context, B, T * F * U, rows);
   }
 
  private:
@@ -217,75 +311,78 @@ class BackwardOp : public OpKernel {
     std::fill(d_v, d_v + A, 0.0f);
 
     std::vector<float> d_h(init_h, init_h + B * U), d_cell(init_cell, init_cell + B * U), direct(B * U, 0.0f);
-    std::vector<float> d_new(B * U), d_alpha(S), hidden(A);
-    ConstArrayMap score_vector(v, A);
-    ArrayMap d_v_sum(d_v, A);
-    for (int64_t t = T - 1; t >= 0; --t) {
-      float* d_x_t = d_xs + t * B * G;
-      float* d_both_t = d_fused + t * B * F;
-      for (int64_t b = 0; b < B; ++b) {
-        const float* p = partials + (t * B + b) * P;
-        ArrayMap d_n(d_new.data() + b * U, U), d_c(d_cell.data() + b * U, U), d_direct(direct.data() + b * U, U);
-        d_n = ConstArrayMap(d_states + (t * B + b) * U, U) + ConstArrayMap(d_h.data() + b * U, U);
-        float* dx = d_x_t + b * G;
-        float* dr = d_both_t + b * F;
-        if (gru_) {
-          // partials: d new -> d candidate, -> d z; d candidate -> d r; r; z (translate/bahdanau.py).
-          ArrayMap d_z(dx, U), d_r(dx + U, U), d_candidate(dx + 2 * U, U);
-          d_candidate = d_n * ConstArrayMap(p, U);
-          d_z = d_n * ConstArrayMap(p + U, U);
-          d_r = d_candidate * ConstArrayMap(p + 2 * U, U);
-          std::copy(dx, dx + 2 * U, dr);
-          ArrayMap(dr + 2 * U, U) = d_candidate * ConstArrayMap(p + 3 * U, U);
-          d_direct = d_n * ConstArrayMap(p + 4 * U, U);
-        } else {
-          // partials: d h -> d cell; d cell -> d (i, f, g); d h -> d o; f.
-          d_c += d_n * ConstArrayMap(p, U);
-          for (int gate = 0; gate < 3; ++gate) {
-            ArrayMap(dx + gate * U, U) = d_c * ConstArrayMap(p + (1 + gate) * U, U);
+    std::vector<float> d_new(B * U);
+    // A sentence without real positions attends uniformly but passes no gradient to its scores (as tf.where).
+    const std::vector<int64_t> lengths = Lengths(context->input(13).flat<bool>().data(), B, S);
+    const std::vector<float> fused_transposed = Transposed(fused, U, F);
+    const std::vector<float> context_kernel_transposed = Transposed(context_kernel, M, G);
+    const Packed fused_t(fused_transposed.data(), F, U), context_kernel_t(context_kernel_transposed.data(), G, M);
+    std::mutex d_v_lock;
+    auto rows = [&](int64_t b0, int64_t b1) {
+      const int64_t n = b1 - b0;
+      std::vector<float> d_alpha(S), hidden(S * A);
+      Eigen::VectorXf d_v_sum = Eigen::VectorXf::Zero(A);
+      for (int64_t t = T - 1; t >= 0; --t) {
+        float* d_x_t = d_xs + t * B * G;
+        float* d_both_t = d_fused + t * B * F;
+        for (int64_t b = b0; b < b1; ++b) {
+          const float* p = partials + (t * B + b) * P;
+          ArrayMap d_n(d_new.data() + b * U, U), d_c(d_cell.data() + b * U, U), d_direct(direct.data() + b * U, U);
+          d_n = ConstArrayMap(d_states + (t * B + b) * U, U) + ConstArrayMap(d_h.data() + b * U, U);
+          float* dx = d_x_t + b * G;
+          float* dr = d_both_t + b * F;
+          if (gru_) {
+            // partials: d new -> d candidate, -> d z; d candidate -> d r; r; z (translate/bahdanau.py).
+            ArrayMap d_z(dx, U), d_r(dx + U, U), d_candidate(dx + 2 * U, U);
+            d_candidate = d_n * ConstArrayMap(p, U);
+            d_z = d_n * ConstArrayMap(p + U, U);
+            d_r = d_candidate * ConstArrayMap(p + 2 * U, U);
+            std::copy(dx, dx + 2 * U, dr);
+            ArrayMap(dr + 2 * U, U) = d_candidate * ConstArrayMap(p + 3 * U, U);
+            d_direct = d_n * ConstArrayMap(p + 4 * U, U);
+          } else {
+            // partials: d h -> d cell; d cell -> d (i, f, g); d h -> d o; f.
+            d_c += d_n * ConstArrayMap(p, U);
+            for (int gate = 0; gate < 3; ++gate) {
+              ArrayMap(dx + gate * U, U) = d_c * ConstArrayMap(p + (1 + gate) * U, U);
+            }
+            ArrayMap(dx + 3 * U, U) = d_n * ConstArrayMap(p + 4 * U, U);
+            std::copy(dx, dx + G, dr);
+            d_c *= ConstArrayMap(p + 5 * U, U);
           }
-          ArrayMap(dx + 3 * U, U) = d_n * ConstArrayMap(p + 4 * U, U);
-          std::copy(dx, dx + G, dr);
-          d_c *= ConstArrayMap(p + 5 * U, U);
         }
+        // d c_t = the gradient from after the loop + d x_t W_c^T.
+        float* d_context_t = d_context_all + t * B * M;
+        std::copy(d_contexts + (t * B + b0) * M, d_contexts + (t * B + b1) * M, d_context_t + b0 * M);
+        MatMulAdd(d_x_t + b0 * G, n, context_kernel_t, d_context_t + b0 * M);
+        for (int64_t b = b0; b < b1; ++b) {
+          const int64_t L = lengths[b];
+          const float* alpha = weights + (t * B + b) * S;
+          // d alpha_tj = the gradient from after the loop + h_j . d c_t; then the softmax's backward, which is 0
+          // wherever alpha is (padding).
+          VectorMap d_a(d_alpha.data(), L);
+          d_a.noalias() = ConstMatrixMap(memory + b * S * M, L, M) * ConstVectorMap(d_context_t + b * M, M);
+          d_a += ConstVectorMap(d_weights + (t * B + b) * S, L);
+          ConstVectorMap a(alpha, L);
+          d_a = (a.array() * (d_a.array() - a.dot(d_a))).matrix();  // d e_tj
+          // The tanh recomputed, then its backward: d pre = (d e_tj v) * (1 - tanh^2), summed over j for the query.
+          MatrixMap h(hidden.data(), L, A);
+          h.array() = (ConstMatrixMap(keys + b * S * A, L, A).array().rowwise() +
+                       ConstRowMap(queries + (t * B + b) * A, A).array())
+                          .tanh();
+          d_v_sum.noalias() += h.transpose() * d_a;
+          h.array() = ((1.0f - h.array().square()).rowwise() * ConstRowMap(v, A).array()).colwise() * d_a.array();
+          MatrixMap(d_keys + b * S * A, L, A) += h;
+          MatrixMap(d_both_t + b * F + G, 1, A).noalias() = h.colwise().sum();
+        }
+        // d s_{t-1} = [d gates' recurrent part | d query] [R | W]^T + the cell's direct part.
+        std::copy(direct.begin() + b0 * U, direct.begin() + b1 * U, d_h.begin() + b0 * U);
+        MatMulAdd(d_both_t + b0 * F, n, fused_t, d_h.data() + b0 * U);
       }
-      // d c_t = the gradient from after the loop + d x_t W_c^T.
-      float* d_context_t = d_context_all + t * B * M;
-      MatrixMap d_context(d_context_t, B, M);
-      d_context.noalias() = ConstMatrixMap(d_x_t, B, G) * ConstMatrixMap(context_kernel, M, G).transpose();
-      d_context += ConstMatrixMap(d_contexts + t * B * M, B, M);
-      for (int64_t b = 0; b < B; ++b) {
-        const float* alpha = weights + (t * B + b) * S;
-        const float* values_b = memory + b * S * M;
-        // d alpha_tj = the gradient from after the loop + h_j . d c_t; then the softmax's backward.
-        VectorMap(d_alpha.data(), S).noalias() =
-            ConstMatrixMap(values_b, S, M) * ConstVectorMap(d_context_t + b * M, M);
-        float weighted = 0.0f;
-        for (int64_t s = 0; s < S; ++s) {
-          d_alpha[s] += d_weights[(t * B + b) * S + s];
-          weighted += alpha[s] * d_alpha[s];
-        }
-        ConstArrayMap q(queries + (t * B + b) * A, A);
-        ArrayMap d_query(d_both_t + b * F + G, A), h(hidden.data(), A);
-        d_query.setZero();
-        for (int64_t s = 0; s < S; ++s) {
-          // alpha is exactly 0 at padding, so is the score's gradient there.
-          if (alpha[s] == 0.0f) continue;
-          const float d_score = alpha[s] * (d_alpha[s] - weighted);
-          h = (q + ConstArrayMap(keys + (b * S + s) * A, A)).tanh();
-          d_v_sum += d_score * h;
-          ArrayMap d_key(d_keys + (b * S + s) * A, A);
-          // The tanh's backward (1 - tanh^2) times d_score v.
-          const auto d_pre = (d_score * score_vector) * (1.0f - h * h);
-          d_key += d_pre;
-          d_query += d_pre;
-        }
-      }
-      // d s_{t-1} = [d gates' recurrent part | d query] [R | W]^T + the cell's direct part.
-      MatrixMap d_prev(d_h.data(), B, U);
-      d_prev.noalias() = ConstMatrixMap(d_both_t, B, F) * ConstMatrixMap(fused, U, F).transpose();
-      d_prev += ConstMatrixMap(direct.data(), B, U);
-    }
+      std::lock_guard<std::mutex> hold(d_v_lock);
+      VectorMap(d_v, A) += d_v_sum;
+    };
+    InShards(context, B, T * F * U, rows);
     std::copy(d_h.begin(), d_h.end(), d_h0);
     std::copy(d_cell.begin(), d_cell.end(), d_cell0);
   }
@@ -365,6 +462,7 @@ REGISTER_OP("TranslateBahdanauBackward")
     .Input("v: float")               // [A]
     .Input("fused: float")           // [U, G + A]
     .Input("context_kernel: float")  // [M, G]
+    .Input("mask: bool")             // [B, S]
     .Output("d_h0: float")           // [B, U]
     .Output("d_cell0: float")        // [B, U]
     .Output("d_keys: float")         // [B, S, A]

@@ -84,7 +84,7 @@ def build(path: Path) -> None:
             raise RuntimeError(f"no C++ compiler ({error})") from None
         if result.returncode != 0:
             lines = (result.stderr or result.stdout).strip().splitlines()
-            errors = [line for line in lines if "error" in line] or lines or [f"exit status {result.returncode}"]
+            errors = [line for line in lines if ": error" in line] or lines or [f"exit status {result.returncode}"]
             raise RuntimeError(f"the compiler failed: {errors[0].strip()}")
 
 
