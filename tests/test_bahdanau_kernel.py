@@ -28,6 +28,12 @@ def test_the_switch_turns_it_off_without_building(fresh, monkeypatch):
     assert not fresh.exists()
 
 
+def test_a_visible_gpu_keeps_the_loop_in_tensorflow(fresh, monkeypatch):
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    assert module.load() is None
+    assert not fresh.exists()
+
+
 def test_a_failing_compiler_leaves_the_while_loop_and_no_file(fresh, monkeypatch, caplog):
     monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
     with caplog.at_level(logging.WARNING, logger="translate.bahdanau_kernel"):

@@ -10,8 +10,8 @@ keyed by the source, TensorFlow's version and the flags, and loads it with
 ``tf.load_op_library``. The cache file is written atomically, so two
 processes building at once both end with a whole library.
 
-It is an accelerator, never a requirement: without a compiler, or when the
-build fails, :func:`load` logs why once and returns None, and the decoder
+It is a CPU accelerator, never a requirement: with a GPU visible, without a
+compiler, or when the build fails, :func:`load` logs why once and returns None, and the decoder
 runs the same loop as a ``tf.while_loop`` (the results agree to float
 rounding: ``tests/test_bahdanau_kernel.py``). ``TRANSLATE_KERNELS=0`` in the
 environment turns it off. Only training uses it: the exported SavedModel
@@ -91,8 +91,9 @@ def build(path: Path) -> None:
 def load():
     """The loaded op library (``translate_bahdanau_forward`` and ``..._backward``), or None.
 
-    None when ``TRANSLATE_KERNELS=0`` or when building or loading failed (logged once, as a warning)."""
-    if os.environ.get(ENV_SWITCH, "1") == "0":
+    None when ``TRANSLATE_KERNELS=0``, when a GPU is visible (the kernel is CPU code: on a GPU the loop runs
+    as TensorFlow ops there), or when building or loading failed (logged once, as a warning)."""
+    if os.environ.get(ENV_SWITCH, "1") == "0" or tf.config.list_logical_devices("GPU"):
         return None
     if "library" in _loaded:
         return _loaded["library"]
