@@ -49,11 +49,19 @@ def test_no_compiler_at_all_is_one_warning(fresh, monkeypatch, caplog):
     assert "no C++ compiler" in caplog.text
 
 
-def test_the_cache_key_follows_the_source_and_the_compiler(monkeypatch):
+def test_the_cache_key_follows_the_source_and_the_compiler_not_the_checkout(monkeypatch, tmp_path):
     first = module.library_path()
-    monkeypatch.setenv("CXX", "g++-12")
-    assert module.library_path() != first
     assert first.name.startswith("bahdanau_kernel-") and first.suffix == ".so"
+    monkeypatch.setenv("CXX", "ccache g++")
+    assert module.library_path() != first
+    assert module.build_command(tmp_path / "k.so")[:3] == ["ccache", "g++", str(module.SOURCE)]
+    monkeypatch.delenv("CXX")
+    # The same source in another clone: the same library.
+    copy = tmp_path / "clone" / "bahdanau_kernel.cc"
+    copy.parent.mkdir()
+    copy.write_bytes(module.SOURCE.read_bytes())
+    monkeypatch.setattr(module, "SOURCE", copy)
+    assert module.library_path() == first
 
 
 def test_shapes_that_do_not_fit_are_refused_with_a_message(bahdanau_kernel):

@@ -51,25 +51,25 @@ def cache_dir() -> Path:
     return Path(root) / "translate" / "kernels"
 
 
+def compiler_and_flags() -> tuple[list[str], list[str]]:
+    """The compiler command (``$CXX``, else ``c++``; it may hold several words) and the build's flags."""
+    flags = [*OPTIMIZATION, *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags()]
+    return shlex.split(os.environ.get("CXX", "c++")), flags
+
+
 def build_command(output: Path) -> list[str]:
     """The compiler command that builds :data:`SOURCE` into ``output``."""
-    compiler = shlex.split(os.environ.get("CXX", "c++"))
-    return [
-        *compiler,
-        str(SOURCE),
-        "-o",
-        str(output),
-        *OPTIMIZATION,
-        *tf.sysconfig.get_compile_flags(),
-        *tf.sysconfig.get_link_flags(),
-    ]
+    compiler, flags = compiler_and_flags()
+    return [*compiler, str(SOURCE), "-o", str(output), *flags]
 
 
 def library_path() -> Path:
-    """The cached library's path: one per source text, TensorFlow version, flags and platform."""
+    """The cached library's path: one per source text, TensorFlow version, compiler, flags and platform
+    (not per checkout: two clones of one commit share it)."""
     key = hashlib.sha256()
     key.update(SOURCE.read_bytes())
-    for part in (tf.version.VERSION, sysconfig.get_platform(), *build_command(Path("out"))):
+    compiler, flags = compiler_and_flags()
+    for part in (tf.version.VERSION, sysconfig.get_platform(), *compiler, *flags):
         key.update(part.encode())
     return cache_dir() / f"bahdanau_kernel-{key.hexdigest()[:16]}.so"
 
