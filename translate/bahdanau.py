@@ -260,7 +260,7 @@ def attentive_recurrence(
             )
 
         if native:
-            states, cells, contexts, weights, packed = kernel.translate_bahdanau_forward(
+            states, cells, contexts, weights, packed, kept_queries = kernel.translate_bahdanau_forward(
                 projected,
                 h0,
                 cell0,
@@ -275,7 +275,6 @@ def attentive_recurrence(
                 gru=gru,
                 has_offsets=offset,
             )
-            saved = tf.split(packed, [2 * units, units, units] if gru else [4 * units, units], axis=-1)
             last_cell = cells[-1]
         else:
             _, _, last_cell, *stacks = loop(forward, (0, h0, cell0, *arrays(4 + n_saved)))
@@ -283,17 +282,18 @@ def attentive_recurrence(
 
         def gradient(d_states, d_contexts, d_weights, d_final_cell):
             previous = tf.concat([h0[None], states[:-1]], axis=0)
-            previous_cells = tf.concat([cell0[None], cells[:-1]], axis=0)
-            # The projected queries W s_{t-1} of every step in one matmul; the
+            # The projected queries W s_{t-1} of every step (the kernel kept them; here, one matmul); the
             # tanh of the score is recomputed from them step by step.
-            queries = tf.einsum("tbu,ua->tba", previous, query_kernel)
-            if offset:
-                queries += offsets
+            if native:
+                queries = kept_queries
+            else:
+                queries = tf.einsum("tbu,ua->tba", previous, query_kernel)
+                if offset:
+                    queries += offsets
             fused_t = tf.transpose(fused)
             # Transposed once here, not per step: in a trace of this loop the matmul with transpose_b took
             # more than twice as long as the plain one (docs/decisions/bahdanau-decoder.md).
             context_kernel_t = tf.transpose(context_kernel)
-            partials = cell_partials(saved, previous, previous_cells)
 
             def backward(i, d_h, d_cell, d_keys, d_v, d_xs, d_fused, d_context_all):
                 t = steps - 1 - i
@@ -339,7 +339,7 @@ def attentive_recurrence(
                     d_weights,
                     init_h,
                     init_cell,
-                    tf.concat(partials, axis=-1),
+                    packed,
                     queries,
                     weights,
                     values,
@@ -348,9 +348,15 @@ def attentive_recurrence(
                     fused,
                     context_kernel,
                     memory.mask,
+                    states,
+                    cells,
+                    h0,
+                    cell0,
                     gru=gru,
                 )
             else:
+                previous_cells = tf.concat([cell0[None], cells[:-1]], axis=0)
+                partials = cell_partials(saved, previous, previous_cells)
                 _, d_h0, d_cell0, d_keys, d_v, d_xs, d_fused, d_context_all = loop(
                     backward, (0, init_h, init_cell, tf.zeros_like(keys), tf.zeros_like(v), *arrays(3))
                 )

@@ -166,15 +166,26 @@ std::vector<int64_t> Lengths(const bool* mask, int64_t B, int64_t S) {
 
 // e_tj = v^T tanh(q_t + U h_j), alpha_t = softmax_j(e_tj), c_t = sum_j alpha_tj h_j, for one sentence of
 // length L (its first L positions; the rest are padding). query [A], keys [S, A], values [S, M], mask [S]
-// -> alpha [S], context [M]; hidden is scratch of [S, A].
+// -> alpha [S], context [M]. Each score is one pass over its row: the tanh is never stored.
 void Attend(const float* query, const float* keys, const float* values, const bool* mask, const float* v, int64_t S,
-            int64_t L, int64_t A, int64_t M, float* scores, float* hidden, float* alpha, float* context) {
-  MatrixMap h(hidden, L, A);
-  h.array() = (ConstMatrixMap(keys, L, A).array().rowwise() + ConstRowMap(query, A).array()).tanh();
-  VectorMap(scores, L).noalias() = h * ConstVectorMap(v, A);
+            int64_t L, int64_t A, int64_t M, float* scores, float* alpha, float* context) {
+  ConstArrayMap q(query, A), score_vector(v, A);
+  for (int64_t s = 0; s < L; ++s) scores[s] = ((q + ConstArrayMap(keys + s * A, A)).tanh() * score_vector).sum();
   std::fill(scores + L, scores + S, 0.0f);
   MaskedSoftmax(scores, mask, S, alpha);
   VectorMap(context, M).noalias() = ConstMatrixMap(values, S, M).transpose() * ConstVectorMap(alpha, S);
+}
+
+// The score's backward for one source position j of one step, given tanh(q_t + U h_j) (h) and d e_tj:
+// d pre = d e_tj v (1 - tanh^2) goes to d U h_j and to the query's gradient, and d v gets d e_tj tanh.
+inline void ScoreBackward(const float* __restrict__ h, const float* __restrict__ v, float d_e, int64_t A,
+                          float* __restrict__ d_v, float* __restrict__ d_key, float* __restrict__ d_query) {
+  for (int64_t a = 0; a < A; ++a) {
+    const float d_pre = d_e * v[a] * (1.0f - h[a] * h[a]);
+    d_v[a] += d_e * h[a];
+    d_key[a] += d_pre;
+    d_query[a] += d_pre;
+  }
 }
 
 // Runs fn(b0, b1) over shards of the batch's sentences on TensorFlow's intra-op threads, kRows sentences or
@@ -216,7 +227,8 @@ class ForwardOp : public OpKernel {
     float* contexts = Out(context, 2, TensorShape({T, B, M}));
     float* weights = Out(context, 3, TensorShape({T, B, S}));
     float* saved = Out(context, 4, TensorShape({T, B, K}));
-    if (!states || !cells || !contexts || !weights || !saved) return;
+    float* queries = Out(context, 5, TensorShape({T, B, A}));
+    if (!states || !cells || !contexts || !weights || !saved || !queries) return;
 
     std::vector<float> h(h0, h0 + B * U), c(c0, c0 + B * U), both(B * F), x_pre(B * G);
     const std::vector<int64_t> lengths = Lengths(mask, B, S);
@@ -224,7 +236,7 @@ class ForwardOp : public OpKernel {
     // Sentences [b0, b1) through all steps: no sentence reads another's rows, so shards run on their own.
     auto rows = [&](int64_t b0, int64_t b1) {
       const int64_t n = b1 - b0;
-      std::vector<float> query(A), scores(S), hidden(S * A);
+      std::vector<float> scores(S);
       for (int64_t t = 0; t < T; ++t) {
         // s_{t-1} [R | W]: the gates' recurrent part and the attention query in one matmul.
         std::fill(both.begin() + b0 * F, both.begin() + b1 * F, 0.0f);
@@ -232,11 +244,13 @@ class ForwardOp : public OpKernel {
         float* context_t = contexts + t * B * M;
         float* alpha_t = weights + t * B * S;
         for (int64_t b = b0; b < b1; ++b) {
-          ArrayMap q(query.data(), A);
+          // The query W s_{t-1} (+ y_{t-1} W_y), kept for the backward pass.
+          float* query = queries + (t * B + b) * A;
+          ArrayMap q(query, A);
           q = ConstArrayMap(both.data() + b * F + G, A);
           if (has_offsets_) q += ConstArrayMap(offsets + (t * B + b) * A, A);
-          Attend(query.data(), keys + b * S * A, memory + b * S * M, mask + b * S, v, S, lengths[b], A, M,
-                 scores.data(), hidden.data(), alpha_t + b * S, context_t + b * M);
+          Attend(query, keys + b * S * A, memory + b * S * M, mask + b * S, v, S, lengths[b], A, M, scores.data(),
+                 alpha_t + b * S, context_t + b * M);
         }
         // c_t W_c, then the input projection y_{t-1} W_y + b computed before the loop.
         std::copy(x_in + (t * B + b0) * G, x_in + (t * B + b1) * G, x_pre.begin() + b0 * G);
@@ -289,13 +303,14 @@ class BackwardOp : public OpKernel {
     const Tensor& values = context->input(8);
     const int64_t T = d_states_in.dim_size(0), B = d_states_in.dim_size(1), U = d_states_in.dim_size(2);
     const int64_t S = values.dim_size(1), M = values.dim_size(2), A = context->input(10).dim_size(0);
-    const int64_t G = context->input(12).dim_size(1), F = G + A, P = (gru_ ? 5 : 6) * U;
+    const int64_t G = context->input(12).dim_size(1), F = G + A, K = (gru_ ? 4 : 5) * U;
     OP_REQUIRES(context, G == (gru_ ? 3 : 4) * U,
                 tensorflow::errors::InvalidArgument("gates must be ", gru_ ? 3 : 4, " times the units"));
-    OP_REQUIRES(context, context->input(5).dim_size(2) == P,
-                tensorflow::errors::InvalidArgument("partials must have ", P, " columns"));
+    OP_REQUIRES(context, context->input(5).dim_size(2) == K,
+                tensorflow::errors::InvalidArgument("saved must have ", K, " columns"));
     const float *d_states = In(context, 0), *d_contexts = In(context, 1), *d_weights = In(context, 2);
-    const float *init_h = In(context, 3), *init_cell = In(context, 4), *partials = In(context, 5);
+    const float *init_h = In(context, 3), *init_cell = In(context, 4), *saved = In(context, 5);
+    const float *states = In(context, 14), *cells = In(context, 15), *h0 = In(context, 16), *cell0 = In(context, 17);
     const float *queries = In(context, 6), *weights = In(context, 7), *memory = In(context, 8);
     const float *keys = In(context, 9), *v = In(context, 10), *fused = In(context, 11);
     const float* context_kernel = In(context, 12);
@@ -320,35 +335,39 @@ class BackwardOp : public OpKernel {
     std::mutex d_v_lock;
     auto rows = [&](int64_t b0, int64_t b1) {
       const int64_t n = b1 - b0;
-      std::vector<float> d_alpha(S), hidden(S * A);
+      std::vector<float> d_alpha(S), hidden(A);
       Eigen::VectorXf d_v_sum = Eigen::VectorXf::Zero(A);
       for (int64_t t = T - 1; t >= 0; --t) {
         float* d_x_t = d_xs + t * B * G;
         float* d_both_t = d_fused + t * B * F;
         for (int64_t b = b0; b < b1; ++b) {
-          const float* p = partials + (t * B + b) * P;
+          const float* keep = saved + (t * B + b) * K;
           ArrayMap d_n(d_new.data() + b * U, U), d_c(d_cell.data() + b * U, U), d_direct(direct.data() + b * U, U);
           d_n = ConstArrayMap(d_states + (t * B + b) * U, U) + ConstArrayMap(d_h.data() + b * U, U);
           float* dx = d_x_t + b * G;
           float* dr = d_both_t + b * F;
           if (gru_) {
-            // partials: d new -> d candidate, -> d z; d candidate -> d r; r; z (translate/bahdanau.py).
+            // new = candidate + z (s_{t-1} - candidate), candidate = tanh(x_c + r (R_h s_{t-1} + b'_h)).
+            ConstArrayMap z(keep, U), r(keep + U, U), candidate(keep + 2 * U, U), recurrent(keep + 3 * U, U);
+            ConstArrayMap previous(t > 0 ? states + ((t - 1) * B + b) * U : h0 + b * U, U);
             ArrayMap d_z(dx, U), d_r(dx + U, U), d_candidate(dx + 2 * U, U);
-            d_candidate = d_n * ConstArrayMap(p, U);
-            d_z = d_n * ConstArrayMap(p + U, U);
-            d_r = d_candidate * ConstArrayMap(p + 2 * U, U);
+            d_candidate = d_n * (1.0f - z) * (1.0f - candidate * candidate);
+            d_z = d_n * (previous - candidate) * z * (1.0f - z);
+            d_r = d_candidate * recurrent * r * (1.0f - r);
             std::copy(dx, dx + 2 * U, dr);
-            ArrayMap(dr + 2 * U, U) = d_candidate * ConstArrayMap(p + 3 * U, U);
-            d_direct = d_n * ConstArrayMap(p + 4 * U, U);
+            ArrayMap(dr + 2 * U, U) = d_candidate * r;
+            d_direct = d_n * z;
           } else {
-            // partials: d h -> d cell; d cell -> d (i, f, g); d h -> d o; f.
-            d_c += d_n * ConstArrayMap(p, U);
-            for (int gate = 0; gate < 3; ++gate) {
-              ArrayMap(dx + gate * U, U) = d_c * ConstArrayMap(p + (1 + gate) * U, U);
-            }
-            ArrayMap(dx + 3 * U, U) = d_n * ConstArrayMap(p + 4 * U, U);
+            // c_t = f c_{t-1} + i g, s_t = o tanh(c_t).
+            ConstArrayMap i(keep, U), f(keep + U, U), g(keep + 2 * U, U), o(keep + 3 * U, U), squashed(keep + 4 * U, U);
+            ConstArrayMap previous_cell(t > 0 ? cells + ((t - 1) * B + b) * U : cell0 + b * U, U);
+            d_c += d_n * o * (1.0f - squashed * squashed);
+            ArrayMap(dx, U) = d_c * g * i * (1.0f - i);
+            ArrayMap(dx + U, U) = d_c * previous_cell * f * (1.0f - f);
+            ArrayMap(dx + 2 * U, U) = d_c * i * (1.0f - g * g);
+            ArrayMap(dx + 3 * U, U) = d_n * squashed * o * (1.0f - o);
             std::copy(dx, dx + G, dr);
-            d_c *= ConstArrayMap(p + 5 * U, U);
+            d_c *= f;
           }
         }
         // d c_t = the gradient from after the loop + d x_t W_c^T.
@@ -365,15 +384,15 @@ class BackwardOp : public OpKernel {
           d_a += ConstVectorMap(d_weights + (t * B + b) * S, L);
           ConstVectorMap a(alpha, L);
           d_a = (a.array() * (d_a.array() - a.dot(d_a))).matrix();  // d e_tj
-          // The tanh recomputed, then its backward: d pre = (d e_tj v) * (1 - tanh^2), summed over j for the query.
-          MatrixMap h(hidden.data(), L, A);
-          h.array() = (ConstMatrixMap(keys + b * S * A, L, A).array().rowwise() +
-                       ConstRowMap(queries + (t * B + b) * A, A).array())
-                          .tanh();
-          d_v_sum.noalias() += h.transpose() * d_a;
-          h.array() = ((1.0f - h.array().square()).rowwise() * ConstRowMap(v, A).array()).colwise() * d_a.array();
-          MatrixMap(d_keys + b * S * A, L, A) += h;
-          MatrixMap(d_both_t + b * F + G, 1, A).noalias() = h.colwise().sum();
+          // The tanh recomputed one row at a time, then the score's backward in the same pass over the row.
+          float* d_query = d_both_t + b * F + G;
+          std::fill(d_query, d_query + A, 0.0f);
+          ConstArrayMap q(queries + (t * B + b) * A, A);
+          for (int64_t s = 0; s < L; ++s) {
+            if (d_a[s] == 0.0f) continue;  // alpha is 0 there (padding): no gradient
+            ArrayMap(hidden.data(), A) = (q + ConstArrayMap(keys + (b * S + s) * A, A)).tanh();
+            ScoreBackward(hidden.data(), v, d_a[s], A, d_v_sum.data(), d_keys + (b * S + s) * A, d_query);
+          }
         }
         // d s_{t-1} = [d gates' recurrent part | d query] [R | W]^T + the cell's direct part.
         std::copy(direct.begin() + b0 * U, direct.begin() + b1 * U, d_h.begin() + b0 * U);
@@ -405,6 +424,7 @@ Status ForwardShape(InferenceContext* c) {
   c->set_output(2, c->MakeShape({T, B, c->Dim(values, 2)}));
   c->set_output(3, c->MakeShape({T, B, c->Dim(values, 1)}));
   c->set_output(4, c->MakeShape({T, B, K}));
+  c->set_output(5, c->MakeShape({T, B, c->Dim(c->input(6), 0)}));
   return Status();
 }
 
@@ -445,6 +465,7 @@ REGISTER_OP("TranslateBahdanauForward")
     .Output("contexts: float")       // [T, B, M]
     .Output("weights: float")        // [T, B, S]
     .Output("saved: float")          // [T, B, 4U] GRU (z, r, candidate, R_h s + b'_h); [T, B, 5U] LSTM (i, f, g, o, tanh c)
+    .Output("queries: float")        // [T, B, A]: W s_{t-1} (+ offsets), for the backward pass
     .SetShapeFn(ForwardShape);
 
 REGISTER_OP("TranslateBahdanauBackward")
@@ -454,7 +475,7 @@ REGISTER_OP("TranslateBahdanauBackward")
     .Input("d_weights: float")       // [T, B, S]
     .Input("init_h: float")          // [B, U]
     .Input("init_cell: float")       // [B, U]
-    .Input("partials: float")        // [T, B, 5U] GRU, [T, B, 6U] LSTM (translate/bahdanau.py's *_partials)
+    .Input("saved: float")           // [T, B, 4U] GRU, [T, B, 5U] LSTM: the forward's saved
     .Input("queries: float")         // [T, B, A]: W s_{t-1} (+ offsets)
     .Input("weights: float")         // [T, B, S]
     .Input("values: float")          // [B, S, M]
@@ -463,6 +484,10 @@ REGISTER_OP("TranslateBahdanauBackward")
     .Input("fused: float")           // [U, G + A]
     .Input("context_kernel: float")  // [M, G]
     .Input("mask: bool")             // [B, S]
+    .Input("states: float")          // [T, B, U]: the forward's s_1 .. s_T
+    .Input("cells: float")           // [T, B, U]: the forward's memory cells (an LSTM's)
+    .Input("h0: float")              // [B, U]
+    .Input("cell0: float")           // [B, U]
     .Output("d_h0: float")           // [B, U]
     .Output("d_cell0: float")        // [B, U]
     .Output("d_keys: float")         // [B, S, A]
