@@ -50,7 +50,7 @@ from translate.evaluation import score
 from translate.grad_norm import GradNormModel
 from translate.inference import TranslationGraph, translate_in_batches
 from translate.losses import MaskedAccuracy, SmoothedCrossEntropy
-from translate.model import Seq2Seq, build_models
+from translate.model import Decoder, Seq2Seq, build_models
 from translate.pipeline import make_dataset, pairs_from_files, pairs_from_memory
 from translate.prepare import Prepared, prepare_or_load
 from translate.reuse import check_init_from, reused_data
@@ -133,6 +133,11 @@ def compile_for_training(run: Run, config: Config) -> None:
     # Padding adds nothing to the loss, which is the mean over real tokens
     # (never pre-averaged per sentence); see translate.losses.
     loss = SmoothedCrossEntropy(config.train.label_smoothing)
+    if config.train.jit_compile:
+        # XLA compiles stock ops only: a Bahdanau decoder's loop stays a tf.while_loop, not the compiled kernel.
+        for layer in run.models.training._flatten_layers():
+            if isinstance(layer, Decoder):
+                layer.use_kernel = False
     run.models.training.compile(
         optimizer=make_optimizer(config), loss=loss, metrics=[MaskedAccuracy()], jit_compile=config.train.jit_compile
     )
