@@ -41,7 +41,8 @@ def test_training_race_times_every_attention_in_turns(tiny_run, tmp_path):
     )
     training = report["training"]
     assert training["batch_size"] == 8
-    assert set(training["ms_per_step"]) == {"luong_dot", "bahdanau", "bahdanau, tf.while_loop", "bahdanau, query s_{t-1}"}
+    names = {"luong_dot", "bahdanau", "bahdanau, tf.while_loop", "bahdanau, query s_{t-1}"}
+    assert set(training["ms_per_step"]) == names
     assert all(ms > 0 for ms in training["ms_per_step"].values())
     assert all(len(rounds) == 2 for rounds in training["rounds_ms_per_step"].values())
     assert training["ratio_to_luong_dot"]["luong_dot"] == 1.0
