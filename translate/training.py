@@ -135,7 +135,7 @@ def compile_for_training(run: Run, config: Config) -> None:
     loss = SmoothedCrossEntropy(config.train.label_smoothing)
     if config.train.jit_compile or config.train.strategy != "default":
         # A Bahdanau decoder's loop stays a tf.while_loop, not the compiled kernel: XLA compiles stock ops only,
-        # and under the mirrored strategy the kernel gave NaN validation losses in about half the runs of
+        # and under the mirrored strategy the kernel gave NaN validation losses in five of six runs of
         # tests/test_distribute.py, for a cause not yet found (docs/decisions/bahdanau-decoder.md).
         for layer in run.models.training._flatten_layers():
             if isinstance(layer, Decoder):
