@@ -290,10 +290,6 @@ def attentive_recurrence(
                 queries = tf.einsum("tbu,ua->tba", previous, query_kernel)
                 if offset:
                     queries += offsets
-            fused_t = tf.transpose(fused)
-            # Transposed once here, not per step: in a trace of this loop the matmul with transpose_b took
-            # more than twice as long as the plain one (docs/decisions/bahdanau-decoder.md).
-            context_kernel_t = tf.transpose(context_kernel)
 
             def backward(i, d_h, d_cell, d_keys, d_v, d_xs, d_fused, d_context_all):
                 t = steps - 1 - i
@@ -355,6 +351,9 @@ def attentive_recurrence(
                     gru=gru,
                 )
             else:
+                # Transposed once here, not per step: in a trace of this loop the matmul with transpose_b took
+                # more than twice as long as the plain one (docs/decisions/bahdanau-decoder.md).
+                fused_t, context_kernel_t = tf.transpose(fused), tf.transpose(context_kernel)
                 previous_cells = tf.concat([cell0[None], cells[:-1]], axis=0)
                 partials = cell_partials(saved, previous, previous_cells)
                 _, d_h0, d_cell0, d_keys, d_v, d_xs, d_fused, d_context_all = loop(
