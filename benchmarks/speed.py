@@ -406,7 +406,7 @@ ATTENTION_VARIANTS = {
 
 def attention_training(args, tmp: str) -> dict:
     """Median ms per train step of each variant (``translate train``'s model), in turns."""
-    from translate.model import Decoder
+    from translate.model import keep_bahdanau_loops_in_tensorflow
 
     contestants, run_dir, batches = {}, args.run_dir, None
     for name, overrides in ATTENTION_VARIANTS.items():
@@ -418,9 +418,7 @@ def attention_training(args, tmp: str) -> dict:
         run_dir = str(prepared.run_dir)  # prepared once, for every variant
         run, data = build_training(config, prepared)
         if name.endswith("tf.while_loop"):
-            for layer in run.models.training._flatten_layers():
-                if isinstance(layer, Decoder):
-                    layer.use_kernel = False  # read when the train step is traced, below
+            keep_bahdanau_loops_in_tensorflow(run.models.training)  # before the train step is traced, below
         if batches is None:  # every variant trains on the same batches
             batches = list(data.take(args.warmup + args.steps * args.rounds))
         contestants[name] = (train_step(run.models.training), batches)

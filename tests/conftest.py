@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import os
-import shlex
 import shutil
 import sys
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ def bahdanau_kernel():
     if library is None:
         if os.environ.get(kernel.ENV_SWITCH) == "0":
             pytest.skip(f"{kernel.ENV_SWITCH}=0")
-        if shutil.which(shlex.split(os.environ.get("CXX", "c++"))[0]) is None:
+        if shutil.which(kernel.compiler_and_flags()[0][0]) is None:
             pytest.skip("no C++ compiler to build the Bahdanau kernel")
         pytest.fail("the Bahdanau kernel did not build or load (the warning above says why)")
     return library

@@ -377,6 +377,14 @@ def _encoder_stack(config: ModelConfig, embedded):
     return x, finals
 
 
+def keep_bahdanau_loops_in_tensorflow(model: keras.Model) -> None:
+    """Runs every Bahdanau decoder of ``model`` as its ``tf.while_loop``, not the compiled kernel
+    (:mod:`translate.bahdanau_kernel`). Read when the train step is traced, so call it before the first step."""
+    for layer in model._flatten_layers():
+        if isinstance(layer, Decoder):
+            layer.use_kernel = False
+
+
 def build_models(
     config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int, training_class: type[keras.Model] = keras.Model
 ) -> Seq2Seq:

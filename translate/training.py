@@ -50,7 +50,7 @@ from translate.evaluation import score
 from translate.grad_norm import GradNormModel
 from translate.inference import TranslationGraph, translate_in_batches
 from translate.losses import MaskedAccuracy, SmoothedCrossEntropy
-from translate.model import Decoder, Seq2Seq, build_models
+from translate.model import Seq2Seq, build_models, keep_bahdanau_loops_in_tensorflow
 from translate.pipeline import make_dataset, pairs_from_files, pairs_from_memory
 from translate.prepare import Prepared, prepare_or_load
 from translate.reuse import check_init_from, reused_data
@@ -137,9 +137,7 @@ def compile_for_training(run: Run, config: Config) -> None:
         # A Bahdanau decoder's loop stays a tf.while_loop, not the compiled kernel: XLA compiles stock ops only,
         # and under the mirrored strategy the kernel gave NaN validation losses in five of six runs of
         # tests/test_distribute.py, for a cause not yet found (docs/decisions/bahdanau-decoder.md).
-        for layer in run.models.training._flatten_layers():
-            if isinstance(layer, Decoder):
-                layer.use_kernel = False
+        keep_bahdanau_loops_in_tensorflow(run.models.training)
     run.models.training.compile(
         optimizer=make_optimizer(config), loss=loss, metrics=[MaskedAccuracy()], jit_compile=config.train.jit_compile
     )
