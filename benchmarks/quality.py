@@ -107,6 +107,10 @@ PLACEMENTS = {
             "bahdanau, attention 64",
             ["model.attention=bahdanau", "model.attention_units=64", "model.attention_query_input=false"],
         ),
+        (
+            "bahdanau (quick), attention 64",
+            ["model.attention=bahdanau", "model.attention_units=64", "model.attention_query_input=true"],
+        ),
         ("luong_dot", ["model.attention=luong_dot"]),
         ("luong_general", ["model.attention=luong_general"]),
         ("additive (after the RNN)", ["model.attention=additive", "model.attention_units=128"]),
