@@ -326,6 +326,7 @@ def learning_curve(run_dir: Path, batch_size: int) -> dict:
     """The per-epoch rows of one run and its best checkpoint's test scores."""
     from translate.callbacks import EpochCheckpoints
     from translate.prepare import read_split
+    from translate.run_folder import best_dev_weights
     from translate.training import CHECKPOINTS_DIR, load_run
 
     run = load_run(run_dir)
@@ -348,7 +349,7 @@ def learning_curve(run_dir: Path, batch_size: int) -> dict:
             row[f"{split}_bleu_greedy"], row[f"{split}_chrf_greedy"] = round(scores.bleu, 2), round(scores.chrf, 2)
         rows.append(row)
         print(f"{run_dir} {row}", file=sys.stderr, flush=True)
-    best = load_run(run_dir)  # best.weights.h5, decoded as exported
+    best = load_run(run_dir)  # best.weights.h5 (what export ships), decoded as exported
     final = _scores(best.graph, splits["test"], greedy=False, batch_size=batch_size)
     d = best.config.decode
     return {
@@ -357,8 +358,14 @@ def learning_curve(run_dir: Path, batch_size: int) -> dict:
         "attention": run.config.model.attention,
         "config": run.config.to_dict(),
         "epochs": rows,
-        # The epoch best.weights.h5 holds: the best dev BLEU of training (greedy, as above).
+        # The epoch of the best dev BLEU of training (greedy, as above).
         "best_epoch": max(rows, key=lambda r: r["dev_bleu_greedy"])["epoch"],
+        # best_test scores best.weights.h5: that epoch, or with train.average_last the average of the last N.
+        "shipped": (
+            f"average of the last {run.config.train.average_last}"
+            if best_dev_weights(run_dir) != Path(run_dir) / "best.weights.h5"
+            else "best dev epoch"
+        ),
         "best_test": {
             "decoding": {"beam_size": d.beam_size, "alpha": d.alpha},
             "bleu": round(final.bleu, 2),
@@ -453,8 +460,9 @@ def averaging(args: argparse.Namespace) -> None:
         python -m benchmarks averaging --run runs/base --last 2 3 5 --out benchmarks/results/averaging.json
 
     Scores, on the run's test split (Romans for the built-in Bible) and with
-    the run's own decoding (the export's default), ``best.weights.h5`` (the
-    best dev BLEU of training, what ``export`` ships), the last epoch's
+    the run's own decoding (the export's default), the epoch of the best dev
+    BLEU of training (``best.weights.h5``, or ``checkpoints/best-dev.weights.h5``
+    when ``train.average_last`` shipped an average), the last epoch's
     checkpoint, and for each N the element-wise mean of the last N epoch
     checkpoints (``translate.averaging``, as ``translate average --last N``
     writes it, into a temporary folder). Training must have kept them
@@ -464,10 +472,13 @@ def averaging(args: argparse.Namespace) -> None:
 
     from translate.averaging import average_checkpoints, last_checkpoints
     from translate.prepare import read_split
+    from translate.run_folder import best_dev_weights
     from translate.training import load_run
 
     run_dir = Path(args.run)
-    run = load_run(run_dir)  # best.weights.h5
+    run = load_run(run_dir)
+    best_dev = best_dev_weights(run_dir)  # best.weights.h5, or what it was before train.average_last
+    run.models.training.load_weights(best_dev)
     test = read_split(run_dir, "test")
     history = _history(run_dir)
     best_epoch = 1 + max(range(len(history)), key=lambda i: float(history[i]["dev_bleu"]))
@@ -480,7 +491,7 @@ def averaging(args: argparse.Namespace) -> None:
         )
         print(f"{name}: {rows[-1]}", file=sys.stderr, flush=True)
 
-    score_as(f"best (epoch {best_epoch})", ["best.weights.h5"])
+    score_as(f"best (epoch {best_epoch})", [str(best_dev.relative_to(run_dir))])
     last = last_checkpoints(run_dir, 2)[-1]
     run.models.training.load_weights(last)
     score_as("last epoch", [last.name])

@@ -163,3 +163,62 @@ def test_an_averaged_run_exports_and_translates_as_its_checkpoint(tiny_run, tmp_
     version = capsys.readouterr().out.strip().splitlines()[-1]
     sentences = ["Good morning.", "Thank you."]
     assert translate.load(version)(sentences) == tiny_run.graph(sentences)
+
+
+def test_train_ships_the_average_of_the_last_epochs(tmp_path, caplog):
+    """``train.average_last=2``: best.weights.h5 is the mean of the last two epochs' checkpoints, the best-dev
+    epoch's weights stay in checkpoints/best-dev.weights.h5, and the returned run holds the average."""
+    from conftest import tiny_config
+    from translate.training import train
+
+    config = tiny_config(tmp_path, "train.epochs=3", "train.keep_checkpoints=3", "train.average_last=2")
+    with caplog.at_level("INFO", logger="translate"):
+        run = train(config, verbose=0)
+    folder = run.run_dir / "checkpoints"
+    last_two = [datasets(folder / f"epoch-00{epoch}.weights.h5") for epoch in (2, 3)]
+    shipped = datasets(run.run_dir / "best.weights.h5")
+    assert shipped.keys() == last_two[0].keys()
+    for key, value in shipped.items():
+        if value.dtype.kind == "f":
+            np.testing.assert_allclose(value, (last_two[0][key] + last_two[1][key]) / 2, rtol=1e-6, atol=1e-7)
+        else:  # the optimizer's step counter: the last epoch's
+            np.testing.assert_array_equal(value, last_two[1][key])
+    assert (folder / "best-dev.weights.h5").is_file()
+    run.models.training.save_weights(tmp_path / "in_memory.weights.h5")
+    for key, value in datasets(tmp_path / "in_memory.weights.h5").items():
+        np.testing.assert_array_equal(value, shipped[key])
+    assert "dev BLEU of the average of the last 2 epochs" in caplog.text
+
+
+def test_too_few_kept_epochs_leave_the_best_dev_weights(tmp_path, caplog):
+    from conftest import tiny_config
+    from translate.training import train
+
+    config = tiny_config(tmp_path, "train.epochs=1", "train.keep_checkpoints=2", "train.average_last=2")
+    with caplog.at_level("WARNING", logger="translate"):
+        run = train(config, verbose=0)
+    assert "train.average_last=2: the run kept 1 epoch checkpoint(s)" in caplog.text
+    assert not (run.run_dir / "checkpoints" / "best-dev.weights.h5").exists()
+    only = datasets(run.run_dir / "checkpoints" / "epoch-001.weights.h5")
+    for key, value in datasets(run.run_dir / "best.weights.h5").items():
+        np.testing.assert_array_equal(value, only[key])
+
+
+def test_a_file_in_the_way_of_the_best_dev_copy_is_left_alone(checkpoints, tmp_path):
+    a, b, _ = checkpoints
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(a, run / "best.weights.h5")
+    for epoch, source in ((1, a), (2, b)):
+        shutil.copy(source, run / "checkpoints" / f"epoch-00{epoch}.weights.h5")
+    mine = run / "checkpoints" / "best-dev.weights.h5"
+    mine.write_text("a user's file")
+    assert averaging.ship_average(run, 2) is None
+    assert mine.read_text() == "a user's file"
+    assert (run / "best.weights.h5").read_bytes() == a.read_bytes()
+    mine.unlink()
+    assert averaging.ship_average(run, 2) == [run / "checkpoints" / f"epoch-00{e}.weights.h5" for e in (1, 2)]
+    assert mine.read_bytes() == a.read_bytes()
+    expected = {k: (v + datasets(b)[k]) / 2 for k, v in datasets(a).items() if v.dtype.kind == "f"}
+    for key, value in expected.items():
+        np.testing.assert_allclose(datasets(run / "best.weights.h5")[key], value, rtol=1e-6)

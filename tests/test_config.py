@@ -64,6 +64,11 @@ def test_exponent_notation_is_a_number():
         ("train.precision=float16", "train.precision must be one of float32, mixed_bfloat16"),
         ("train.strategy=tpu", "train.strategy must be one of default, mirrored, multi_worker"),
         ("decode.shards=0", "decode.shards must be at least 1, got 0"),
+        (
+            "train.keep_checkpoints=2 train.average_last=3",
+            "train.average_last must be 0 .off. or from 2 to train.keep_checkpoints .=2.",
+        ),
+        ("train.keep_checkpoints=5 train.average_last=1", "the epochs it averages must be kept, got 1"),
     ],
 )
 def test_bad_values_are_refused_by_name(override, message):

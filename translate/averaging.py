@@ -12,8 +12,8 @@ The files are Keras ``.weights.h5`` files (HDF5), here read and written with
 copied with its folder structure and attributes, and each floating-point
 dataset ``[shape]`` is replaced by the element-wise mean of that dataset over
 all checkpoints, computed in float64 and stored in the dataset's own dtype.
-Integer datasets (none in this project's models, which keep no optimizer
-state in these files) are taken from the last checkpoint. The result has the
+Integer datasets (the optimizer's step counter, which Keras saves with a
+compiled model's weights) are taken from the last checkpoint. The result has the
 layout of its inputs, so ``export --weights`` and ``load_weights`` take it as
 they take any epoch checkpoint of the run.
 
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from translate import atomic
-from translate.run_folder import BEST_WEIGHTS, CHECKPOINT_PATTERN, CHECKPOINTS_DIR
+from translate.run_folder import BEST_DEV_WEIGHTS, BEST_WEIGHTS, CHECKPOINT_PATTERN, CHECKPOINTS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -208,3 +208,44 @@ def average_checkpoints(paths: Sequence[str | Path], out: str | Path) -> Path:
         raise ValueError(f"cannot write the average to {out}: {_first_line(err)}") from None
     log.info("averaged %d checkpoints into %s", len(paths), out)
     return out
+
+
+def ship_average(run_dir: str | Path, n: int) -> list[Path] | None:
+    """``train.average_last``: the mean of the run's last ``n`` epoch checkpoints becomes its ``best.weights.h5``.
+
+    The best-dev epoch's weights are first copied to
+    ``checkpoints/best-dev.weights.h5`` (never over an existing file), then
+    the average replaces ``best.weights.h5`` atomically, so at every moment
+    the folder holds a complete ``best.weights.h5``. Returns the averaged
+    checkpoints, or None (with a warning; ``best.weights.h5`` stays the
+    best-dev epoch) when the run kept fewer than ``n`` or the copy's name is
+    taken.
+    """
+    import shutil
+
+    run_dir = Path(run_dir)
+    found = epoch_checkpoints(run_dir)
+    best, kept = run_dir / BEST_WEIGHTS, run_dir / CHECKPOINTS_DIR / BEST_DEV_WEIGHTS
+    if len(found) < n or not best.is_file():
+        log.warning(
+            "train.average_last=%d: the run kept %d epoch checkpoint(s); %s stays the best-dev epoch's weights",
+            n,
+            len(found),
+            BEST_WEIGHTS,
+        )
+        return None
+    if kept.exists() or kept.is_symlink():
+        log.warning("train.average_last: %s exists and is left alone; %s stays the best-dev epoch's", kept, best.name)
+        return None
+    checkpoints = found[-n:]
+    with atomic.atomic_path(kept, suffix=WEIGHTS_SUFFIX, replace=False) as tmp:
+        shutil.copyfile(best, tmp)
+    with atomic.atomic_path(best, suffix=WEIGHTS_SUFFIX) as tmp:
+        average_checkpoints(checkpoints, tmp)
+    log.info(
+        "%s: the average of %s (the best-dev epoch's weights are in %s)",
+        BEST_WEIGHTS,
+        ", ".join(p.name for p in checkpoints),
+        kept,
+    )
+    return checkpoints

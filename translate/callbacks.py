@@ -66,6 +66,12 @@ class DevBleu(keras.callbacks.Callback):
         # 1-based number of the epoch whose weights best_path holds; 0: none yet.
         self.best_epoch = 0
 
+    def score_current(self) -> float:
+        """Dev BLEU (greedy) of the model's weights as they are now."""
+        greedy = lambda sentences: self.graph(sentences, greedy=True)  # noqa: E731
+        hypotheses = translate_in_batches(greedy, self.sources, self.batch_size, progress=False)
+        return score(hypotheses, self.references).bleu
+
     def on_epoch_end(self, epoch, logs=None):
         if not _finite_loss(logs):
             log.warning(
@@ -74,9 +80,7 @@ class DevBleu(keras.callbacks.Callback):
                 self.best_path.name,
             )
             return
-        greedy = lambda sentences: self.graph(sentences, greedy=True)  # noqa: E731
-        hypotheses = translate_in_batches(greedy, self.sources, self.batch_size, progress=False)
-        bleu = score(hypotheses, self.references).bleu
+        bleu = self.score_current()
         if logs is not None:
             logs["dev_bleu"] = bleu
         log.info("epoch %d: dev BLEU %.2f (best so far %.2f)", epoch + 1, bleu, max(self.best, bleu))

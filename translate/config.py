@@ -188,6 +188,10 @@ class TrainConfig:
     # Keep the weights of the last this many epochs as
     # checkpoints/epoch-NNN.weights.h5 (for curves and checkpoint averaging); 0: none.
     keep_checkpoints: int = 0
+    # Ship the mean of the last this many epochs' weights (checkpoint averaging, translate/averaging.py) as the
+    # run's best.weights.h5, the best-dev epoch's weights kept as checkpoints/best-dev.weights.h5; needs
+    # keep_checkpoints at least as large. 0: ship the epoch with the best dev BLEU.
+    average_last: int = 0
     # Dev BLEU is computed each epoch on this many dev sentences (greedy).
     dev_sentences: int = 200
     # A run folder that holds a trained model (best.weights.h5) is never
@@ -276,6 +280,7 @@ UPPER_BOUNDS: dict[str, int | float] = {
     # One leap year.
     "train.max_minutes": 527_040.0,
     "train.keep_checkpoints": 100_000,
+    "train.average_last": 100_000,
     "train.attention_images": 1_000,
     "train.dev_sentences": 10_000_000,
     # Pairs held in memory by the shuffle.
@@ -450,6 +455,11 @@ class Config:
             ),
             (t.attention_images >= 0, "train.attention_images must be >= 0 (0: none)"),
             (t.keep_checkpoints >= 0, "train.keep_checkpoints must be >= 0 (0: none)"),
+            (
+                t.average_last == 0 or 2 <= t.average_last <= t.keep_checkpoints,
+                f"train.average_last must be 0 (off) or from 2 to train.keep_checkpoints "
+                f"(={t.keep_checkpoints}): the epochs it averages must be kept, got {t.average_last}",
+            ),
             (
                 t.strategy in STRATEGIES,
                 f"train.strategy must be one of {', '.join(STRATEGIES)}, got {short_repr(t.strategy)}",

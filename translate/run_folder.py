@@ -36,9 +36,18 @@ HISTORY = "history.csv"
 TEST_SCORES = "test_scores.json"
 CHECKPOINTS_DIR = "checkpoints"
 CHECKPOINT_PATTERN = re.compile(r"epoch-(\d{3,})\.weights\.h5")
+# With train.average_last, best.weights.h5 becomes the average and the best-dev epoch's weights stay here.
+BEST_DEV_WEIGHTS = "best-dev.weights.h5"
 BACKUP_DIR = "backup"
 BACKUP_METADATA = "training_metadata.json"
 BACKUP_WEIGHTS_PATTERN = re.compile(r"epoch-(\d{4,})\.weights\.h5")
+
+
+def best_dev_weights(run_dir: str | Path) -> Path:
+    """The weights of the run's epoch with the best dev BLEU: ``checkpoints/best-dev.weights.h5`` when
+    ``train.average_last`` made ``best.weights.h5`` an average, else ``best.weights.h5``."""
+    kept = Path(run_dir) / CHECKPOINTS_DIR / BEST_DEV_WEIGHTS
+    return kept if kept.is_file() else Path(run_dir) / BEST_WEIGHTS
 
 
 def is_trained(run_dir: str | Path) -> bool:
@@ -168,7 +177,8 @@ def remove_previous_training(run_dir: Path, backup_dir: Path) -> list[Path]:
 
     Only files training itself makes go: the best weights, the history, the
     test scores, the epoch checkpoints (an old epoch-010 would outlive the new
-    run's epoch-001 among the last N kept) and the backup (the new run must
+    run's epoch-001 among the last N kept), ``checkpoints/best-dev.weights.h5``
+    (``train.average_last``) and the backup (the new run must
     not resume the old one); the backup's metadata first, so that a kill in
     between never leaves a backup that names missing weights. ``config.yaml``
     is replaced when training starts; TensorBoard's ``logs/`` gains new event
@@ -176,6 +186,8 @@ def remove_previous_training(run_dir: Path, backup_dir: Path) -> list[Path]:
     """
     removed = [path for path in (run_dir / BEST_WEIGHTS, run_dir / HISTORY, run_dir / TEST_SCORES) if path.is_file()]
     removed += _matching(run_dir / CHECKPOINTS_DIR, CHECKPOINT_PATTERN)
+    if (run_dir / CHECKPOINTS_DIR / BEST_DEV_WEIGHTS).is_file():
+        removed.append(run_dir / CHECKPOINTS_DIR / BEST_DEV_WEIGHTS)
     for path in removed:
         path.unlink(missing_ok=True)
     removed += remove_backup(backup_dir)

@@ -5,8 +5,10 @@ A run folder holds everything a run makes:
     config.yaml          the full config, defaults included
     data/, stats.json    the prepared corpus (see translate.prepare)
     src.model tgt.model  SentencePiece models
-    best.weights.h5      weights of the epoch with the best dev BLEU
-    checkpoints/         the last train.keep_checkpoints epochs' weights (epoch-NNN.weights.h5)
+    best.weights.h5      weights of the epoch with the best dev BLEU; with train.average_last=N,
+                         once training ends, the mean of the last N epochs' weights
+    checkpoints/         the last train.keep_checkpoints epochs' weights (epoch-NNN.weights.h5);
+                         with train.average_last, the best-dev epoch's (best-dev.weights.h5)
     history.csv          one row per epoch: loss, accuracy, perplexity, grad_norm,
                          learning_rate, their dev (val_) values, dev BLEU and
                          the minutes since training began
@@ -33,6 +35,7 @@ import keras
 import tensorflow as tf
 
 from translate.atomic import remove_stale_temporaries
+from translate.averaging import ship_average
 from translate.callbacks import (
     AttentionImages,
     DevBleu,
@@ -327,6 +330,18 @@ def _train(config: Config, verbose: int | str, prepared: Prepared | None) -> Run
             "no checkpoint; lower train.learning_rate or set train.clip_norm"
         )
     best = run_dir / BEST_WEIGHTS
+    if train_cfg.average_last and not by_name["StopOnNaN"].stopped:
+        averaged = ship_average(run_dir, train_cfg.average_last)
+        if averaged:
+            run.models.training.load_weights(best)
+            log.info(
+                "dev BLEU of the average of the last %d epochs: %.2f (best epoch %d: %.2f)",
+                len(averaged),
+                by_name["DevBleu"].score_current(),
+                by_name["DevBleu"].best_epoch,
+                by_name["DevBleu"].best,
+            )
+            return run
     if best.is_file():
         run.models.training.load_weights(best)
     return run
