@@ -88,12 +88,13 @@ BAHDANAU = {
 }
 # Issue 17's rerun of the attention table: the quick preset as shipped, only
 # the attention changed (and, for Bahdanau, its width and query), two seeds
-# each, so that every row is today's model at today's training settings.
+# each (three for the default and Luong dot), so that every row is today's
+# model at today's training settings.
 # quality_placements.json's "bahdanau (quick)" rows ran before the preset's
 # query read y_{t-1}: they are today's "bahdanau, query s_{t-1}".
 PLACEMENTS = {
     f"{name}, seed {seed}": [*overrides, f"train.seed={seed}"]
-    for seed in (1, 2)
+    for seed in (1, 2, 3)
     for name, overrides in (
         (
             "bahdanau (quick)",
