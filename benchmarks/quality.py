@@ -327,7 +327,7 @@ def learning_curve(run_dir: Path, batch_size: int) -> dict:
     """The per-epoch rows of one run and its best checkpoint's test scores."""
     from translate.callbacks import EpochCheckpoints
     from translate.prepare import read_split
-    from translate.run_folder import best_dev_weights
+    from translate.run_folder import BEST_DEV_WEIGHTS, best_dev_weights
     from translate.training import CHECKPOINTS_DIR, load_run
 
     run = load_run(run_dir)
@@ -364,7 +364,7 @@ def learning_curve(run_dir: Path, batch_size: int) -> dict:
         # best_test scores best.weights.h5: that epoch, or with train.average_last the average of the last N.
         "shipped": (
             f"average of the last {run.config.train.average_last}"
-            if best_dev_weights(run_dir) != Path(run_dir) / "best.weights.h5"
+            if best_dev_weights(run_dir).name == BEST_DEV_WEIGHTS
             else "best dev epoch"
         ),
         "best_test": {

@@ -329,21 +329,20 @@ def _train(config: Config, verbose: int | str, prepared: Prepared | None) -> Run
             "training diverged: the loss became NaN before the first epoch finished, so there is "
             "no checkpoint; lower train.learning_rate or set train.clip_norm"
         )
-    best = run_dir / BEST_WEIGHTS
+    averaged = None
     if train_cfg.average_last and not by_name["StopOnNaN"].stopped:
         averaged = ship_average(run_dir, train_cfg.average_last)
-        if averaged:
-            run.models.training.load_weights(best)
-            log.info(
-                "dev BLEU of the average of the last %d epochs: %.2f (best epoch %d: %.2f)",
-                len(averaged),
-                by_name["DevBleu"].score_current(),
-                by_name["DevBleu"].best_epoch,
-                by_name["DevBleu"].best,
-            )
-            return run
+    best = run_dir / BEST_WEIGHTS
     if best.is_file():
         run.models.training.load_weights(best)
+    if averaged:
+        log.info(
+            "dev BLEU of the average of the last %d epochs: %.2f (best epoch %d: %.2f)",
+            len(averaged),
+            by_name["DevBleu"].score_current(),
+            by_name["DevBleu"].best_epoch,
+            by_name["DevBleu"].best,
+        )
     return run
 
 
