@@ -130,6 +130,39 @@ def test_a_batch_of_no_sentences_has_zero_gradients(cell, kernel, request):
             np.testing.assert_array_equal(tf.convert_to_tensor(g).numpy(), 0)
 
 
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_under_mixed_precision_the_kernel_runs_in_float32(cell, bahdanau_kernel, monkeypatch):
+    """train.precision=mixed_bfloat16: the loop's inputs are bfloat16, the kernel computes in float32 and its
+    outputs go back as bfloat16; the results are the float32 scan's up to bfloat16 rounding."""
+    calls = []
+
+    class Spy:
+        def translate_bahdanau_forward(self, *args, **kwargs):
+            calls.append([a.dtype for a in args[:2]])
+            return bahdanau_kernel.translate_bahdanau_forward(*args, **kwargs)
+
+        def translate_bahdanau_backward(self, *args, **kwargs):
+            return bahdanau_kernel.translate_bahdanau_backward(*args, **kwargs)
+
+    monkeypatch.setattr("translate.bahdanau_kernel.load", lambda: Spy())
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed, _ = decoder_pair(cell, kernel=True, query_input=True)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    _, scanned = decoder_pair(cell, query_input=True)
+    scanned.set_weights(mixed.get_weights())
+    args = decoder_inputs(cell)
+    ours, our_grads = results_and_gradients(mixed, *args)
+    theirs, their_grads = results_and_gradients(scanned, *args)
+    assert calls == [[tf.float32, tf.float32]]
+    assert ours[0].dtype == tf.bfloat16
+    for a, b in zip([*ours, *our_grads], [*theirs, *their_grads]):
+        a, b = (tf.cast(tf.convert_to_tensor(x), tf.float32).numpy() for x in (a, b))
+        np.testing.assert_allclose(a, b, atol=0.05 * max(1.0, np.abs(b).max()))
+
+
 @pytest.mark.parametrize("kernel", [False, True], ids=["while_loop", "kernel"])
 def test_the_loop_is_used_inside_a_compiled_graph(kernel, request):
     """In a tf.function (as Keras's train step runs it) the hoisted loop gives the scan's gradients too."""

@@ -92,3 +92,43 @@ def test_a_sentence_without_source_positions_attends_uniformly(bahdanau_kernel):
     assert weights.shape == (T, B, S)
     np.testing.assert_allclose(weights[:, 1], 1 / S, rtol=1e-6)
     assert np.all(weights[:, 0, 2:] == 0) and np.allclose(weights[:, 0].sum(-1), 1, atol=1e-6)
+
+
+@pytest.mark.parametrize("gru", [True, False], ids=["gru", "lstm"])
+def test_bf16_matmuls_run_on_amx_where_the_cpu_has_it(bahdanau_kernel, gru):
+    """bf16_matmuls (what mixed precision asks for): on a CPU with AMX the four weight matmuls multiply
+    bfloat16 roundings, so forward and backward move by bfloat16 rounding and no more; elsewhere nothing changes.
+    Sizes past one tile: 19 sentences (a block of 16 and 3), 40 units (whole tiles of 16 columns and a rest)."""
+    from translate.precision import cpu_flags
+
+    T, B, U, A, S, M = 3, 19, 40, 20, 7, 40
+    G = (3 if gru else 4) * U
+    rng = np.random.default_rng(0)
+
+    def normal(*shape, scale=1.0):
+        return tf.constant(scale * rng.normal(size=shape), tf.float32)
+
+    mask = tf.constant(np.arange(S)[None, :] < rng.integers(1, S + 1, size=B)[:, None])
+    inputs = [
+        normal(T, B, G), normal(B, U), normal(B, U), normal(U, G + A, scale=0.3), normal(M, G, scale=0.3),
+        normal(U), normal(A), normal(B, S, M), normal(B, S, A), mask, tf.zeros([]),
+    ]  # fmt: skip
+    gradients = [normal(T, B, U), normal(T, B, M), normal(T, B, S), normal(B, U), normal(B, U)]
+
+    def run(tiles):
+        forward = bahdanau_kernel.translate_bahdanau_forward(*inputs, gru=gru, has_offsets=False, bf16_matmuls=tiles)
+        states, cells, contexts, weights, saved, queries = forward
+        backward = bahdanau_kernel.translate_bahdanau_backward(
+            *gradients, saved, queries, weights, inputs[7], inputs[8], inputs[6], inputs[3], inputs[4], mask,
+            states, cells, inputs[1], inputs[2], gru=gru, bf16_matmuls=tiles,
+        )  # fmt: skip
+        return [x.numpy() for x in (*forward, *backward)]
+
+    exact, tiled = run(False), run(True)
+    if "amx_bf16" not in cpu_flags():
+        for a, b in zip(exact, tiled):
+            np.testing.assert_array_equal(a, b)
+        return
+    assert any(not np.array_equal(a, b) for a, b in zip(exact, tiled))  # the tiles ran
+    for a, b in zip(exact, tiled):
+        np.testing.assert_allclose(b, a, atol=0.03 * max(1.0, float(np.abs(a).max())))

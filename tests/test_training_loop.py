@@ -278,6 +278,8 @@ def test_mixed_bfloat16_trains_translates_and_restores_float32(tmp_path, monkeyp
     decoder_policies = {layer.dtype_policy.name for layer in run.models.training.layers if layer.weights}
     assert "mixed_bfloat16" in decoder_policies
     assert run.models.training.output.dtype == "float32"  # logits for the loss and the softmax
+    # ... from the output matmul in bfloat16, the largest of a step.
+    assert run.models.training.get_layer("logits").compute_dtype == "bfloat16"
     assert math.isfinite(float(_history(run.run_dir)[0]["loss"]))
     translations = run.graph(["Good morning.", "Thank you."])
     assert len(translations) == 2 and all(isinstance(t, str) for t in translations)

@@ -212,7 +212,9 @@ def attentive_recurrence(
             projected query ``s_{t-1} W`` (the ``y_{t-1} W_y`` of a query
             ``[s_{t-1}; y_{t-1}]``), or None.
         kernel: the op library of :mod:`translate.bahdanau_kernel` to run both
-            loops with (float32 only), or None for the ``tf.while_loop``s.
+            loops with, or None for the ``tf.while_loop``s. The kernel computes
+            in float32; under mixed precision (bfloat16 inputs) its weight
+            matmuls take bfloat16 operands on AMX where the CPU has it.
     Returns:
         :class:`Outputs`. Gradients flow to every tensor argument except the mask.
     """
@@ -223,7 +225,7 @@ def attentive_recurrence(
     dtype = projected.dtype
     gru = kind == "gru"
     offset = query_offsets is not None
-    native = kernel is not None and dtype == tf.float32
+    native = kernel is not None and dtype in (tf.float32, tf.bfloat16)
     if not offset:
         query_offsets = tf.zeros([], dtype)  # a placeholder argument; never read
 
@@ -274,6 +276,7 @@ def attentive_recurrence(
                 offsets,
                 gru=gru,
                 has_offsets=offset,
+                bf16_matmuls=dtype != tf.float32,
             )
             last_cell = cells[-1]
         else:
@@ -349,6 +352,7 @@ def attentive_recurrence(
                     h0,
                     cell0,
                     gru=gru,
+                    bf16_matmuls=dtype != tf.float32,
                 )
             else:
                 # Transposed once here, not per step: in a trace of this loop the matmul with transpose_b took
@@ -386,7 +390,7 @@ def attentive_recurrence(
         return (states, contexts, weights, last_cell), gradient
 
     candidate_bias = cell.candidate_bias if gru else tf.zeros([units], dtype)
-    states, contexts, weights, last_cell = run(
+    arguments = (
         projected,
         h0,
         cell0,
@@ -399,4 +403,9 @@ def attentive_recurrence(
         memory.keys,
         query_offsets,
     )
-    return Outputs(states, contexts, weights, last_cell)
+    if native and dtype != tf.float32:
+        # The kernel takes float32: under mixed precision the loop's inputs are cast up and its outputs back
+        # (docs/decisions/precision-and-xla.md).
+        outputs = run(*(tf.cast(a, tf.float32) for a in arguments))
+        return Outputs(*(tf.cast(o, dtype) for o in outputs))
+    return Outputs(*run(*arguments))

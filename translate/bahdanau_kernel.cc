@@ -13,15 +13,27 @@
 // Shapes: T target steps, B sentences, U decoder units, G gates (3U for a
 // Keras GRU with reset_after, 4U for an LSTM), A attention units, S source
 // positions, M memory size (an encoder output h_j). Every tensor is float32,
-// row-major, time-major where it has a time axis.
+// row-major, time-major where it has a time axis. With the ops' bf16_matmuls
+// attribute (set under mixed precision) and a CPU with AMX, the loop's four
+// weight matmuls multiply bfloat16 roundings of their operands on AMX tiles,
+// with float32 sums; everything else stays float32.
 
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <mutex>
 #include <vector>
+
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512BF16__) && defined(__linux__)
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#define TRANSLATE_AMX 1
+#endif
 
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -124,6 +136,114 @@ void MatMulAdd(const float* x, int64_t B, const Packed& w, float* out) {
   }
 }
 
+#ifdef TRANSLATE_AMX
+// out [B, N] += x [B, K] w [K, N] on AMX tiles (Intel's Advanced Matrix Extensions): x and w rounded to
+// bfloat16, products summed in float32. w is packed once per loop into the tiles' layout: for each block of
+// 16 columns and 32 rows, 16 rows of 16 column pairs (w[2p][n], w[2p + 1][n]), rows past K zero. Columns past
+// the last whole block of 16 are multiplied in float32.
+constexpr int64_t kTileRows = 16, kTileColumns = 16, kTileDepth = 32;
+
+uint16_t ToBfloat16(float value) {  // round to nearest even
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  bits += 0x7FFF + ((bits >> 16) & 1);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+// Linux hands out AMX's tile registers to a process only on request (arch_prctl, once; later calls are no-ops).
+bool AmxPermitted() {
+  static const bool permitted = [] {
+    constexpr int kRequestPermission = 0x1023, kTileData = 18;  // ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA
+    return syscall(SYS_arch_prctl, kRequestPermission, kTileData) == 0;
+  }();
+  return permitted;
+}
+
+struct TileConfig {
+  uint8_t palette = 1, start_row = 0, reserved[14] = {};
+  uint16_t bytes_per_row[16] = {};
+  uint8_t rows[16] = {};
+};
+
+struct PackedTiles {
+  PackedTiles(const float* w, int64_t K, int64_t N)
+      : w(w), K(K), N(N), depth((K + kTileDepth - 1) / kTileDepth), whole(N / kTileColumns * kTileColumns),
+        tiles(whole * depth * kTileDepth, 0) {
+    for (int64_t n0 = 0; n0 < whole; n0 += kTileColumns) {
+      uint16_t* block = tiles.data() + n0 * depth * kTileDepth;
+      for (int64_t k = 0; k < K; ++k) {
+        uint16_t* row = block + (k / kTileDepth) * kTileDepth * kTileColumns + (k % kTileDepth) / 2 * 32 + k % 2;
+        for (int64_t c = 0; c < kTileColumns; ++c) row[2 * c] = ToBfloat16(w[k * N + n0 + c]);
+      }
+    }
+  }
+  const float* w;
+  int64_t K, N, depth, whole;
+  std::vector<uint16_t> tiles;  // [N / 16][depth][16 pairs][16 columns][2]
+};
+
+void MatMulAddTiles(const float* x, int64_t B, const PackedTiles& w, float* out) {
+  const int64_t K = w.K, N = w.N, padded = w.depth * kTileDepth;
+  std::vector<uint16_t> rows(kTileRows * padded, 0);
+  for (int64_t b0 = 0; b0 < B; b0 += kTileRows) {
+    const int64_t m = std::min(kTileRows, B - b0);
+    for (int64_t r = 0; r < m; ++r) {
+      for (int64_t k = 0; k < K; ++k) rows[r * padded + k] = ToBfloat16(x[(b0 + r) * K + k]);
+    }
+    TileConfig config;
+    config.rows[0] = config.rows[1] = static_cast<uint8_t>(m);  // 0: the sums, 1: rows of x
+    config.rows[2] = kTileDepth / 2;                              // 2: a block of w
+    config.bytes_per_row[0] = config.bytes_per_row[1] = config.bytes_per_row[2] = 64;
+    _tile_loadconfig(&config);
+    for (int64_t n0 = 0; n0 < w.whole; n0 += kTileColumns) {
+      float* sums = out + b0 * N + n0;
+      const uint16_t* block = w.tiles.data() + n0 * w.depth * kTileDepth;
+      _tile_loadd(0, sums, N * sizeof(float));
+      for (int64_t d = 0; d < w.depth; ++d) {
+        _tile_loadd(1, rows.data() + d * kTileDepth, padded * sizeof(uint16_t));
+        _tile_loadd(2, block + d * kTileDepth * kTileColumns, 64);
+        _tile_dpbf16ps(0, 1, 2);
+      }
+      _tile_stored(0, sums, N * sizeof(float));
+    }
+    _tile_release();
+    for (int64_t r = b0; r < b0 + m; ++r) {  // the last N % 16 columns
+      for (int64_t k = 0; k < K; ++k) {
+        const float xv = x[r * K + k];
+        for (int64_t n = w.whole; n < N; ++n) out[r * N + n] += xv * w.w[k * N + n];
+      }
+    }
+  }
+}
+#endif
+
+// A loop's weight matrix w [K, N], packed for out [B, N] += x [B, K] w: in float32 panels, or (tiles, where
+// built with AMX and asked for) in bfloat16 tiles.
+class Weights {
+ public:
+  Weights(const float* w, int64_t K, int64_t N, bool tiles) {
+#ifdef TRANSLATE_AMX
+    if (tiles && AmxPermitted()) {
+      tiles_.emplace_back(w, K, N);
+      return;
+    }
+#endif
+    panels_.emplace_back(w, K, N);
+  }
+  void MultiplyAdd(const float* x, int64_t B, float* out) const {
+#ifdef TRANSLATE_AMX
+    if (!tiles_.empty()) return MatMulAddTiles(x, B, tiles_[0], out);
+#endif
+    MatMulAdd(x, B, panels_[0], out);
+  }
+
+ private:
+  std::vector<Packed> panels_;
+#ifdef TRANSLATE_AMX
+  std::vector<PackedTiles> tiles_;
+#endif
+};
+
 // A row-major copy of w [rows, columns]'s transpose, for products with w^T.
 std::vector<float> Transposed(const float* w, int64_t rows, int64_t columns) {
   std::vector<float> t(rows * columns);
@@ -205,6 +325,7 @@ class ForwardOp : public OpKernel {
   explicit ForwardOp(OpKernelConstruction* construction) : OpKernel(construction) {
     OP_REQUIRES_OK(construction, construction->GetAttr("gru", &gru_));
     OP_REQUIRES_OK(construction, construction->GetAttr("has_offsets", &has_offsets_));
+    OP_REQUIRES_OK(construction, construction->GetAttr("bf16_matmuls", &bf16_matmuls_));
   }
 
   void Compute(OpKernelContext* context) override {
@@ -234,7 +355,7 @@ class ForwardOp : public OpKernel {
 
     std::vector<float> h(h0, h0 + B * U), c(c0, c0 + B * U), both(B * F), x_pre(B * G);
     const std::vector<int64_t> lengths = Lengths(mask, B, S);
-    const Packed fused_packed(fused, U, F), context_kernel_packed(context_kernel, M, G);
+    const Weights fused_packed(fused, U, F, bf16_matmuls_), context_kernel_packed(context_kernel, M, G, bf16_matmuls_);
     // Sentences [b0, b1) through all steps: no sentence reads another's rows, so shards run on their own.
     auto rows = [&](int64_t b0, int64_t b1) {
       const int64_t n = b1 - b0;
@@ -242,7 +363,7 @@ class ForwardOp : public OpKernel {
       for (int64_t t = 0; t < T; ++t) {
         // s_{t-1} [R | W]: the gates' recurrent part and the attention query in one matmul.
         std::fill(both.begin() + b0 * F, both.begin() + b1 * F, 0.0f);
-        MatMulAdd(h.data() + b0 * U, n, fused_packed, both.data() + b0 * F);
+        fused_packed.MultiplyAdd(h.data() + b0 * U, n, both.data() + b0 * F);
         float* context_t = contexts + t * B * M;
         float* alpha_t = weights + t * B * S;
         for (int64_t b = b0; b < b1; ++b) {
@@ -256,7 +377,7 @@ class ForwardOp : public OpKernel {
         }
         // c_t W_c, then the input projection y_{t-1} W_y + b computed before the loop.
         std::copy(x_in + (t * B + b0) * G, x_in + (t * B + b1) * G, x_pre.begin() + b0 * G);
-        MatMulAdd(context_t + b0 * M, n, context_kernel_packed, x_pre.data() + b0 * G);
+        context_kernel_packed.MultiplyAdd(context_t + b0 * M, n, x_pre.data() + b0 * G);
         for (int64_t b = b0; b < b1; ++b) {
           const float* xb = x_pre.data() + b * G;
           const float* hb = both.data() + b * F;
@@ -292,12 +413,14 @@ class ForwardOp : public OpKernel {
  private:
   bool gru_ = true;
   bool has_offsets_ = false;
+  bool bf16_matmuls_ = false;
 };
 
 class BackwardOp : public OpKernel {
  public:
   explicit BackwardOp(OpKernelConstruction* construction) : OpKernel(construction) {
     OP_REQUIRES_OK(construction, construction->GetAttr("gru", &gru_));
+    OP_REQUIRES_OK(construction, construction->GetAttr("bf16_matmuls", &bf16_matmuls_));
   }
 
   void Compute(OpKernelContext* context) override {
@@ -333,7 +456,8 @@ class BackwardOp : public OpKernel {
     const std::vector<int64_t> lengths = Lengths(context->input(13).flat<bool>().data(), B, S);
     const std::vector<float> fused_transposed = Transposed(fused, U, F);
     const std::vector<float> context_kernel_transposed = Transposed(context_kernel, M, G);
-    const Packed fused_t(fused_transposed.data(), F, U), context_kernel_t(context_kernel_transposed.data(), G, M);
+    const Weights fused_t(fused_transposed.data(), F, U, bf16_matmuls_);
+    const Weights context_kernel_t(context_kernel_transposed.data(), G, M, bf16_matmuls_);
     std::mutex d_v_lock;
     auto rows = [&](int64_t b0, int64_t b1) {
       const int64_t n = b1 - b0;
@@ -375,7 +499,7 @@ class BackwardOp : public OpKernel {
         // d c_t = the gradient from after the loop + d x_t W_c^T.
         float* d_context_t = d_context_all + t * B * M;
         std::copy(d_contexts + (t * B + b0) * M, d_contexts + (t * B + b1) * M, d_context_t + b0 * M);
-        MatMulAdd(d_x_t + b0 * G, n, context_kernel_t, d_context_t + b0 * M);
+        context_kernel_t.MultiplyAdd(d_x_t + b0 * G, n, d_context_t + b0 * M);
         for (int64_t b = b0; b < b1; ++b) {
           const int64_t L = lengths[b];
           const float* alpha = weights + (t * B + b) * S;
@@ -398,7 +522,7 @@ class BackwardOp : public OpKernel {
         }
         // d s_{t-1} = [d gates' recurrent part | d query] [R | W]^T + the cell's direct part.
         std::copy(direct.begin() + b0 * U, direct.begin() + b1 * U, d_h.begin() + b0 * U);
-        MatMulAdd(d_both_t + b0 * F, n, fused_t, d_h.data() + b0 * U);
+        fused_t.MultiplyAdd(d_both_t + b0 * F, n, d_h.data() + b0 * U);
       }
       std::lock_guard<std::mutex> hold(d_v_lock);
       VectorMap(d_v, A) += d_v_sum;
@@ -410,6 +534,7 @@ class BackwardOp : public OpKernel {
 
  private:
   bool gru_ = true;
+  bool bf16_matmuls_ = false;
 };
 
 Status ForwardShape(InferenceContext* c) {
@@ -451,6 +576,7 @@ Status BackwardShape(InferenceContext* c) {
 REGISTER_OP("TranslateBahdanauForward")
     .Attr("gru: bool")
     .Attr("has_offsets: bool")
+    .Attr("bf16_matmuls: bool = false")  // the weight matmuls in bfloat16 on AMX, where built with it
     .Input("projected: float")       // [T, B, G]: y_{t-1} W_y + b
     .Input("h0: float")              // [B, U]
     .Input("cell0: float")           // [B, U]: an LSTM's c_0 (a GRU ignores it)
@@ -472,6 +598,7 @@ REGISTER_OP("TranslateBahdanauForward")
 
 REGISTER_OP("TranslateBahdanauBackward")
     .Attr("gru: bool")
+    .Attr("bf16_matmuls: bool = false")
     .Input("d_states: float")        // [T, B, U]
     .Input("d_contexts: float")      // [T, B, M]
     .Input("d_weights: float")       // [T, B, S]

@@ -412,11 +412,15 @@ def build_models(
         for i, size in enumerate(decoder_state_sizes(config))
     ]
     out_dropout = keras.layers.Dropout(config.dropout, name="output_dropout")
-    # float32 logits under mixed precision too: a bfloat16 softmax over the vocabulary loses the tail.
+    # Under mixed precision the output matmul runs in bfloat16 (the largest matmul of a step: 5x faster with
+    # AMX, docs/decisions/precision-and-xla.md) and its logits are cast to float32 before the softmax.
     if config.tie_embeddings:
-        output_layer = TiedOutput(tgt_embedding, dtype="float32", name="logits")
+        output_layer = TiedOutput(tgt_embedding, name="logits")
     else:
-        output_layer = keras.layers.Dense(tgt_vocab_size, dtype="float32", name="logits")
+        output_layer = keras.layers.Dense(tgt_vocab_size, name="logits")
+
+    def to_logits(x):
+        return keras.ops.cast(output_layer(out_dropout(x)), "float32")
 
     # Encoder: source ids -> memory, keys, mask, initial decoder states.
     source_ids = keras.Input(shape=(None,), dtype="int32", name="source_ids")
@@ -437,8 +441,8 @@ def build_models(
         if target_ids.shape[1] == 1:
             # One step: [batch, dim] into the output layer is one fused matmul + bias;
             # [batch, 1, dim] would be a tensordot with the bias added apart.
-            return output_layer(out_dropout(attentional[:, 0])), weights[:, 0], new_states
-        return output_layer(out_dropout(attentional)), weights, new_states
+            return to_logits(attentional[:, 0]), weights[:, 0], new_states
+        return to_logits(attentional), weights, new_states
 
     # Training: teacher forcing over the whole shifted target.
     train_source = keras.Input(shape=(None,), dtype="int32", name="source_ids")
