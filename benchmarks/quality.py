@@ -118,12 +118,20 @@ PLACEMENTS = {
         ("none", ["model.attention=none"]),
     )
 }
+# bfloat16 compute with float32 weights (train.precision) against float32, the quick preset as shipped
+# otherwise: on a CPU with AMX its matmuls run several times faster (docs/decisions/precision-and-xla.md).
+PRECISION = {
+    f"bahdanau (quick), {precision}, seed {seed}": [f"train.precision={precision}", f"train.seed={seed}"]
+    for seed in (1, 2)
+    for precision in ("float32", "mixed_bfloat16")
+}
 TABLES = {
     "attention": ATTENTION,
     "choices": CHOICES,
     "default": DEFAULT,
     "bahdanau": BAHDANAU,
     "placements": PLACEMENTS,
+    "precision": PRECISION,
 }
 
 

@@ -61,7 +61,7 @@ def test_exponent_notation_is_a_number():
         ("train.optimizer=sgd", "train.optimizer must be one of adam, adamw"),
         ("train.lr_schedule=cosine", "train.lr_schedule must be one of constant, inverse_sqrt, plateau"),
         ("train.label_smoothing=1.0", r"train.label_smoothing must be in \[0, 1\)"),
-        ("train.precision=float16", "train.precision must be one of float32, mixed_bfloat16"),
+        ("train.precision=float16", "train.precision must be one of auto, float32, mixed_bfloat16"),
         ("train.strategy=tpu", "train.strategy must be one of default, mirrored, multi_worker"),
         ("decode.shards=0", "decode.shards must be at least 1, got 0"),
         (

@@ -42,7 +42,7 @@ CELLS = ("gru", "lstm", "simple_rnn")
 ATTENTIONS = ("bahdanau", "additive", "luong_dot", "luong_general", "none")
 OPTIMIZERS = ("adam", "adamw")
 LR_SCHEDULES = ("constant", "inverse_sqrt", "plateau")
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
@@ -164,8 +164,10 @@ class TrainConfig:
     clip_norm: float = 1.0
     # Spread this much probability mass over the vocabulary (Szegedy et al. 2016).
     label_smoothing: float = 0.0
-    # mixed_bfloat16: bfloat16 compute, float32 weights (fast on CPUs with AMX and on GPUs).
-    precision: str = "float32"
+    # mixed_bfloat16: bfloat16 compute, float32 weights; auto: mixed_bfloat16 where the
+    # hardware multiplies bfloat16 natively (a CPU with AMX, a GPU of compute capability
+    # 8.0+), float32 elsewhere (translate/precision.py).
+    precision: str = "auto"
     # Compile the train step with XLA. Only the fused decoder (attention after
     # the RNN, no input feeding) compiles: XLA cannot take the gradient of the
     # stepwise tf.scan decoder (bahdanau, input feeding). Off by default: XLA

@@ -55,6 +55,7 @@ from translate.inference import TranslationGraph, translate_in_batches
 from translate.losses import MaskedAccuracy, SmoothedCrossEntropy
 from translate.model import Seq2Seq, build_models, keep_bahdanau_loops_in_tensorflow
 from translate.pipeline import make_dataset, pairs_from_files, pairs_from_memory
+from translate.precision import resolve as resolve_precision
 from translate.prepare import Prepared, prepare_or_load
 from translate.reuse import check_init_from, reused_data
 from translate.run_folder import (
@@ -203,14 +204,15 @@ def _tensorboard_installed() -> bool:
 
 @contextlib.contextmanager
 def precision_policy(precision: str):
-    """Sets Keras's global dtype policy (``float32`` or ``mixed_bfloat16``) for the
-    models built inside, and restores the previous one afterwards, also on errors.
+    """Sets Keras's global dtype policy (``float32`` or ``mixed_bfloat16``; ``auto``
+    as :func:`translate.precision.resolve` chooses) for the models built inside,
+    and restores the previous one afterwards, also on errors.
 
     Models keep the policy they were built with, so a run trained in
     mixed_bfloat16 still translates after the policy is back to float32.
     """
     previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(precision)
+    keras.mixed_precision.set_global_policy(resolve_precision(precision))
     try:
         yield
     finally:
