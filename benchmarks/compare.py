@@ -104,10 +104,11 @@ ROWS = [
     ("test BLEU, beam 5 (cased)", None, "beam5_test_bleu_cased", 2),
     ("peak memory, MiB", "peak_rss_mb", "peak_rss_mb", 0),
 ]
-BASELINES = ("baseline", "baseline_serial_ops")
+BASELINES = ("baseline", "baseline_serial_ops", "baseline_bfloat16")
 # Ratios of the race: (event, our contestant, what it is measured against: the baselines, or another event of ours)
 RATIOS = {
     "train_speedup": ("train", "ours_equal", BASELINES),
+    "train_speedup_float32_baseline": ("train", "ours_equal", ("baseline", "baseline_serial_ops")),
     "greedy_speedup_b64": ("greedy_b64", "ours_quick", BASELINES),
     "greedy_speedup_b1": ("greedy_b1", "ours_quick", BASELINES),
     "beam5_over_greedy_b64": ("beam5_b64", "ours_quick", "greedy_b64"),
@@ -248,11 +249,12 @@ def compare(args: argparse.Namespace) -> None:
     2. ``ours_equal``: ``python -m benchmarks ours`` with the quick preset at
        the baseline's sizes: GRU, embedding, encoder (per direction), decoder
        and attention units all ``--units``, attention ``--equal-attention``,
-       the baseline's batch size. The default, ``luong_general``, is the
-       tutorial's score: its ``MultiHeadAttention(num_heads=1)`` scores
+       the baseline's batch size. The default, ``bahdanau``, is our
+       default model; ``luong_general`` is the tutorial's score: its
+       ``MultiHeadAttention(num_heads=1)`` scores
        ``(W_q s_t)^T (W_k h_j) / sqrt(d) = s_t^T W_a h_j`` with
        ``W_a = W_q^T W_k / sqrt(d)``, Luong's *general* score, after the
-       decoder RNN as ours;
+       decoder RNN;
     3. ``ours_quick``: ``python -m benchmarks ours`` with the quick preset as it is;
     4. ``baseline_serial_ops``: the baseline again under the other thread
        setting, for ``--probe-minutes`` only: its training rate, and its
@@ -266,7 +268,7 @@ def compare(args: argparse.Namespace) -> None:
     and 64, beam 5 at batch 64).
 
     Then the race in turns (``python -m benchmarks race``; ``--rounds``, 0 to
-    skip): the four sides again, each in its own process under its thread
+    skip): the four sides again (and the bfloat16 probe), each in its own process under its thread
     setting, the baseline with its trained weights and ours_quick with its
     exports, timed one after another, round after round
     (``--train-turn-seconds`` of training for ours_equal and the baseline,
@@ -284,7 +286,12 @@ def compare(args: argparse.Namespace) -> None:
 
     * ``train_speedup``: ours_equal / baseline, training sentences per second
       ("baseline" here and below: its better figure of the two thread
-      settings; in the race, the better of the two in each round);
+      settings; in the race, the best in each round of the two and of
+      ``baseline_bfloat16``, the tutorial's model built under Keras's
+      ``mixed_bfloat16`` policy, training only, so that a precision ours
+      trains in is no advantage the baseline was denied);
+    * ``train_speedup_float32_baseline`` (race only): the same against the
+      tutorial as it trains, in float32;
     * ``greedy_speedup_b64``: ours_quick (the model we ship) / baseline,
       greedy decoding sentences per second at batch 64;
     * ``beam5_over_greedy_b64``: ours_quick beam 5 / ours_quick greedy,
@@ -512,8 +519,11 @@ def baseline_worker(args: argparse.Namespace) -> dict[str, Callable[[], dict]]:
     """The tutorial's model: ``train``, ``greedy_b1`` and ``greedy_b64``."""
     from benchmarks.baselines import tf_tutorial
 
-    model, train_ds, _ = tf_tutorial.build(Path(args.run_dir), args.units, args.batch_size, args.seed)
+    model, train_ds, _ = tf_tutorial.build(Path(args.run_dir), args.units, args.batch_size, args.seed, args.precision)
     batches = iter(train_ds.repeat())
+    train = {"train": lambda: train_turn(model.train_on_batch, batches, args.train_turn_seconds)}
+    if args.train_only:
+        return train
     inputs, _ = next(batches)
     model(inputs)  # creates the variables, so that the weights can load
     if args.baseline_weights:
@@ -527,8 +537,7 @@ def baseline_worker(args: argparse.Namespace) -> dict[str, Callable[[], dict]]:
         tf_tutorial.count_words,
         args.decode_passes,
     )
-    events["train"] = lambda: train_turn(model.train_on_batch, batches, args.train_turn_seconds)
-    return events
+    return {**events, **train}
 
 
 def ours_worker(args: argparse.Namespace) -> dict[str, Callable[[], dict]]:
@@ -613,6 +622,7 @@ def race(
     plans = {
         "baseline": ("baseline", baseline, "default"),
         "baseline_serial_ops": ("baseline", baseline, "serial_ops"),
+        "baseline_bfloat16": ("baseline", [*baseline, "--precision", "mixed_bfloat16", "--train-only"], "default"),
         "ours_equal": ("ours", [*ours_options, "--train", *(f"--set={o}" for o in equal_set)], args.ours_threads),
         "ours_quick": ("ours", [*ours_options, *(f"--export={e}" for e in quick_exports)], args.ours_threads),
     }
@@ -664,6 +674,10 @@ def race_command(args: argparse.Namespace) -> None:
       model (``baselines/tf_tutorial.py``) under TensorFlow's default threads
       and under ``serial_ops``; the ratios take the faster of the two in each
       round, so neither setting is chosen against it;
+    * ``baseline_bfloat16``: the tutorial's model built under Keras's
+      ``mixed_bfloat16`` policy (TensorFlow's default threads), training
+      only: ``train_speedup`` takes the fastest of the three baselines in
+      each round, ``train_speedup_float32_baseline`` the faster of the first two;
     * ``ours_equal``: our model at the baseline's sizes (training only);
     * ``ours_quick``: the quick preset's greedy and beam 5 exports, loaded
       with ``translate.load`` (decoding only).
@@ -779,4 +793,6 @@ def register(commands) -> None:
     # A worker's own options.
     p.add_argument("--worker", choices=("baseline", "ours"), help=argparse.SUPPRESS)
     p.add_argument("--train", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
+    p.add_argument("--train-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--export", action="append", default=[], help=argparse.SUPPRESS)

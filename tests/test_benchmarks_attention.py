@@ -49,6 +49,29 @@ def test_training_race_times_every_attention_in_turns(tiny_run, tmp_path):
     assert training["ratio_to_luong_dot"]["bahdanau"] > 0
 
 
+def test_mixed_precision_variants_are_measured_against_luong_dot_in_mixed_precision(tiny_run, tmp_path):
+    model_and_training = [
+        f"--set={o}" for o in TINY_OVERRIDES if not o.startswith(("data.", "model.attention_query_input"))
+    ]
+    report = run_script(
+        "--run-dir",
+        str(tiny_run.run_dir),
+        *model_and_training,
+        "--variants",
+        "luong_dot, mixed_bfloat16",
+        "bahdanau, mixed_bfloat16",
+        "--steps",
+        "1",
+        "--rounds",
+        "1",
+        "--warmup",
+        "1",
+        tmp_path=tmp_path,
+    )
+    ratios = report["training"]["ratio_to_luong_dot"]
+    assert ratios["luong_dot, mixed_bfloat16"] == 1.0 and ratios["bahdanau, mixed_bfloat16"] > 0
+
+
 def test_decoding_race_exports_greedy_and_beam_of_each_run(tiny_run, tmp_path):
     run = str(tiny_run.run_dir)
     report = run_script(

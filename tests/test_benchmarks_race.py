@@ -51,6 +51,7 @@ def test_race_ratios_take_the_faster_baseline_each_round():
     workers = {
         "baseline": stand_in("baseline", "train=2", "greedy_b64=2"),
         "baseline_serial_ops": stand_in("baseline_serial_ops", "train=4", "greedy_b64=1"),
+        "baseline_bfloat16": stand_in("baseline_bfloat16", "train=1.6"),
         "ours_equal": stand_in("ours_equal", "train=1"),
         "ours_quick": stand_in("ours_quick", "greedy_b64=0.5", "beam5_b64=1"),
     }
@@ -62,11 +63,19 @@ def test_race_ratios_take_the_faster_baseline_each_round():
     assert {name: len(runs) for name, runs in turns["train"].items()} == {
         "baseline": 3,
         "baseline_serial_ops": 3,
+        "baseline_bfloat16": 3,
         "ours_equal": 3,
     }
     report = compare.summarize_race(turns)
-    assert report["ratios"] == {"train_speedup": 2.0, "greedy_speedup_b64": 2.0, "beam5_over_greedy_b64": 0.5}
-    assert report["per_round"]["train_speedup"] == [2.0, 2.0, 2.0]
+    # The bfloat16 probe trains fastest of the baselines: train_speedup is measured against it; the tutorial
+    # as it trains (float32, the better thread setting) is the other ratio.
+    assert report["ratios"] == {
+        "train_speedup": 1.6,
+        "train_speedup_float32_baseline": 2.0,
+        "greedy_speedup_b64": 2.0,
+        "beam5_over_greedy_b64": 0.5,
+    }
+    assert report["per_round"]["train_speedup"] == [1.6, 1.6, 1.6]
     assert report["rates"]["greedy_b64"]["ours_quick"] == {"sentences_per_s": 20.0, "tokens_per_s": 200.0}
 
 
@@ -94,6 +103,8 @@ def test_real_workers_train_and_decode_in_turns(tiny_run, tiny_export):
         decode_passes=2,
         preset="quick",
         train=True,
+        precision="float32",
+        train_only=False,
         export=[f"greedy={tiny_export}"],
         set=[
             "model.embedding_dim=8",
@@ -112,3 +123,26 @@ def test_real_workers_train_and_decode_in_turns(tiny_run, tiny_export):
             decoded = events[f"greedy_b{size}"]()
             assert decoded["sentences"] == 2 * min(test_sentences, harness.DECODE_SENTENCES[size])
             assert decoded["seconds"] > 0
+
+
+@pytest.mark.filterwarnings("ignore:.*does not support masking:UserWarning", "ignore:.*was called on layer:UserWarning")
+def test_the_baselines_bfloat16_probe_only_trains_and_leaves_the_policy_alone(tiny_run):
+    import keras
+
+    args = argparse.Namespace(
+        run_dir=str(tiny_run.config.run_dir),
+        units=8,
+        batch_size=8,
+        max_length=5,
+        seed=1,
+        baseline_weights=None,
+        train_turn_seconds=0.01,
+        decode_passes=1,
+        precision="mixed_bfloat16",
+        train_only=True,
+    )
+    events = compare.baseline_worker(args)
+    assert sorted(events) == ["train"]
+    assert keras.mixed_precision.global_policy().name == "float32"
+    trained = events["train"]()
+    assert trained["steps"] >= 1 and trained["sentences"] == 8 * trained["steps"]
