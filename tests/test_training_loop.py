@@ -295,6 +295,30 @@ def test_mixed_bfloat16_trains_translates_and_restores_float32(tmp_path, monkeyp
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
+@pytest.mark.parametrize(
+    "model",
+    [
+        ["model.cell=lstm", "model.attention=luong_dot", "model.input_feeding=true"],  # the step-by-step scan
+        ["model.cell=lstm", "model.attention=bahdanau"],
+        ["model.cell=simple_rnn", "model.attention=luong_general"],  # the fused path
+    ],
+    ids=["lstm-input-feeding", "lstm-bahdanau", "simple-rnn"],
+)
+def test_keras_rnns_stay_in_float32_inside_a_mixed_model(tmp_path, model):
+    """Keras's LSTM and SimpleRNN are faster in float32 on a CPU (translate/model.py, _rnn_options): under
+    mixed_bfloat16 they keep float32 while the rest computes in bfloat16, and training and translating work."""
+    config = tiny_config(tmp_path, *SHORT, "train.epochs=1", "train.precision=mixed_bfloat16", *model)
+    run = training.train(config, verbose=0)
+    policies = {layer.name: layer.dtype_policy.name for layer in run.models.training.layers}
+    assert policies["logits"] == "mixed_bfloat16"
+    layers = list(run.models.training._flatten_layers(include_self=False, recursive=True))
+    rnns = [layer for layer in layers if isinstance(layer, (keras.layers.LSTM, keras.layers.SimpleRNN))]
+    assert len(rnns) >= 2 and all(layer.compute_dtype == "float32" for layer in rnns)  # encoder and decoder
+    assert any(layer.compute_dtype == "bfloat16" for layer in layers if isinstance(layer, keras.layers.Embedding))
+    assert math.isfinite(float(_history(run.run_dir)[0]["loss"]))
+    assert all(isinstance(t, str) for t in run.graph(["Good morning.", "Thank you."]))
+
+
 class _PoisonWeights(keras.callbacks.Callback):
     """Turns a weight into NaN at the second batch of the second epoch."""
 

@@ -143,9 +143,10 @@ void MatMulAdd(const float* x, int64_t B, const Packed& w, float* out) {
 // the last whole block of 16 are multiplied in float32.
 constexpr int64_t kTileRows = 16, kTileColumns = 16, kTileDepth = 32;
 
-uint16_t ToBfloat16(float value) {  // round to nearest even
+uint16_t ToBfloat16(float value) {  // round to nearest even; a NaN stays a NaN
   uint32_t bits;
   std::memcpy(&bits, &value, sizeof(bits));
+  if ((bits & 0x7FFFFFFF) > 0x7F800000) return static_cast<uint16_t>((bits >> 16) | 0x40);
   bits += 0x7FFF + ((bits >> 16) & 1);
   return static_cast<uint16_t>(bits >> 16);
 }

@@ -53,6 +53,22 @@ _RNNS = {
 }
 
 
+def _rnn_options(cell: str) -> dict:
+    """Keyword arguments for a Keras RNN layer of ``cell``.
+
+    On a CPU, Keras's LSTM and SimpleRNN compute in float32 under mixed
+    precision too: each of their steps is a few small elementwise ops, which
+    TensorFlow's CPU kernels run slower in bfloat16 than in float32 (the quick
+    preset with LSTM and Luong dot took 88.6 ms a step with them in bfloat16,
+    72.2 in float32: benchmarks/results/attention_speed_lstm_bf16_keras_lstm.json).
+    Our GRU keeps the policy: its bfloat16 step is the faster one. The
+    decoder casts their outputs back to its own compute dtype.
+    """
+    if cell == "gru" or tf.config.list_logical_devices("GPU"):
+        return {}
+    return {"dtype": "float32"}
+
+
 def num_states(cell: str) -> int:
     """How many state tensors a cell carries (LSTM: h and c)."""
     return _RNNS[cell][1]
@@ -95,7 +111,13 @@ class Decoder(keras.layers.Layer):
         # The hoisted loop's compiled kernel when it builds (translate/bahdanau_kernel.py); off: its tf.while_loop.
         self.use_kernel = True
         self.rnns = [
-            rnn_class(self.units, return_sequences=True, return_state=True, name=f"{config.cell}_{i}")
+            rnn_class(
+                self.units,
+                return_sequences=True,
+                return_state=True,
+                name=f"{config.cell}_{i}",
+                **_rnn_options(config.cell),
+            )
             for i in range(config.decoder_layers)
         ]
         # With attention_query_input Bahdanau's query is [s_{t-1}; y_{t-1}]; after the RNN, s_t has read y_{t-1}.
@@ -188,9 +210,12 @@ class Decoder(keras.layers.Layer):
         for i, rnn in enumerate(self.rnns):
             layer_input = x if i == 0 or masks is None else x * masks[i - 1]
             x_next, cell_states = rnn.cell(layer_input, layer_states[i], training=training)
+            # A cell kept in float32 under mixed precision (_rnn_options) answers in float32.
+            x_next = tf.cast(x_next, y.dtype)
+            cell_states = [tf.cast(c, y.dtype) for c in tf.nest.flatten(cell_states)]
             if self.residual and i > 0:
                 x_next = x_next + x
-            new_states += list(cell_states) if isinstance(cell_states, (list, tuple)) else [cell_states]
+            new_states += cell_states
             x = x_next
         attentional, output_weights = self._output(x, y, memory, keys, source_mask, context)
         weights = output_weights if weights is None else weights
@@ -302,6 +327,7 @@ class Decoder(keras.layers.Layer):
         for i, rnn in enumerate(self.rnns):
             layer_input = x if i == 0 or masks is None else x * masks[i - 1][:, None, :]
             x_next, *layer_final = rnn(layer_input, initial_state=layer_states[i], training=training)
+            x_next, layer_final = tf.cast(x_next, inputs.dtype), [tf.cast(f, inputs.dtype) for f in layer_final]
             x = x_next + x if self.residual and i > 0 else x_next
             final_states += layer_final
         attentional, weights = self._output(x, inputs, memory, keys, source_mask)
@@ -363,7 +389,11 @@ def _encoder_stack(config: ModelConfig, embedded):
     for i in range(config.encoder_layers):
         both_ways = i == 0 or config.bidirectional == "all"
         rnn = rnn_class(
-            config.encoder_units, return_sequences=True, return_state=True, name=f"encoder_{config.cell}_{i}"
+            config.encoder_units,
+            return_sequences=True,
+            return_state=True,
+            name=f"encoder_{config.cell}_{i}",
+            **_rnn_options(config.cell),
         )
         layer = keras.layers.Bidirectional(rnn, name=f"encoder_{i}") if both_ways else rnn
         layer_input = keras.layers.Dropout(config.dropout, name=f"encoder_dropout_{i}")(x) if i > 0 else x
