@@ -254,7 +254,8 @@ def compare(args: argparse.Namespace) -> None:
        ``MultiHeadAttention(num_heads=1)`` scores
        ``(W_q s_t)^T (W_k h_j) / sqrt(d) = s_t^T W_a h_j`` with
        ``W_a = W_q^T W_k / sqrt(d)``, Luong's *general* score, after the
-       decoder RNN;
+       decoder RNN. It trains in the preset's precision (``auto``: mixed
+       bfloat16 on a CPU with AMX, ``translate/precision.py``);
     3. ``ours_quick``: ``python -m benchmarks ours`` with the quick preset as it is;
     4. ``baseline_serial_ops``: the baseline again under the other thread
        setting, for ``--probe-minutes`` only: its training rate, and its

@@ -435,7 +435,7 @@ def utilization(args: argparse.Namespace) -> None:
         "overrides": args.overrides,
         "machine": machine(),
         "tensorflow": tf.__version__,
-        "precision": config.train.precision,
+        "precision": run.models.training.dtype_policy.name,  # what train.precision (auto: translate.precision) chose
         "cores": len(os.sched_getaffinity(0)),
         "mean_source_pieces": round(src_len, 2),
         "mean_target_pieces": round(tgt_len, 2),

@@ -90,13 +90,15 @@ def throughput(args: argparse.Namespace) -> None:
 # --- knobs ----------------------------------------------------------------------------------
 
 # name -> (extra environment, config overrides, cores: None = all)
+# Rows state their precision: they keep their meaning whatever train.precision: auto picks on a machine.
+FLOAT32, BFLOAT16 = "train.precision=float32", "train.precision=mixed_bfloat16"
 KNOBS = {
-    "reference (float32, default threads, 2 cores)": ({}, [], None),
-    "mixed_bfloat16": ({}, ["train.precision=mixed_bfloat16"], None),
-    "XLA (train.jit_compile=true)": ({}, ["train.jit_compile=true"], None),
-    "TF_NUM_INTRAOP_THREADS=1": ({"TF_NUM_INTRAOP_THREADS": "1"}, [], None),
-    "TF_NUM_INTEROP_THREADS=1": ({"TF_NUM_INTEROP_THREADS": "1"}, [], None),
-    "one core (taskset)": ({}, [], 1),
+    "reference (float32, default threads, 2 cores)": ({}, [FLOAT32], None),
+    "mixed_bfloat16": ({}, [BFLOAT16], None),
+    "XLA (train.jit_compile=true)": ({}, [FLOAT32, "train.jit_compile=true"], None),
+    "TF_NUM_INTRAOP_THREADS=1": ({"TF_NUM_INTRAOP_THREADS": "1"}, [FLOAT32], None),
+    "TF_NUM_INTEROP_THREADS=1": ({"TF_NUM_INTEROP_THREADS": "1"}, [FLOAT32], None),
+    "one core (taskset)": ({}, [FLOAT32], 1),
 }
 
 
@@ -394,8 +396,7 @@ def scaling(args: argparse.Namespace) -> None:
 
 # --- attention: Bahdanau against Luong dot ----------------------------------------------------
 
-# Each variant states its precision: the rows keep their meaning whatever train.precision: auto picks.
-FLOAT32, BFLOAT16 = "train.precision=float32", "train.precision=mixed_bfloat16"
+# Each variant states its precision (FLOAT32, BFLOAT16 above).
 ATTENTION_VARIANTS = {
     "luong_dot": ["model.attention=luong_dot", FLOAT32],
     "bahdanau": ["model.attention=bahdanau", FLOAT32],
