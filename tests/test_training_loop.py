@@ -23,6 +23,7 @@ from translate import atomic, training
 from translate.callbacks import HistoryCsv, ResumableBackup, TrainingLogs, trim_history
 from translate.grad_norm import GradNormModel
 from translate.losses import MaskedAccuracy, SmoothedCrossEntropy, sparse_cross_entropy
+from translate.model import build_models
 from translate.schedules import InverseSqrt
 
 # A short run: a few steps per epoch, a few dev sentences for BLEU.
@@ -273,14 +274,20 @@ def test_a_run_with_adamw_warmup_smoothing_and_tensorboard_logs_every_scalar(tmp
 
 def test_mixed_bfloat16_trains_translates_and_restores_float32(tmp_path, monkeypatch):
     config = tiny_config(tmp_path, *SHORT, "train.epochs=1", "train.precision=mixed_bfloat16")
+    built = []
+    monkeypatch.setattr(training, "build_models", lambda *a, **k: built.append(build_models(*a, **k)) or built[-1])
     run = training.train(config, verbose=0)
     assert keras.mixed_precision.global_policy().name == "float32"
-    decoder_policies = {layer.dtype_policy.name for layer in run.models.training.layers if layer.weights}
-    assert "mixed_bfloat16" in decoder_policies
-    assert run.models.training.output.dtype == "float32"  # logits for the loss and the softmax
+    trained = built[0].training
+    assert {layer.dtype_policy.name for layer in trained.layers if layer.weights} >= {"mixed_bfloat16"}
+    assert trained.output.dtype == "float32"  # logits for the loss and the softmax
     # ... from the output matmul in bfloat16, the largest of a step.
-    assert run.models.training.get_layer("logits").compute_dtype == "bfloat16"
+    assert trained.get_layer("logits").compute_dtype == "bfloat16"
     assert math.isfinite(float(_history(run.run_dir)[0]["loss"]))
+    # What train returns computes in float32 with the trained weights, as its export will.
+    assert run.trained_in == "mixed_bfloat16" and run.models.training.compute_dtype == "float32"
+    for a, b in zip(run.models.training.get_weights(), trained.get_weights()):
+        np.testing.assert_array_equal(a, b)
     translations = run.graph(["Good morning.", "Thank you."])
     assert len(translations) == 2 and all(isinstance(t, str) for t in translations)
 
@@ -309,9 +316,10 @@ def test_keras_rnns_stay_in_float32_inside_a_mixed_model(tmp_path, model):
     mixed_bfloat16 they keep float32 while the rest computes in bfloat16, and training and translating work."""
     config = tiny_config(tmp_path, *SHORT, "train.epochs=1", "train.precision=mixed_bfloat16", *model)
     run = training.train(config, verbose=0)
-    policies = {layer.name: layer.dtype_policy.name for layer in run.models.training.layers}
-    assert policies["logits"] == "mixed_bfloat16"
-    layers = list(run.models.training._flatten_layers(include_self=False, recursive=True))
+    with training.precision_policy("mixed_bfloat16"):
+        trained = build_models(config.model, 50, 50).training  # the model as train built it
+    assert trained.get_layer("logits").dtype_policy.name == "mixed_bfloat16"
+    layers = list(trained._flatten_layers(include_self=False, recursive=True))
     rnns = [layer for layer in layers if isinstance(layer, (keras.layers.LSTM, keras.layers.SimpleRNN))]
     assert len(rnns) >= 2 and all(layer.compute_dtype == "float32" for layer in rnns)  # encoder and decoder
     assert any(layer.compute_dtype == "bfloat16" for layer in layers if isinstance(layer, keras.layers.Embedding))

@@ -25,6 +25,7 @@ before the first write, and every file is written atomically
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import logging
 import math
@@ -84,6 +85,8 @@ class Run:
     tgt_model: bytes
     graph: TranslationGraph
     prepared: Prepared | None = None
+    # The dtype policy the run was trained in (train.precision); its models here compute in float32.
+    trained_in: str = "float32"
 
 
 def build_run(
@@ -242,7 +245,20 @@ def train(config: Config, verbose: int | str = "auto", prepared: Prepared | None
             changes nothing in the run folder.
     """
     with precision_policy(config.train.precision):
-        return _train(config, verbose, prepared)
+        run = _train(config, verbose, prepared)
+    return in_float32(run)
+
+
+def in_float32(run: Run) -> Run:
+    """``run`` with its models rebuilt in float32 and holding the same weights, where it was
+    trained in mixed precision: what ``train`` returns translates and scores as its export does
+    (exports and ``load_run`` always build in float32)."""
+    policy = run.models.training.dtype_policy.name
+    if policy == "float32":
+        return run
+    rebuilt = build_run(run.config, run.run_dir, run.src_model, run.tgt_model)
+    rebuilt.models.training.set_weights(run.models.training.get_weights())
+    return dataclasses.replace(rebuilt, prepared=run.prepared, trained_in=policy)
 
 
 def _train(config: Config, verbose: int | str, prepared: Prepared | None) -> Run:
