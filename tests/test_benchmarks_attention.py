@@ -21,16 +21,16 @@ def run_script(*args, tmp_path) -> dict:
     return json.loads(out.read_text(encoding="utf-8"))
 
 
+def on_the_tiny_run(tiny_run) -> list[str]:
+    """``--run-dir`` and the tiny model's overrides: the run folder as prepared keeps its own data settings, so
+    only the model and training overrides go on top, less the query's, which the variants set themselves."""
+    model_and_training = [o for o in TINY_OVERRIDES if not o.startswith(("data.", "model.attention_query_input"))]
+    return ["--run-dir", str(tiny_run.run_dir), *(f"--set={o}" for o in model_and_training)]
+
+
 def test_training_race_times_every_attention_in_turns(tiny_run, tmp_path):
-    # The run folder as prepared keeps its own data settings: only the model and training overrides go on top,
-    # less the query's, which the variants set themselves.
-    model_and_training = [
-        f"--set={o}" for o in TINY_OVERRIDES if not o.startswith(("data.", "model.attention_query_input"))
-    ]
     report = run_script(
-        "--run-dir",
-        str(tiny_run.run_dir),
-        *model_and_training,
+        *on_the_tiny_run(tiny_run),
         "--steps",
         "2",
         "--rounds",
@@ -50,13 +50,8 @@ def test_training_race_times_every_attention_in_turns(tiny_run, tmp_path):
 
 
 def test_mixed_precision_variants_are_measured_against_luong_dot_in_mixed_precision(tiny_run, tmp_path):
-    model_and_training = [
-        f"--set={o}" for o in TINY_OVERRIDES if not o.startswith(("data.", "model.attention_query_input"))
-    ]
     report = run_script(
-        "--run-dir",
-        str(tiny_run.run_dir),
-        *model_and_training,
+        *on_the_tiny_run(tiny_run),
         "--variants",
         "luong_dot, mixed_bfloat16",
         "bahdanau, mixed_bfloat16",

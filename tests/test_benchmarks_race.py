@@ -90,9 +90,9 @@ def test_a_broken_or_missing_worker_is_named():
         harness.Worker("gone", [sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ))
 
 
-@pytest.mark.filterwarnings("ignore:.*does not support masking:UserWarning", "ignore:.*was called on layer:UserWarning")
-def test_real_workers_train_and_decode_in_turns(tiny_run, tiny_export):
-    args = argparse.Namespace(
+def baseline_args(tiny_run, **options) -> argparse.Namespace:
+    """A race worker's options for the tiny run: the baseline's, and ``options`` on top."""
+    return argparse.Namespace(
         run_dir=str(tiny_run.config.run_dir),
         units=8,
         batch_size=8,
@@ -100,6 +100,14 @@ def test_real_workers_train_and_decode_in_turns(tiny_run, tiny_export):
         seed=1,
         baseline_weights=None,
         train_turn_seconds=0.01,
+        **options,
+    )
+
+
+@pytest.mark.filterwarnings("ignore:.*does not support masking:UserWarning", "ignore:.*was called on layer:UserWarning")
+def test_real_workers_train_and_decode_in_turns(tiny_run, tiny_export):
+    args = baseline_args(
+        tiny_run,
         decode_passes=2,
         preset="quick",
         train=True,
@@ -129,18 +137,7 @@ def test_real_workers_train_and_decode_in_turns(tiny_run, tiny_export):
 def test_the_baselines_bfloat16_probe_only_trains_and_leaves_the_policy_alone(tiny_run):
     import keras
 
-    args = argparse.Namespace(
-        run_dir=str(tiny_run.config.run_dir),
-        units=8,
-        batch_size=8,
-        max_length=5,
-        seed=1,
-        baseline_weights=None,
-        train_turn_seconds=0.01,
-        decode_passes=1,
-        precision="mixed_bfloat16",
-        train_only=True,
-    )
+    args = baseline_args(tiny_run, decode_passes=1, precision="mixed_bfloat16", train_only=True)
     events = compare.baseline_worker(args)
     assert sorted(events) == ["train"]
     assert keras.mixed_precision.global_policy().name == "float32"
