@@ -800,7 +800,8 @@ def register(commands) -> None:
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--cell", default="gru", choices=["gru", "lstm"])
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override")
-    p.add_argument("--variants", nargs="+", default=list(ATTENTION_VARIANTS)[:4], choices=list(ATTENTION_VARIANTS))
+    float32_variants = [name for name in ATTENTION_VARIANTS if not name.endswith(PRECISION_SUFFIX)]
+    p.add_argument("--variants", nargs="+", default=float32_variants, choices=list(ATTENTION_VARIANTS))
     p.add_argument(
         "--decode",
         nargs="*",

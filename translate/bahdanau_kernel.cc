@@ -119,6 +119,18 @@ void Panel(const float* x, int64_t K, const float* panel, int64_t N, float* out)
   }
 }
 
+// out [r, from:N] += x [r, K] w [K, from:N] for the rows r in [b0, b1): the columns past a packed layout's
+// whole blocks, in plain float32.
+void MatMulAddColumns(const float* x, int64_t b0, int64_t b1, int64_t K, const float* w, int64_t N, int64_t from,
+                      float* out) {
+  for (int64_t b = b0; b < b1; ++b) {
+    for (int64_t k = 0; k < K; ++k) {
+      const float xv = x[b * K + k];
+      for (int64_t n = from; n < N; ++n) out[b * N + n] += xv * w[k * N + n];
+    }
+  }
+}
+
 void MatMulAdd(const float* x, int64_t B, const Packed& w, float* out) {
   const int64_t K = w.K, N = w.N;
   for (int64_t n = 0; n < w.whole; n += kPanel) {
@@ -127,13 +139,7 @@ void MatMulAdd(const float* x, int64_t B, const Packed& w, float* out) {
     for (; b + kRows <= B; b += kRows) Panel<kRows>(x + b * K, K, panel, N, out + b * N + n);
     for (; b < B; ++b) Panel<1>(x + b * K, K, panel, N, out + b * N + n);
   }
-  if (w.whole == N) return;
-  for (int64_t b = 0; b < B; ++b) {  // the last N % kPanel columns
-    for (int64_t k = 0; k < K; ++k) {
-      const float xv = x[b * K + k];
-      for (int64_t n = w.whole; n < N; ++n) out[b * N + n] += xv * w.w[k * N + n];
-    }
-  }
+  MatMulAddColumns(x, 0, B, K, w.w, N, w.whole, out);  // the last N % kPanel columns
 }
 
 #ifdef TRANSLATE_AMX
@@ -185,7 +191,9 @@ struct PackedTiles {
 
 void MatMulAddTiles(const float* x, int64_t B, const PackedTiles& w, float* out) {
   const int64_t K = w.K, N = w.N, padded = w.depth * kTileDepth;
-  std::vector<uint16_t> rows(kTileRows * padded, 0);
+  // x's rows in bfloat16, zero past K; one buffer per thread, reused from step to step.
+  thread_local std::vector<uint16_t> rows;
+  rows.assign(kTileRows * padded, 0);
   for (int64_t b0 = 0; b0 < B; b0 += kTileRows) {
     const int64_t m = std::min(kTileRows, B - b0);
     for (int64_t r = 0; r < m; ++r) {
@@ -208,12 +216,7 @@ void MatMulAddTiles(const float* x, int64_t B, const PackedTiles& w, float* out)
       _tile_stored(0, sums, N * sizeof(float));
     }
     _tile_release();
-    for (int64_t r = b0; r < b0 + m; ++r) {  // the last N % 16 columns
-      for (int64_t k = 0; k < K; ++k) {
-        const float xv = x[r * K + k];
-        for (int64_t n = w.whole; n < N; ++n) out[r * N + n] += xv * w.w[k * N + n];
-      }
-    }
+    MatMulAddColumns(x, b0, b0 + m, K, w.w, N, w.whole, out);  // the last N % 16 columns
   }
 }
 #endif

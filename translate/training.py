@@ -25,11 +25,10 @@ before the first write, and every file is written atomically
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib.util
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
@@ -258,7 +257,7 @@ def in_float32(run: Run) -> Run:
         return run
     rebuilt = build_run(run.config, run.run_dir, run.src_model, run.tgt_model)
     rebuilt.models.training.set_weights(run.models.training.get_weights())
-    return dataclasses.replace(rebuilt, prepared=run.prepared, trained_in=policy)
+    return replace(rebuilt, prepared=run.prepared, trained_in=policy)
 
 
 def _train(config: Config, verbose: int | str, prepared: Prepared | None) -> Run:
