@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from translate import bahdanau
 from translate.config import ModelConfig
 from translate.model import Decoder
 
@@ -145,6 +146,14 @@ def test_under_mixed_precision_the_kernel_runs_in_float32(cell, bahdanau_kernel,
             return bahdanau_kernel.translate_bahdanau_backward(*args, **kwargs)
 
     monkeypatch.setattr("translate.bahdanau_kernel.load", lambda: Spy())
+    products = []
+    sum_over_steps = bahdanau._sum_over_steps
+
+    def spy_sum(equation, a, b, compute_dtype):
+        products.append((a.dtype, compute_dtype))
+        return sum_over_steps(equation, a, b, compute_dtype)
+
+    monkeypatch.setattr(bahdanau, "_sum_over_steps", spy_sum)
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
@@ -157,10 +166,26 @@ def test_under_mixed_precision_the_kernel_runs_in_float32(cell, bahdanau_kernel,
     ours, our_grads = results_and_gradients(mixed, *args)
     theirs, their_grads = results_and_gradients(scanned, *args)
     assert calls == [[tf.float32, tf.float32]]
+    # dR and dW, dW_c and the memory's gradient: float32 operands, multiplied in bfloat16.
+    assert products == [(tf.float32, tf.bfloat16)] * 3
     assert ours[0].dtype == tf.bfloat16
     for a, b in zip([*ours, *our_grads], [*theirs, *their_grads]):
         a, b = (tf.cast(tf.convert_to_tensor(x), tf.float32).numpy() for x in (a, b))
         np.testing.assert_allclose(a, b, atol=0.05 * max(1.0, np.abs(b).max()))
+
+
+def test_a_weight_gradient_over_all_steps_multiplies_in_the_compute_dtype():
+    """Under mixed precision the kernel's loop is float32, and its weight gradients' products run in bfloat16:
+    the einsum of the operands' bfloat16 roundings, handed back in float32."""
+    rng = np.random.default_rng(2)
+    previous, d_gates = (tf.constant(rng.normal(size=shape), tf.float32) for shape in ([4, 3, 16], [4, 3, 24]))
+    product = bahdanau._sum_over_steps("tbu,tbg->ug", previous, d_gates, tf.bfloat16)
+    assert product.dtype == tf.float32
+    rounded = [tf.cast(tf.cast(x, tf.bfloat16), tf.float32) for x in (previous, d_gates)]
+    np.testing.assert_allclose(product.numpy(), tf.einsum("tbu,tbg->ug", *rounded).numpy(), rtol=1e-2, atol=1e-2)
+    exact = tf.einsum("tbu,tbg->ug", previous, d_gates).numpy()
+    assert not np.array_equal(product.numpy(), exact)  # it did round
+    np.testing.assert_array_equal(bahdanau._sum_over_steps("tbu,tbg->ug", previous, d_gates, tf.float32), exact)
 
 
 @pytest.mark.parametrize("kernel", [False, True], ids=["while_loop", "kernel"])

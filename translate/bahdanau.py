@@ -117,6 +117,21 @@ def _score(hidden, v):
     return tf.reshape(tf.matmul(tf.reshape(hidden, [-1, v.shape[0]]), v[:, None]), tf.shape(hidden)[:2])
 
 
+def _sum_over_steps(equation, a, b, compute_dtype):
+    """``tf.einsum(equation, a, b)`` for a product summed over every step and sentence (a weight's gradient),
+    computed in ``compute_dtype``, returned in ``a``'s dtype.
+
+    Under mixed precision the kernel's loop runs in float32, but these are
+    the backward pass's largest matmuls (``[time * batch, units]`` by
+    ``[time * batch, gates]``): in bfloat16 they run on the CPU's matrix
+    units, as Keras's own layers' weight gradients do, with the sums kept in
+    float32 inside the matmul (docs/decisions/bahdanau-decoder.md)."""
+    if a.dtype == compute_dtype:
+        return tf.einsum(equation, a, b)
+    product = tf.einsum(equation, tf.cast(a, compute_dtype), tf.cast(b, compute_dtype))
+    return tf.cast(product, a.dtype)
+
+
 def _attend(query, memory: Memory, v):
     """Weights ``[batch, src_len]`` and context ``[batch, memory_dim]`` for a projected query ``[batch, att]``."""
     hidden = tf.tanh(query[:, None, :] + memory.keys)
@@ -366,10 +381,10 @@ def attentive_recurrence(
                 d_xs, d_fused, d_context_all = d_xs.stack(), d_fused.stack(), d_context_all.stack()
             # The query's gradient is the last columns of d_fused: the offsets' gradient too.
             d_offsets = d_fused[:, :, gates:] if offset else tf.zeros_like(offsets)
-            d_fused_kernel = tf.einsum("tbu,tbg->ug", previous, d_fused)
+            d_fused_kernel = _sum_over_steps("tbu,tbg->ug", previous, d_fused, dtype)
             d_recurrent_kernel, d_query_kernel = tf.split(d_fused_kernel, [gates, -1], axis=1)
-            d_context_kernel = tf.einsum("tbm,tbg->mg", contexts, d_xs)
-            d_values = tf.einsum("tbs,tbm->bsm", weights, d_context_all)
+            d_context_kernel = _sum_over_steps("tbm,tbg->mg", contexts, d_xs, dtype)
+            d_values = _sum_over_steps("tbs,tbm->bsm", weights, d_context_all, dtype)
             d_candidate_bias = (
                 tf.reduce_sum(d_fused[:, :, 2 * units : gates], axis=[0, 1]) if gru else tf.zeros_like(candidate_bias)
             )
