@@ -118,8 +118,8 @@ def _score(hidden, v):
 
 
 def _sum_over_steps(equation, a, b, compute_dtype):
-    """``tf.einsum(equation, a, b)`` for a product summed over every step and sentence (a weight's gradient),
-    computed in ``compute_dtype``, returned in ``a``'s dtype.
+    """``tf.einsum(equation, a, b)`` for a product summed over every step (a weight's gradient, or the
+    memory's), computed in ``compute_dtype``, returned in ``a``'s dtype.
 
     Under mixed precision the kernel's loop runs in float32, but these are
     the backward pass's largest matmuls (``[time * batch, units]`` by
