@@ -198,7 +198,9 @@ def test_callbacks_run_in_the_order_their_logs_need(tmp_path):
         "train.plateau_patience=4",
         "train.min_learning_rate=0.0001",
     )
-    run = types.SimpleNamespace(run_dir=tmp_path, graph=None)
+    # A run trained in float32 (DevBleu decodes with its own graph).
+    float32 = types.SimpleNamespace(training=types.SimpleNamespace(dtype_policy=keras.DTypePolicy("float32")))
+    run = types.SimpleNamespace(run_dir=tmp_path, graph=None, models=float32)
     names = [type(c).__name__ for c in training.make_callbacks(run, config, [])]
     assert names.index("DevBleu") < names.index("EarlyStopping")
     assert names.index("TrainingLogs") < names.index("ReduceLROnPlateau")
@@ -300,6 +302,27 @@ def test_mixed_bfloat16_trains_translates_and_restores_float32(tmp_path, monkeyp
     with pytest.raises(ValueError, match="no data"):
         training.train(config, verbose=0)
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_dev_bleu_of_a_mixed_precision_model_decodes_in_float32_as_the_export_does(tiny_run):
+    """The dev BLEU that picks the best checkpoint and stops early is that of the model as shipped: a run trained
+    in mixed_bfloat16 is scored by a float32 twin that takes the training model's weights before each scoring."""
+    from translate.callbacks import DevBleu
+
+    with training.precision_policy("mixed_bfloat16"):
+        mixed = training.build_run(tiny_run.config, tiny_run.run_dir, tiny_run.src_model, tiny_run.tgt_model)
+    twin = training.in_float32(mixed)
+    assert twin.models.training.compute_dtype == "float32" and twin.models.training is not mixed.models.training
+    # Weights that training reaches after the twin was built (the twin must take them itself); random and large,
+    # so that bfloat16 arithmetic picks other words than float32 (the tiny run's own weights emit "." either way).
+    rng = np.random.default_rng(0)
+    mixed.models.training.set_weights([rng.standard_normal(w.shape) for w in mixed.models.training.get_weights()])
+    sources = ["Good morning.", "Thank you.", "Where is the station?", "I am tired.", "Come here!", "It is late."]
+    dev_bleu = DevBleu(twin.graph, [(s, "x") for s in sources], tiny_run.run_dir / "unused.weights.h5", 6)
+    dev_bleu.set_model(mixed.models.training)
+    exported = training.in_float32(mixed).graph(sources, greedy=True)  # a float32 build, as export and load_run
+    assert dev_bleu.translate_current() == exported
+    assert mixed.graph(sources, greedy=True) != exported  # what DevBleu decoded before
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,15 @@ def _finite_loss(logs: dict | None) -> bool:
 class DevBleu(keras.callbacks.Callback):
     """After each epoch: greedy-decode dev sentences, log BLEU, keep the best weights.
 
+    ``graph`` decodes: the training model's own graph, or (for a model trained
+    in mixed precision) that of a float32 twin (:func:`translate.training.in_float32`),
+    which takes the training model's weights before each scoring. The twin
+    decodes as the export and ``load_run`` do, so the BLEU that picks the best
+    checkpoint and stops early is the shipped model's, not that of bfloat16
+    arithmetic (which differed by up to 0.66 BLEU on the base preset's dev
+    set, ``benchmarks/results/base_curve_gru_bf16_nostop.json`` against that
+    run's ``history.csv``).
+
     The weights are written atomically (:mod:`translate.atomic`), so a crash
     never leaves a half-written best checkpoint. An epoch whose training loss is not
     finite is neither scored nor saved: its weights have diverged, and the
@@ -66,11 +75,17 @@ class DevBleu(keras.callbacks.Callback):
         # 1-based number of the epoch whose weights best_path holds; 0: none yet.
         self.best_epoch = 0
 
+    def translate_current(self) -> list[str]:
+        """Greedy translations of the dev sources by the model's weights as they are now."""
+        decoder = self.graph.models.training
+        if self.model is not None and decoder is not self.model:
+            decoder.set_weights(self.model.get_weights())
+        greedy = lambda sentences: self.graph(sentences, greedy=True)  # noqa: E731
+        return translate_in_batches(greedy, self.sources, self.batch_size, progress=False)
+
     def score_current(self) -> float:
         """Dev BLEU (greedy) of the model's weights as they are now."""
-        greedy = lambda sentences: self.graph(sentences, greedy=True)  # noqa: E731
-        hypotheses = translate_in_batches(greedy, self.sources, self.batch_size, progress=False)
-        return score(hypotheses, self.references).bleu
+        return score(self.translate_current(), self.references).bleu
 
     def on_epoch_end(self, epoch, logs=None):
         if not _finite_loss(logs):

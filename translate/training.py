@@ -159,7 +159,8 @@ def make_callbacks(run: Run, config: Config, dev_pairs: list[tuple[str, str]]) -
     epochs_done = ResumableBackup.committed_epoch(backup_dir)
     if epochs_done:
         trim_history(run_dir / HISTORY, epochs_done)
-    dev_bleu = DevBleu(run.graph, dev_pairs, run_dir / BEST_WEIGHTS, t.batch_size)
+    # Dev BLEU decodes in float32, as the export will, also when training computes in bfloat16.
+    dev_bleu = DevBleu(in_float32(run).graph, dev_pairs, run_dir / BEST_WEIGHTS, t.batch_size)
     callbacks: list[keras.callbacks.Callback] = [TimeBudget(t.max_minutes), StopOnNaN(dev_bleu), dev_bleu]
     states = {"dev_bleu": (dev_bleu, ("best", "best_epoch"))}
     if t.early_stopping_patience is not None:
@@ -255,7 +256,8 @@ def in_float32(run: Run) -> Run:
     policy = run.models.training.dtype_policy.name
     if policy == "float32":
         return run
-    rebuilt = build_run(run.config, run.run_dir, run.src_model, run.tgt_model)
+    with precision_policy("float32"):  # also inside train's own precision_policy
+        rebuilt = build_run(run.config, run.run_dir, run.src_model, run.tgt_model)
     rebuilt.models.training.set_weights(run.models.training.get_weights())
     return replace(rebuilt, prepared=run.prepared, trained_in=policy)
 
