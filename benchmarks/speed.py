@@ -643,24 +643,14 @@ def time_pipeline(overrides: list[str], batches: int, model_steps: int) -> dict:
     import keras
 
     from translate.config import load_config
-    from translate.pipeline import make_dataset, pairs_from_files
     from translate.prepare import load_prepared
-    from translate.training import build_run, compile_for_training
+    from translate.training import build_run, compile_for_training, training_dataset
 
     config = load_config("quick", overrides=overrides)
     keras.utils.set_random_seed(config.train.seed)
     prepared = load_prepared(config)
     run = build_run(config, prepared.run_dir, prepared.src_model, prepared.tgt_model)
-    dataset = make_dataset(
-        pairs_from_files(*prepared.files("train")),
-        run.graph.src_tokenizer,
-        run.graph.tgt_tokenizer,
-        config.train.batch_size,
-        config.data.max_pieces,
-        shuffle_buffer=config.train.shuffle_buffer,
-        seed=config.train.seed,
-    )
-    iterator = iter(dataset)
+    iterator = iter(training_dataset(run, config, prepared))
     for _ in range(20):  # fill the shuffle buffer and warm up
         next(iterator)
     started = time.perf_counter()

@@ -210,6 +210,7 @@ def test_a_huge_value_is_cut_short_in_the_error_message(tmp_path):
         ("train.learning_rate=.nan", "train.learning_rate must be a finite number, got nan"),
         ("train.seed=4294967296", "train.seed must be at most 4,294,967,295"),
         ("train.seed=-1", "train.seed must be >= 0, got -1"),
+        ("train.shuffle_buffer=-1", "train.shuffle_buffer must be >= 0 (0 keeps the file's order) or null"),
         ("decode.beam_size=100000", "decode.beam_size must be at most 1,000, got 100000"),
         ("decode.max_length_cap=10000000", "decode.max_length_cap must be at most 100,000"),
     ],

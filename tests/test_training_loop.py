@@ -554,6 +554,51 @@ def test_a_killed_and_resumed_run_trains_exactly_as_an_uninterrupted_one(tmp_pat
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def test_each_epoch_draws_from_the_whole_train_split_not_from_its_first_lines(tiny_run, tmp_path):
+    """Split files keep their corpus's order (the Bible's books in canonical order, synthetic pairs last), so a
+    shuffle buffer smaller than the split made each epoch a walk from the file's start to its end. By default
+    (train.shuffle_buffer null) the first half of an epoch comes from all over the split."""
+    from translate.pipeline import make_dataset, pairs_from_files
+    from translate.prepare import Prepared
+    from translate.text import PAD_ID
+    from translate.training import training_dataset
+
+    # 400 distinct pairs in a known order: two tiny-corpus sentences joined.
+    tiny = tiny_run.prepared.read("train")
+    pairs = [(a[0] + " " + b[0], a[1] + " " + b[1]) for a in tiny for b in tiny][:400]
+    (tmp_path / "data").mkdir()
+    for side, suffix in ((0, "src"), (1, "tgt")):
+        (tmp_path / "data" / f"train.{suffix}").write_text("".join(p[side] + "\n" for p in pairs), encoding="utf-8")
+    prepared = Prepared(tmp_path, {"train": len(pairs)}, tiny_run.src_model, tiny_run.tgt_model, {})
+    graph = tiny_run.graph
+
+    def rows(dataset):
+        for (source, _), target_out in dataset:
+            for s, t in zip(source.numpy(), target_out.numpy()):
+                yield tuple(s[s != PAD_ID]), tuple(t[t != PAD_ID])
+
+    in_file = make_dataset(
+        pairs_from_files(*prepared.files("train")), graph.src_tokenizer, graph.tgt_tokenizer, 1, 1000
+    )
+    line_of = {row: index for index, row in enumerate(rows(in_file))}
+    assert len(line_of) == len(pairs)
+
+    def first_half_mean_position(shuffle_buffer):
+        train = dataclasses.replace(tiny_run.config.train, shuffle_buffer=shuffle_buffer, batch_size=1)
+        config = dataclasses.replace(
+            tiny_run.config, train=train, data=dataclasses.replace(tiny_run.config.data, max_pieces=1000)
+        )
+        order = [line_of[row] for row in rows(training_dataset(tiny_run, config, prepared))]
+        assert sorted(order) == list(range(len(pairs)))  # each pair once per epoch
+        return np.mean(order[: len(order) // 2]) / len(order)
+
+    assert tiny_run.config.train.shuffle_buffer is None  # the default
+    assert 0.45 < first_half_mean_position(None) < 0.55
+    # A buffer of a tenth of the split, or none: the first half of an epoch is about the file's first half.
+    assert first_half_mean_position(len(pairs) // 10) < 0.3
+    assert first_half_mean_position(0) < 0.3
+
+
 def test_an_xla_train_step_learns_as_the_plain_one(tiny_run):
     # train.jit_compile compiles the same step with XLA: the same losses on the same batches.
     from translate.training import build_run, compile_for_training, training_dataset

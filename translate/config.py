@@ -207,7 +207,11 @@ class TrainConfig:
     # settings must be that run's (model.dropout may differ); the learning
     # rate, schedule and budget are this config's. The run is only read.
     init_from: str | None = None
-    shuffle_buffer: int = 20_000
+    # Training pairs the shuffle draws from. null: the whole train split, a uniform shuffle each epoch
+    # (split files keep their corpus's order: the Bible's books in canonical order, synthetic pairs after
+    # the real ones, a file sorted by length stays so; docs/decisions/whole-split-shuffle.md). A number bounds the
+    # memory the shuffle holds beside the cached ids; 0 keeps the file's order.
+    shuffle_buffer: int | None = None
     seed: int = 1234
 
 
@@ -345,6 +349,10 @@ class Config:
             (
                 self.train.steps_per_epoch is None or self.train.steps_per_epoch >= 1,
                 "train.steps_per_epoch must be at least 1 or null",
+            ),
+            (
+                self.train.shuffle_buffer is None or self.train.shuffle_buffer >= 0,
+                "train.shuffle_buffer must be >= 0 (0 keeps the file's order) or null (the whole split)",
             ),
             (self.train.learning_rate > 0, "train.learning_rate must be positive"),
             (self.train.clip_norm >= 0, "train.clip_norm must be >= 0 (0 turns clipping off)"),

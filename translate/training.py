@@ -377,13 +377,15 @@ def training_dataset(run: Run, config: Config, prepared: Prepared, repeat: bool 
     """The shuffled, bucketed training split of ``prepared``, tokenized by ``run``'s in-graph tokenizers
     (what ``train`` fits on; the benchmarks time the same batches)."""
     t = config.train
+    # null: a buffer as large as the split, a uniform shuffle (the cache holds every pair's ids anyway).
+    whole_split = max(1, prepared.pairs["train"])
     return make_dataset(
         pairs_from_files(*prepared.files("train")),
         run.graph.src_tokenizer,
         run.graph.tgt_tokenizer,
         t.batch_size,
         config.data.max_pieces,
-        shuffle_buffer=t.shuffle_buffer,
+        shuffle_buffer=whole_split if t.shuffle_buffer is None else t.shuffle_buffer,
         seed=t.seed,
         repeat=repeat,
     )
