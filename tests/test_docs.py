@@ -7,6 +7,7 @@ place fails here rather than on a reader.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -17,7 +18,8 @@ PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
-def heading_anchors(page: Path) -> set[str]:
+@functools.cache
+def heading_anchors(page: Path) -> frozenset[str]:
     """The anchors GitHub gives a page's headings: lower case, punctuation but ``-`` and ``_`` dropped, spaces
     as ``-``, a repeated heading numbered ``-1``, ``-2``... Headings inside fenced code blocks do not count."""
     anchors: set[str] = set()
@@ -32,7 +34,7 @@ def heading_anchors(page: Path) -> set[str]:
                 n += 1
                 anchor = f"{slug}-{n}"
             anchors.add(anchor)
-    return anchors
+    return frozenset(anchors)
 
 
 def relative_links(page: Path) -> list[str]:
