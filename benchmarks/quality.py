@@ -871,12 +871,14 @@ BEAM_SETTINGS = [(1, 0.0)] + [(k, alpha) for k in (2, 5, 10) for alpha in (0.0, 
 
 
 def beam(args: argparse.Namespace) -> None:
-    """Greedy vs beam search: test BLEU/chrF and decoding speed for each beam width and alpha.
+    """Greedy vs beam search: BLEU/chrF and decoding speed for each beam width and alpha.
 
         python -m benchmarks beam --run runs/quick --out benchmarks/results/beam.json
+        python -m benchmarks beam --run runs/base --split dev --settings 5:0.6,5:1.0,10:0.6
 
-    Decodes the run's test split (Romans for the built-in Bible) with greedy
-    search and with beam widths 2, 5 and 10 at length penalties alpha 0, 0.6
+    Decodes the run's test split (Romans for the built-in Bible; ``--split
+    dev``: its dev split, James, where a decoding is chosen without looking
+    at the test set) with greedy search and with beam widths 2, 5 and 10 at length penalties alpha 0, 0.6
     and 1.0, in batches of 64 through the same in-graph functions that the
     export saves, and prints one JSON object: a row per setting (BLEU, chrF,
     sentences per second, the median of ``--repeats`` passes) and
@@ -896,7 +898,7 @@ def beam(args: argparse.Namespace) -> None:
     from translate.prepare import read_split
     from translate.training import load_run
 
-    pairs = read_split(Path(args.run), "test")
+    pairs = read_split(Path(args.run), args.split)
     sources, references = [s for s, _ in pairs], [t for _, t in pairs]
     rows = []
     for width, alpha in settings:
@@ -923,7 +925,8 @@ def beam(args: argparse.Namespace) -> None:
     speed = {(r["beam"], r["alpha"]): r["sentences_per_s"] for r in rows}
     report = {
         "run": args.run,
-        "test_sentences": len(sources),
+        "split": args.split,
+        f"{args.split}_sentences": len(sources),
         "batch_size": args.batch_size,
         "machine": machine(),
         "tensorflow": tf.__version__,
@@ -1032,6 +1035,7 @@ def register(commands) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--repeats", type=int, default=3, help="timed passes per setting; the median counts")
     p.add_argument("--settings", help="only these BEAM:ALPHA settings, e.g. 1:0,5:1.0 (default: the full grid)")
+    p.add_argument("--split", choices=("test", "dev"), default="test", help="the split decoded and scored")
     p.add_argument("--out", help="also write the JSON here")
 
     p = subcommand(commands, "references", references, "human translations scored against each other (references.json)")

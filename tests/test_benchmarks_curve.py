@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -66,3 +67,35 @@ def test_averaging_scores_the_best_the_last_and_the_mean_of_the_last_two_without
     assert report["decoding"]["beam_size"] == tiny_run.config.decode.beam_size
     # The average went to a temporary folder: the run folder is as it was.
     assert sorted(p.relative_to(tiny_run.run_dir) for p in tiny_run.run_dir.rglob("*")) == before
+
+
+def test_beam_scores_the_dev_split_when_asked(tiny_run, tmp_path):
+    from translate.evaluation import score
+    from translate.prepare import read_split, split_files
+    from translate.training import load_run
+
+    # The tiny corpus's dev and test splits hold the same pairs: keep 5 dev pairs in a copy of the run,
+    # so that scoring the test split instead would show.
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run.run_dir, run_dir)
+    for path in split_files(run_dir, "dev"):
+        path.write_text("".join(path.read_text(encoding="utf-8").splitlines(keepends=True)[:5]), encoding="utf-8")
+    out = tmp_path / "beam_dev.json"
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks", "beam", "--run", str(run_dir), "--split", "dev"]
+        + ["--settings", "1:0,2:0.6", "--repeats", "1", "--batch-size", "8", "--out", str(out)],
+        check=True,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        timeout=600,
+    )
+    report = json.loads(out.read_text(encoding="utf-8"))
+    dev = read_split(run_dir, "dev")
+    assert report["split"] == "dev" and report["dev_sentences"] == len(dev) == 5
+    assert [(row["beam"], row["alpha"]) for row in report["rows"]] == [(1, 0.0), (2, 0.6)]
+    # The greedy row is the greedy decoding of the dev split, scored against its references.
+    greedy = load_run(run_dir, ["decode.beam_size=1", "decode.alpha=0.0"]).graph
+    hypotheses = [t for i in range(0, len(dev), 8) for t in greedy([s for s, _ in dev[i : i + 8]])]
+    expected = score(hypotheses, [t for _, t in dev])
+    assert report["rows"][0]["bleu"] == round(expected.bleu, 2)
+    assert report["rows"][0]["chrf"] == round(expected.chrf, 2)
