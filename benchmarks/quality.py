@@ -876,14 +876,14 @@ def beam(args: argparse.Namespace) -> None:
         python -m benchmarks beam --run runs/quick --out benchmarks/results/beam.json
         python -m benchmarks beam --run runs/base --split dev --settings 5:0.6,5:1.0,10:0.6
 
-    Decodes the run's test split (Romans for the built-in Bible; ``--split
-    dev``: its dev split, James, where a decoding is chosen without looking
-    at the test set) with greedy search and with beam widths 2, 5 and 10 at length penalties alpha 0, 0.6
-    and 1.0, in batches of 64 through the same in-graph functions that the
-    export saves, and prints one JSON object: a row per setting (BLEU, chrF,
-    sentences per second, the median of ``--repeats`` passes) and
-    ``beam5_over_greedy_speed``, beam K=5's speed at each alpha as a fraction
-    of greedy's.
+    Decodes the run's test split (Romans for the built-in Bible; with
+    ``--split dev`` its dev split, James, where a decoding can be chosen
+    without looking at the test set) with greedy search and with beam widths
+    2, 5 and 10 at length penalties alpha 0, 0.6 and 1.0, in batches of 64
+    through the same in-graph functions that the export saves, and prints
+    one JSON object: a row per setting (BLEU, chrF, sentences per second, the
+    median of ``--repeats`` passes) and ``beam5_over_greedy_speed``, beam
+    K=5's speed at each alpha as a fraction of greedy's.
     """
     settings = BEAM_SETTINGS
     if args.settings:
