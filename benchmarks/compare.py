@@ -384,9 +384,9 @@ def compare(args: argparse.Namespace) -> None:
     }
     print(text, file=sys.stderr)
     emit(report, args.out)
-    Path(args.out).with_suffix(".md").write_text(
-        f"{report['machine']}; `{report['command']}`\n\n{text}\n", encoding="utf-8"
-    )
+    from translate import atomic
+
+    atomic.write_text(Path(args.out).with_suffix(".md"), f"{report['machine']}; `{report['command']}`\n\n{text}\n")
 
 
 # --- ours: our side of compare ------------------------------------------------------------

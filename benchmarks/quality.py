@@ -226,7 +226,9 @@ def quality(args: argparse.Namespace) -> None:
     core, so that they never share one (on 2 cores, 2 jobs of 1 core each).
     Then each run's best checkpoint translates the dev and test splits with
     the preset's decoding (beam search, as exported), and sacrebleu scores
-    them.
+    them. A variant whose run folder is already under ``--root`` (an earlier
+    invocation's) is refused before anything is written: name a new root, or
+    score the runs there with ``--evaluate-only``.
 
     Prints a JSON object (a row per variant: parameters, epochs, dev and test
     BLEU/chrF) and a Markdown table (the form docs/benchmarks.md quotes).
@@ -249,12 +251,15 @@ def quality(args: argparse.Namespace) -> None:
 
     root = Path(args.root)
     base_overrides = [*args.overrides, f"train.max_minutes={args.minutes}"]
+    # A run folder from an earlier invocation is the user's: refused before anything is written, never replaced.
+    taken = [str(root / _slug(n)) for n in names if not args.evaluate_only and os.path.lexists(root / _slug(n))]
+    if taken:
+        raise SystemExit(f"run folders exist: {', '.join(taken)}: name a new --root (or add --evaluate-only)")
     # Prepare once; every variant gets a copy, so all train on the same split and vocabularies.
     prepared = prepare_or_load(load_config(args.preset, overrides=[*base_overrides, f"run_dir={root / 'prepared'}"]))
     commands = {}
     for name in names if not args.evaluate_only else []:
         run_dir = root / _slug(name)
-        shutil.rmtree(run_dir, ignore_errors=True)
         shutil.copytree(prepared.run_dir, run_dir)
         overrides = [*base_overrides, *variants[name], f"run_dir={run_dir}"]
         commands[name] = [
@@ -994,7 +999,9 @@ def register(commands) -> None:
     p.add_argument("--minutes", type=float, default=4.0, help="training budget of every variant")
     p.add_argument("--variants", help="names from the table, separated by ';' (default: all)")
     p.add_argument("--jobs", type=int, default=1, help="variants training at once, one core each")
-    p.add_argument("--root", default="benchmarks/results/quality_at_budget", help="run folders go here")
+    p.add_argument(
+        "--root", default="benchmarks/results/quality_at_budget", help="run folders go here (never replaced: refused)"
+    )
     p.add_argument("--out", help="also write the JSON here")
     p.add_argument(
         "--evaluate-only",

@@ -233,6 +233,8 @@ def plot(xs, series: dict, xlabel: str, ylabel: str, title: str, path: Path, log
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from translate.plotting import save_png
+
     figure, axes = plt.subplots(figsize=(5.5, 3.6))
     for label, ys in series.items():
         axes.plot(xs, ys, marker="o", label=label)
@@ -246,7 +248,7 @@ def plot(xs, series: dict, xlabel: str, ylabel: str, title: str, path: Path, log
     if len(series) > 1:
         axes.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    save_png(figure, path, dpi=110)  # atomic: a plot is whole or as it was
     plt.close(figure)
 
 
@@ -578,6 +580,8 @@ def write_synthetic_corpus(out: str | Path, pairs: int, seed: int = 1) -> None:
     import numpy as np
     from tqdm import tqdm
 
+    from translate.atomic import atomic_path
+
     rng = np.random.default_rng(seed)
     lengths = rng.integers(1, 4, size=20_000)
     source_words = ["".join(SYLLABLES[i] for i in rng.integers(0, len(SYLLABLES), size=n)) for n in lengths]
@@ -586,7 +590,8 @@ def write_synthetic_corpus(out: str | Path, pairs: int, seed: int = 1) -> None:
     zipf /= zipf.sum()
     block = 100_000
     previous: list[str] = []
-    with open(out, "w", encoding="utf-8") as handle:
+    # A new file, written whole or not at all: an existing ``out`` is never replaced (FileExistsError).
+    with atomic_path(out, replace=False) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         for start in tqdm(range(0, pairs, block), unit=" blocks", file=sys.stderr):
             n = min(block, pairs - start)
             lengths = rng.integers(4, 41, size=n)
@@ -621,7 +626,10 @@ def synthetic_corpus(args: argparse.Namespace) -> None:
     earlier one, so the duplicate filter has work to do. Deterministic for a
     given ``--seed``.
     """
-    write_synthetic_corpus(args.out, args.pairs, args.seed)
+    try:
+        write_synthetic_corpus(args.out, args.pairs, args.seed)
+    except FileExistsError:
+        raise SystemExit(f"{args.out} exists: name a new file") from None
 
 
 def run_child(args: list[str], log_dir: Path) -> tuple[float, float, str]:

@@ -333,3 +333,41 @@ def test_corpora_counts_the_pairs_of_each_split(tmp_path):
     splits = load_corpus(str(repo / "tests/data/en_es_attribution.tsv").join(["tsv:", ""]))
     assert report["pairs"] == {spec: {"train": len(splits.train), "dev": len(splits.dev), "test": len(splits.test)}}
     assert report["prepared"] == {}
+
+
+def test_quality_refuses_a_root_that_holds_a_variants_run_and_writes_nothing(tmp_path):
+    from benchmarks.__main__ import parser
+    from benchmarks.quality import _slug
+
+    earlier = tmp_path / "root" / _slug("gru + bahdanau")  # a run of an earlier invocation
+    earlier.mkdir(parents=True)
+    (earlier / "history.csv").write_text("epoch,dev_bleu\n0,12.5\n", encoding="utf-8")
+    args = parser().parse_args(["quality", "--root", str(tmp_path / "root"), "--variants", "gru + bahdanau"])
+    with pytest.raises(SystemExit, match=f"run folders exist: {earlier}: name a new --root"):
+        args.handler(args)
+    assert [p.name for p in (tmp_path / "root").iterdir()] == [earlier.name]  # no prepared/ either
+    assert (earlier / "history.csv").read_text(encoding="utf-8") == "epoch,dev_bleu\n0,12.5\n"
+
+
+def test_synthetic_corpus_makes_a_new_file_and_never_replaces_one(tmp_path):
+    import argparse
+
+    from benchmarks.speed import synthetic_corpus
+
+    out = tmp_path / "synthetic.tsv"
+    synthetic_corpus(argparse.Namespace(out=str(out), pairs=50, seed=1))
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 50 and all(len(line.split("\t")) == 2 for line in lines)
+    out.write_text("the user's own corpus\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="synthetic.tsv exists: name a new file"):
+        synthetic_corpus(argparse.Namespace(out=str(out), pairs=50, seed=1))
+    assert out.read_text(encoding="utf-8") == "the user's own corpus\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["synthetic.tsv"]  # no temporary left behind
+
+
+def test_a_benchmark_plot_is_a_whole_png_and_leaves_no_temporary(tmp_path):
+    from benchmarks.speed import plot
+
+    plot([1, 2, 4], {"ours": [3.0, 5.0, 6.0], "tutorial": [1.0, 2.0, 2.5]}, "batch", "steps/s", "t", tmp_path / "p.png")
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["p.png"]
