@@ -132,6 +132,17 @@ PRECISION = {
     for seed in (1, 2)
     for precision in ("float32", "mixed_bfloat16")
 }
+# The learning-rate schedule at the budget: the quick preset as shipped (a constant rate, the mean of the last
+# epochs' weights shipped) against a rate that falls in a straight line to the budget's end (Li et al. 2020),
+# two seeds each; with --jobs 2 each seed's two runs train side by side.
+SCHEDULE = {
+    f"{name}, seed {seed}": [*overrides, f"train.seed={seed}"]
+    for seed in (1, 2)
+    for name, overrides in (
+        ("constant (quick)", ["train.lr_schedule=constant"]),
+        ("budget_linear", ["train.lr_schedule=budget_linear"]),
+    )
+}
 TABLES = {
     "attention": ATTENTION,
     "choices": CHOICES,
@@ -139,6 +150,7 @@ TABLES = {
     "bahdanau": BAHDANAU,
     "placements": PLACEMENTS,
     "precision": PRECISION,
+    "schedule": SCHEDULE,
 }
 
 
@@ -222,7 +234,9 @@ def quality(args: argparse.Namespace) -> None:
     (bahdanau) and luong_dot, two seeds each, with the mean and spread over
     seeds. ``--table bahdanau``: settings of the additive score, two seeds
     each. ``--table placements``: the quick preset as shipped with each
-    attention placement, two seeds each. With ``--jobs N`` N variants train at once, each pinned to its own
+    attention placement, two seeds each. ``--table schedule``: the quick
+preset's constant learning rate against ``train.lr_schedule=budget_linear``,
+two seeds each. With ``--jobs N`` N variants train at once, each pinned to its own
     core, so that they never share one (on 2 cores, 2 jobs of 1 core each).
     Then each run's best checkpoint translates the dev and test splits with
     the preset's decoding (beam search, as exported), and sacrebleu scores

@@ -134,6 +134,7 @@ SLOW_TESTS = {
     "test_training.py::test_keep_checkpoints_keeps_the_last_epochs_weights_and_history_has_minutes",
     "test_training_loop.py::test_a_run_with_adamw_warmup_smoothing_and_tensorboard_logs_every_scalar",
     "test_training_loop.py::test_mixed_bfloat16_trains_translates_and_restores_float32",
+    "test_training_loop.py::test_a_budget_linear_run_logs_falling_rates_and_backs_up_its_spent_time",
     "test_training_loop.py::test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint",
     "test_training_loop.py::test_a_killed_and_resumed_run_trains_exactly_as_an_uninterrupted_one",
     "test_model.py::test_every_preset_builds",

@@ -59,7 +59,11 @@ def test_exponent_notation_is_a_number():
         ("model.bidirectional=none", "model.bidirectional must be first or all"),
         ("model.decoder_layers=0", "model.decoder_layers must be at least 1"),
         ("train.optimizer=sgd", "train.optimizer must be one of adam, adamw"),
-        ("train.lr_schedule=cosine", "train.lr_schedule must be one of constant, inverse_sqrt, plateau"),
+        ("train.lr_schedule=cosine", "train.lr_schedule must be one of constant, inverse_sqrt, plateau, budget_linear"),
+        (
+            "train.lr_schedule=budget_linear train.min_learning_rate=0.1",
+            "train.min_learning_rate must not exceed train.learning_rate with train.lr_schedule=budget_linear",
+        ),
         ("train.label_smoothing=1.0", r"train.label_smoothing must be in \[0, 1\)"),
         ("train.precision=float16", "train.precision must be one of auto, float32, mixed_bfloat16"),
         ("train.strategy=tpu", "train.strategy must be one of default, mirrored, multi_worker"),

@@ -19,12 +19,12 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO, tiny_config
-from translate import atomic, training
+from translate import atomic, schedules, training
 from translate.callbacks import HistoryCsv, ResumableBackup, TrainingLogs, trim_history
 from translate.grad_norm import GradNormModel
 from translate.losses import MaskedAccuracy, SmoothedCrossEntropy, sparse_cross_entropy
 from translate.model import build_models
-from translate.schedules import InverseSqrt
+from translate.schedules import BudgetLinear, InverseSqrt
 
 # A short run: a few steps per epoch, a few dev sentences for BLEU.
 SHORT = ["train.steps_per_epoch=3", "train.dev_sentences=6", "train.tensorboard=false"]
@@ -125,6 +125,65 @@ def test_inverse_sqrt_warms_up_linearly_then_decays_and_serializes():
         InverseSqrt(0.001, 0)
 
 
+class FakeClock:
+    """``time.monotonic`` for the schedules module: advanced by hand."""
+
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_budget_linear_falls_with_the_clock_and_resumes_where_its_backup_left_it(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(schedules.time, "monotonic", clock)
+    schedule = BudgetLinear(0.01, min_learning_rate=0.001, max_minutes=1)
+    assert [schedule.rate(s) for s in (0, 15, 30, 54, 60, 600)] == pytest.approx(
+        [0.01, 0.0075, 0.005, 0.001, 0.001, 0.001]
+    )
+    optimizer = keras.optimizers.Adam(0.01)
+    schedule.set_model(types.SimpleNamespace(optimizer=optimizer))
+    schedule.on_train_begin()
+    schedule.on_train_batch_begin(0)
+    assert float(optimizer.learning_rate) == pytest.approx(0.01)
+    clock.now += 24  # dev evaluation time counts too: the budget is wall clock
+    schedule.on_train_batch_begin(1)
+    assert float(optimizer.learning_rate) == pytest.approx(0.006)
+    clock.now += 6
+    schedule.on_epoch_end(0)
+    assert schedule.spent == pytest.approx(30)  # what ResumableBackup saves with the epoch's backup
+    # A resumed run: a new callback, hours later; the backup sets spent after on_train_begin.
+    clock.now += 7200
+    resumed = BudgetLinear(0.01, min_learning_rate=0.001, max_minutes=1)
+    resumed.set_model(types.SimpleNamespace(optimizer=optimizer))
+    resumed.on_train_begin()
+    resumed.spent = 30.0
+    clock.now += 12
+    resumed.on_train_batch_begin(0)
+    assert float(optimizer.learning_rate) == pytest.approx(0.01 * (1 - 42 / 60))
+    for bad, match in (
+        ((0.0, 0.0, 1), "learning_rate must be positive"),
+        ((0.01, 0.02, 1), "min_learning_rate"),
+        ((0.01, 0.0, 0), "max_minutes"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            BudgetLinear(*bad)
+
+
+def test_a_budget_linear_run_logs_falling_rates_and_backs_up_its_spent_time(tmp_path):
+    config = tiny_config(tmp_path, *SHORT, "train.epochs=3", "train.lr_schedule=budget_linear", "train.max_minutes=5")
+    callbacks = training.make_callbacks(
+        types.SimpleNamespace(run_dir=tmp_path, graph=None, models=_float32()), config, []
+    )
+    budget = next(c for c in callbacks if isinstance(c, BudgetLinear))
+    assert (budget.learning_rate, budget.min_learning_rate, budget.budget) == (0.01, 1e-5, 300.0)
+    assert callbacks[-1].states["budget_linear"] == (budget, ("spent",))
+    run = training.train(config, verbose=0)
+    rates = [float(r["learning_rate"]) for r in _history(run.run_dir)]
+    assert len(rates) == 3 and 0.01 > rates[0] > rates[1] > rates[2] > 0.001, rates
+
+
 def test_optimizer_follows_the_config(tmp_path):
     adamw = training.make_optimizer(
         tiny_config(
@@ -189,6 +248,11 @@ def test_grad_norm_is_measured_before_clipping():
 # Callbacks.
 
 
+def _float32():
+    """The models of a run trained in float32, as make_callbacks sees them (DevBleu decodes with its own graph)."""
+    return types.SimpleNamespace(training=types.SimpleNamespace(dtype_policy=keras.DTypePolicy("float32")))
+
+
 def test_callbacks_run_in_the_order_their_logs_need(tmp_path):
     config = tiny_config(
         tmp_path,
@@ -198,9 +262,7 @@ def test_callbacks_run_in_the_order_their_logs_need(tmp_path):
         "train.plateau_patience=4",
         "train.min_learning_rate=0.0001",
     )
-    # A run trained in float32 (DevBleu decodes with its own graph).
-    float32 = types.SimpleNamespace(training=types.SimpleNamespace(dtype_policy=keras.DTypePolicy("float32")))
-    run = types.SimpleNamespace(run_dir=tmp_path, graph=None, models=float32)
+    run = types.SimpleNamespace(run_dir=tmp_path, graph=None, models=_float32())
     names = [type(c).__name__ for c in training.make_callbacks(run, config, [])]
     assert names.index("DevBleu") < names.index("EarlyStopping")
     assert names.index("TrainingLogs") < names.index("ReduceLROnPlateau")

@@ -41,7 +41,7 @@ CELLS = ("gru", "lstm", "simple_rnn")
 # See translate.attention: where each one sits and which paper it comes from.
 ATTENTIONS = ("bahdanau", "additive", "luong_dot", "luong_general", "none")
 OPTIMIZERS = ("adam", "adamw")
-LR_SCHEDULES = ("constant", "inverse_sqrt", "plateau")
+LR_SCHEDULES = ("constant", "inverse_sqrt", "plateau", "budget_linear")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
@@ -154,7 +154,8 @@ class TrainConfig:
     # constant; inverse_sqrt: linear warm-up to learning_rate over warmup_steps,
     # then learning_rate * sqrt(warmup_steps / step) (Vaswani et al. 2017);
     # plateau: multiply by plateau_factor after plateau_patience epochs without
-    # a lower dev loss.
+    # a lower dev loss; budget_linear: fall linearly with wall-clock time from
+    # learning_rate to min_learning_rate at max_minutes (Li et al. 2020).
     lr_schedule: str = "constant"
     warmup_steps: int = 1000
     plateau_factor: float = 0.5
@@ -454,6 +455,10 @@ class Config:
             (0 < t.plateau_factor < 1, "train.plateau_factor must be in (0, 1)"),
             (t.plateau_patience >= 0, "train.plateau_patience must be >= 0"),
             (t.min_learning_rate >= 0, "train.min_learning_rate must be >= 0"),
+            (
+                t.lr_schedule != "budget_linear" or t.min_learning_rate <= t.learning_rate,
+                "train.min_learning_rate must not exceed train.learning_rate with train.lr_schedule=budget_linear",
+            ),
             (0 <= t.label_smoothing < 1, "train.label_smoothing must be in [0, 1)"),
             (
                 t.precision in PRECISIONS,

@@ -67,7 +67,7 @@ from translate.run_folder import (
     check_train,
     remove_previous_training,
 )
-from translate.schedules import InverseSqrt
+from translate.schedules import BudgetLinear, InverseSqrt
 from translate.text import vocab_size_of
 
 log = logging.getLogger(__name__)
@@ -120,11 +120,14 @@ def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
     t = config.train
     if t.lr_schedule == "inverse_sqrt":
         learning_rate = InverseSqrt(t.learning_rate, t.warmup_steps)
-    elif t.lr_schedule in ("constant", "plateau"):
-        # plateau: a plain rate, which ReduceLROnPlateau lowers between epochs.
+    elif t.lr_schedule in ("constant", "plateau", "budget_linear"):
+        # plateau: a plain rate, which ReduceLROnPlateau lowers between epochs;
+        # budget_linear: one that BudgetLinear sets before every batch.
         learning_rate = t.learning_rate
     else:
-        raise ValueError(f"train.lr_schedule must be constant, inverse_sqrt or plateau, got {t.lr_schedule!r}")
+        raise ValueError(
+            f"train.lr_schedule must be constant, inverse_sqrt, plateau or budget_linear, got {t.lr_schedule!r}"
+        )
     clip = t.clip_norm if t.clip_norm > 0 else None
     if t.optimizer == "adam":
         return keras.optimizers.Adam(learning_rate=learning_rate, global_clipnorm=clip)
@@ -181,6 +184,10 @@ def make_callbacks(run: Run, config: Config, dev_pairs: list[tuple[str, str]]) -
         )
         callbacks.append(plateau)
         states["plateau"] = (plateau, ("wait", "best", "cooldown_counter"))
+    if t.lr_schedule == "budget_linear":
+        budget_linear = BudgetLinear(t.learning_rate, t.min_learning_rate, t.max_minutes)
+        callbacks.append(budget_linear)
+        states["budget_linear"] = (budget_linear, ("spent",))
     if t.tensorboard and not _tensorboard_installed():
         log.warning(
             "train.tensorboard is on but the tensorboard package is not installed "
