@@ -426,6 +426,7 @@ def ours(args: argparse.Namespace) -> None:
     from translate.evaluation import score
     from translate.export import export
     from translate.inference import TranslationGraph
+    from translate.training import in_float32
 
     config, prepared = prepare_split(args.preset, args.set, run_dir=args.run_dir)
     m, t = config.model, config.train
@@ -466,6 +467,9 @@ def ours(args: argparse.Namespace) -> None:
     def count_pieces(text: str) -> int:
         return len(pieces.encode(text))
 
+    # Exported as train exports: rebuilt in float32 where the budget trained in mixed precision (a mixed
+    # graph decodes in bfloat16, which no export of ours does, and more slowly on this CPU).
+    run = in_float32(run)
     with tempfile.TemporaryDirectory() as tmp:
         exports = args.keep_exports or tmp
         for name, beam in (("greedy", 1), (f"beam{BEAM}", BEAM)):
