@@ -90,6 +90,16 @@ def test_a_broken_or_missing_worker_is_named():
         harness.Worker("gone", [sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ))
 
 
+# Our model at the tiny run's sizes (the quick preset's overrides of a race worker or of ``ours``).
+TINY_SET = [
+    "model.embedding_dim=8",
+    "model.encoder_units=4",
+    "model.decoder_units=8",
+    "model.attention_units=8",
+    "train.batch_size=8",
+]
+
+
 def baseline_args(tiny_run, **options) -> argparse.Namespace:
     """A race worker's options for the tiny run: the baseline's, and ``options`` on top."""
     return argparse.Namespace(
@@ -114,13 +124,7 @@ def test_real_workers_train_and_decode_in_turns(tiny_run, tiny_export):
         precision="float32",
         train_only=False,
         export=[f"greedy={tiny_export}"],
-        set=[
-            "model.embedding_dim=8",
-            "model.encoder_units=4",
-            "model.decoder_units=8",
-            "model.attention_units=8",
-            "train.batch_size=8",
-        ],
+        set=TINY_SET,
     )
     test_sentences = len((Path(args.run_dir) / "data" / "test.src").read_text(encoding="utf-8").splitlines())
     for events in (compare.baseline_worker(args), compare.ours_worker(args)):
@@ -143,3 +147,38 @@ def test_the_baselines_bfloat16_probe_only_trains_and_leaves_the_policy_alone(ti
     assert keras.mixed_precision.global_policy().name == "float32"
     trained = events["train"]()
     assert trained["steps"] >= 1 and trained["sentences"] == 8 * trained["steps"]
+
+
+def _graph_dtypes(export: Path) -> set[str]:
+    """The dtypes named by any node of a SavedModel's graph or its functions."""
+    from tensorflow.core.protobuf import saved_model_pb2
+    from tensorflow.python.framework import dtypes
+
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((export / "saved_model.pb").read_bytes())
+    graph = saved.meta_graphs[0].graph_def
+    nodes = [*graph.node, *(node for function in graph.library.function for node in function.node_def)]
+    return {dtypes.as_dtype(value.type).name for node in nodes for value in node.attr.values() if value.type}
+
+
+@pytest.mark.filterwarnings("ignore:.*does not support masking:UserWarning", "ignore:.*was called on layer:UserWarning")
+def test_our_side_of_compare_exports_in_float32_after_a_budget_in_mixed_precision(tiny_run, tmp_path):
+    # What compare times must be what train ships: a float32 export, whatever precision the budget trained in.
+    args = argparse.Namespace(
+        run_dir=str(tiny_run.config.run_dir),
+        preset="quick",
+        set=[*TINY_SET, "train.precision=mixed_bfloat16"],
+        minutes=0.001,
+        warmup_steps=1,
+        repeats=1,
+        label="ours",
+        keep_exports=str(tmp_path / "exports"),
+        out=str(tmp_path / "ours.json"),
+    )
+    compare.ours(args)
+    report = json.loads((tmp_path / "ours.json").read_text())
+    assert report["train_steps"] >= 1 and report["greedy_sentences_per_s_batch_64"] > 0
+    for name in ("greedy", "beam5"):
+        (version,) = (tmp_path / "exports" / name).iterdir()
+        dtypes = _graph_dtypes(version)
+        assert "float32" in dtypes and "bfloat16" not in dtypes, (name, dtypes)
