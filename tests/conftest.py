@@ -73,6 +73,21 @@ def tiny_translator(tiny_export):
     return translate.load(tiny_export)
 
 
+def export_nodes(export_dir: Path) -> list:
+    """Every node (``NodeDef``) of a SavedModel: its main graphs' and those of every function in their
+    libraries, read from ``saved_model.pb`` without loading it."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((Path(export_dir) / "saved_model.pb").read_bytes())
+    return [
+        node
+        for meta_graph in saved_model.meta_graphs
+        for nodes in (meta_graph.graph_def.node, *(f.node_def for f in meta_graph.graph_def.library.function))
+        for node in nodes
+    ]
+
+
 # Inputs a user can type that must never crash the model.
 HOSTILE_SENTENCES = [
     "",

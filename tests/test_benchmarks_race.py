@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import compare, harness
+from conftest import export_nodes
 
 # A stand-in contestant (run from the repository root, as every worker is): each event reports a fixed time
 # for 10 sentences (argv: event=seconds ...).
@@ -154,15 +155,10 @@ def test_the_baselines_bfloat16_probe_only_trains_and_leaves_the_policy_alone(ti
 
 
 def _graph_dtypes(export: Path) -> set[str]:
-    """The dtypes named by any node of a SavedModel's graph or its functions."""
-    from tensorflow.core.protobuf import saved_model_pb2
+    """The dtypes named by any node of a SavedModel's graphs or their functions."""
     from tensorflow.python.framework import dtypes
 
-    saved = saved_model_pb2.SavedModel()
-    saved.ParseFromString((export / "saved_model.pb").read_bytes())
-    graph = saved.meta_graphs[0].graph_def
-    nodes = [*graph.node, *(node for function in graph.library.function for node in function.node_def)]
-    return {dtypes.as_dtype(value.type).name for node in nodes for value in node.attr.values() if value.type}
+    return {dtypes.as_dtype(v.type).name for node in export_nodes(export) for v in node.attr.values() if v.type}
 
 
 @pytest.mark.filterwarnings("ignore:.*does not support masking:UserWarning", "ignore:.*was called on layer:UserWarning")

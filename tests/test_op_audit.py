@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tensorflow.core.protobuf import saved_model_pb2
+from conftest import export_nodes
 
 # Ops of tensorflow-text that TF Serving links since 2.20 and that we use.
 TEXT_OPS = {
@@ -24,14 +24,7 @@ FORBIDDEN = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
 
 def export_ops(export_dir: Path) -> set[str]:
     """Every op type in the SavedModel: the main graphs and every function in their libraries."""
-    saved_model = saved_model_pb2.SavedModel()
-    saved_model.ParseFromString((export_dir / "saved_model.pb").read_bytes())
-    ops = set()
-    for meta_graph in saved_model.meta_graphs:
-        ops.update(node.op for node in meta_graph.graph_def.node)
-        for function in meta_graph.graph_def.library.function:
-            ops.update(node.op for node in function.node_def)
-    return ops
+    return {node.op for node in export_nodes(export_dir)}
 
 
 @functools.cache  # a subprocess that imports TensorFlow: seconds each time
