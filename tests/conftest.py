@@ -73,6 +73,17 @@ def tiny_translator(tiny_export):
     return translate.load(tiny_export)
 
 
+def file_states(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder`` (as a relative POSIX path) with its size and modification time: what a
+    refused command must leave as it was."""
+    states = {}
+    for path in folder.rglob("*"):
+        if path.is_file():
+            stat = path.stat()
+            states[path.relative_to(folder).as_posix()] = (stat.st_size, stat.st_mtime_ns)
+    return states
+
+
 def export_nodes(export_dir: Path) -> list:
     """Every node (``NodeDef``) of a SavedModel: its main graphs' and those of every function in their
     libraries, read from ``saved_model.pb`` without loading it."""
@@ -153,6 +164,8 @@ SLOW_TESTS = {
     "test_training_loop.py::test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint",
     "test_training_loop.py::test_a_killed_and_resumed_run_trains_exactly_as_an_uninterrupted_one",
     "test_model.py::test_every_preset_builds",
+    "test_members.py::test_two_members_train_side_by_side_and_ship_their_ensemble",
+    "test_members.py::test_a_member_that_fails_stops_the_others_and_is_named_with_its_log",
     "test_config.py::test_a_huge_value_is_cut_short_in_the_error_message",
     "test_corpora.py::test_tmx_memory_stays_flat",
     "test_search.py::test_a_batch_in_shards_gives_what_one_loop_gives[2-3]",

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TINY_CORPUS, TINY_OVERRIDES
+from conftest import REPO, TINY_CORPUS, TINY_OVERRIDES, file_states
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -484,9 +484,9 @@ def test_a_train_killed_anywhere_leaves_loadable_weights_and_the_next_train_resu
     for kill in kill_plan(random.Random(SEED + 1), TRIALS["train"], first, command):
         trial = command
         if finished(run_dir):
-            before = _snapshot(run_dir)
+            before = file_states(run_dir)
             _assert_refused_as_finished(run_command(command), run_dir)
-            assert _snapshot(run_dir) == before, "a refused train changed the run folder"
+            assert file_states(run_dir) == before, "a refused train changed the run folder"
             trial = train_command(corpora, run_dir, "train.overwrite=true")  # train it again, and kill that
         backup = _backup_epoch(run_dir)
         outcome = run_command(trial, kill)
@@ -593,14 +593,6 @@ def test_a_run_killed_after_its_first_best_weights_but_before_its_first_backup_r
 def _backup_epoch(run_dir: Path) -> int | None:
     metadata = run_dir / "backup" / "training_metadata.json"
     return json.loads(metadata.read_text(encoding="utf-8"))["epoch"] if metadata.is_file() else None
-
-
-def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    return {
-        p.relative_to(folder).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
-        for p in folder.rglob("*")
-        if p.is_file()
-    }
 
 
 def _assert_refused_as_finished(outcome: Outcome, run_dir: Path) -> None:

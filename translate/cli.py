@@ -7,6 +7,7 @@ that names the problem.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -326,9 +327,9 @@ def cmd_prepare(args) -> int:
 
 def cmd_train(args) -> int:
     config = _config(args)
-    from translate.export import export
-    from translate.training import evaluate_run, train
-    from translate.translator import load
+    if config.train.members > 1:
+        return _train_members(args, config)
+    from translate.training import train
 
     started = time.monotonic()
     run = train(config)
@@ -340,19 +341,49 @@ def cmd_train(args) -> int:
         print(f"{worker_name(config.train.strategy)} done: the chief worker scores and exports the model")
         return 0
     test_pairs = run.prepared.read("test")
+    return _score_and_export(args, config, run.graph, run.src_model, run.tgt_model, test_pairs, run.run_dir)
+
+
+def _train_members(args, config) -> int:
+    """``train.members`` > 1: the members side by side, one process per core, then their ensemble."""
+    from translate.members import train_members
+
+    started = time.monotonic()
+    members = train_members(config)
+    minutes = (time.monotonic() - started) / 60
+    print(f"trained {len(members)} members side by side in {minutes:.1f} minutes; run folder: {config.run_dir}")
+    from translate.config import load_config
+    from translate.ensemble import load_ensemble
+    from translate.prepare import read_split
+
+    # As export --ensemble makes it (the first member's config, every member's recorded), with this command's
+    # decoding and export settings: a member kept from an earlier call has that call's in its config.yaml.
+    graph, first, src_model, tgt_model = load_ensemble(members, decode=config.decode)
+    first = dataclasses.replace(first, export=config.export)
+    configs = [(str(d), load_config(config_file=d / "config.yaml")) for d in members]
+    test_pairs = read_split(Path(config.run_dir), "test")
+    return _score_and_export(args, first, graph, src_model, tgt_model, test_pairs, Path(config.run_dir), configs)
+
+
+def _score_and_export(args, config, graph, src_model, tgt_model, test_pairs, run_dir, members=()) -> int:
+    """What train does after training: test scores (into the run folder), the export, sample translations."""
+    from translate.export import export
+    from translate.training import evaluate_graph
+    from translate.translator import load
+
     if not test_pairs:
         print("no test pairs: skipping the test scores")
     else:
-        _, scores = evaluate_run(run, test_pairs)
+        _, scores = evaluate_graph(graph, test_pairs)
         decoding = config.decode
         _print_scores(f"test ({len(test_pairs)} sentences, beam {decoding.beam_size}, alpha {decoding.alpha}):", scores)
         from translate.atomic import write_text
         from translate.run_folder import TEST_SCORES
 
-        write_text(run.run_dir / TEST_SCORES, json.dumps(scores.to_dict(), indent=2))
+        write_text(run_dir / TEST_SCORES, json.dumps(scores.to_dict(), indent=2))
     if args.no_export:
         return 0
-    path = export(run.graph, config, run.src_model, run.tgt_model)
+    path = export(graph, config, src_model, tgt_model, members=members)
     print(f"exported {path}")
     translator = load(path)
     for source, target in zip(SAMPLE_SENTENCES, translator(list(SAMPLE_SENTENCES))):
@@ -389,7 +420,20 @@ def cmd_export(args) -> int:
         raise ValueError(f"not a run folder (no config.yaml): {args.run}")
     from translate.config import load_config
 
-    load_config(config_file=Path(args.run) / "config.yaml", overrides=overrides)  # refuses bad values now
+    config = load_config(config_file=Path(args.run) / "config.yaml", overrides=overrides)  # refuses bad values now
+    if config.train.members > 1:
+        # The folder of an ensemble trained side by side (train.members): its members, as --ensemble takes them.
+        from translate.members import member_dirs
+
+        if args.weights:
+            one = member_dirs(args.run, config)[0]
+            raise ValueError(
+                f"{args.run} holds an ensemble of {config.train.members} members (train.members): --weights is "
+                f"for one run's checkpoint; export one member with --model {one} --weights"
+            )
+
+        args.ensemble = [str(d) for d in member_dirs(args.run, config)]
+        return _export_ensemble(args, overrides)
     if args.weights:
         from translate.averaging import check_fits_run
 

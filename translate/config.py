@@ -214,6 +214,10 @@ class TrainConfig:
     # memory the shuffle holds beside the cached ids; 0 keeps the file's order.
     shuffle_buffer: int | None = None
     seed: int = 1234
+    # Train this many models side by side, one process per CPU core, with seeds seed, seed + 1, ..., on one
+    # preparation, and ship their ensemble (translate/members.py; docs/training.md, "Members trained side by side").
+    # On an N-core machine N members take about the minutes of one model. 1: one model.
+    members: int = 1
 
 
 @dataclass
@@ -294,6 +298,7 @@ UPPER_BOUNDS: dict[str, int | float] = {
     "train.shuffle_buffer": 10_000_000,
     # NumPy seeds are 32-bit (keras.utils.set_random_seed).
     "train.seed": 2**32 - 1,
+    "train.members": 64,
     "decode.max_source_pieces": 100_000,
     "decode.beam_size": 1_000,
     "decode.alpha": 100.0,
@@ -469,6 +474,16 @@ class Config:
                 "train.early_stopping_patience must be at least 1 or null",
             ),
             (t.attention_images >= 0, "train.attention_images must be >= 0 (0: none)"),
+            (t.members >= 1, f"train.members must be at least 1 (1: one model), got {t.members}"),
+            (
+                t.members == 1 or t.strategy == "default",
+                "train.members trains each member in a process of its own on one core: it needs "
+                f"train.strategy=default, got {short_repr(t.strategy)}",
+            ),
+            (
+                t.seed + t.members - 1 <= 2**32 - 1,
+                f"train.seed + train.members - 1 must be at most {2**32 - 1:,}: member k trains with seed + k - 1",
+            ),
             (t.keep_checkpoints >= 0, "train.keep_checkpoints must be >= 0 (0: none)"),
             (
                 t.average_last == 0 or 2 <= t.average_last <= t.keep_checkpoints,

@@ -32,6 +32,7 @@ sides): :func:`check_members` compares the runs' ``src.model`` and
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -132,12 +133,13 @@ class Ensemble:
         return [tf.add_n(log_probs) / len(log_probs), tf.add_n(weights) / len(weights), *new_states]
 
 
-def load_ensemble(run_dirs: Sequence[str | Path], overrides: Sequence[str] = ()):
+def load_ensemble(run_dirs: Sequence[str | Path], overrides: Sequence[str] = (), decode=None):
     """The runs' best weights as one :class:`translate.inference.TranslationGraph`.
 
     Decoding settings (beam, alpha, length limits, shards) come from the first
-    run's config with ``overrides`` applied. Returns ``(graph, config,
-    src_model, tgt_model)`` for :func:`translate.export.export`.
+    run's config with ``overrides`` applied, or are ``decode`` (a
+    :class:`translate.config.DecodeConfig`) when given. Returns ``(graph,
+    config, src_model, tgt_model)`` for :func:`translate.export.export`.
 
     Raises:
         ValueError: one line, as :func:`check_members`.
@@ -147,7 +149,7 @@ def load_ensemble(run_dirs: Sequence[str | Path], overrides: Sequence[str] = ())
 
     src_model, tgt_model = check_members(run_dirs)
     runs = [load_run(run_dir, list(overrides)) for run_dir in run_dirs]
-    config = runs[0].config
+    config = runs[0].config if decode is None else dataclasses.replace(runs[0].config, decode=decode)
     graph = TranslationGraph(Ensemble([run.models for run in runs]), src_model, tgt_model, config.decode)
     log.info("ensemble of %d runs: %s", len(runs), ", ".join(str(r) for r in run_dirs))
     return graph, config, src_model, tgt_model

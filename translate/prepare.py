@@ -64,6 +64,8 @@ from translate.reuse import (
     has_synthetic_tag,
     init_sentencepiece,
     reused_data,
+    same_folder,
+    same_source,
     synthetic_spec,
     tag_source,
 )
@@ -565,6 +567,8 @@ def load_prepared(config: Config) -> Prepared | None:
     # A key newer than the preparation was at its default then (data.max_line_bytes: the fixed cap before).
     prepared_with = {**dataclasses.asdict(DataConfig()), **stats.get("data_config", {})}
     differs = sorted(key for key in wanted if prepared_with.get(key) != wanted[key])
+    if "reuse_from" in differs and _same_run(prepared_with.get("reuse_from"), wanted["reuse_from"]):
+        differs.remove("reuse_from")  # the same run, named otherwise (runs/a, ./runs/a/, its absolute path)
     if differs:
         raise ValueError(
             f"run folder {run_dir} was prepared with other data settings "
@@ -572,6 +576,14 @@ def load_prepared(config: Config) -> Prepared | None:
         )
     return Prepared(
         run_dir, stats["pairs"], (run_dir / "src.model").read_bytes(), (run_dir / "tgt.model").read_bytes(), stats
+    )
+
+
+def _same_run(recorded, given) -> bool:
+    return (
+        isinstance(recorded, str)
+        and isinstance(given, str)
+        and (same_source(recorded, given) or same_folder(recorded, given))
     )
 
 

@@ -45,7 +45,7 @@ SYNTHETIC_TAG = "<BT>"
 MAY_DIFFER = frozenset({"dropout"})
 
 
-def _same_folder(a: str | Path, b: str | Path) -> bool:
+def same_folder(a: str | Path, b: str | Path) -> bool:
     try:
         return Path(a).resolve() == Path(b).resolve()
     except OSError:
@@ -95,7 +95,7 @@ def reused_data(config: Config) -> Config:
         prepared_with = own.get("data_config", {})
     else:
         folder = check_prepared_source(source)
-        if _same_folder(folder, config.run_dir):
+        if same_folder(folder, config.run_dir):
             raise ValueError(f"data.reuse_from={short_repr(source)} is this run's own folder: name another run")
         stats = _read_stats(folder)
         if stats is None:
@@ -165,7 +165,7 @@ def check_init_from(config: Config) -> None:
     if not source:
         return
     folder = _trained_source(source)
-    if _same_folder(folder, config.run_dir):
+    if same_folder(folder, config.run_dir):
         raise ValueError(
             f"train.init_from={short_repr(source)} is this run's own folder: fine-tuning writes a new run "
             "and never changes the one it starts from; name another run_dir"

@@ -41,6 +41,14 @@ BEST_DEV_WEIGHTS = "best-dev.weights.h5"
 BACKUP_DIR = "backup"
 BACKUP_METADATA = "training_metadata.json"
 BACKUP_WEIGHTS_PATTERN = re.compile(r"epoch-(\d{4,})\.weights\.h5")
+# train.members: member k's run folder and what its process printed, inside the ensemble's run folder.
+MEMBER_DIR = "member-{}"
+MEMBER_LOG = "member-{}.log"
+
+
+def holds_members(run_dir: str | Path) -> bool:
+    """Whether the folder is an ensemble's (``train.members``): it holds a ``member-1/`` folder."""
+    return (Path(run_dir) / MEMBER_DIR.format(1)).is_dir()
 
 
 def best_dev_weights(run_dir: str | Path) -> Path:
@@ -115,10 +123,16 @@ def check_train(config) -> None:
     A finished run (best weights, no backup) is refused unless
     ``train.overwrite``; an unfinished one resumes, but only with the model
     settings its backup was trained with. A folder that train will prepare
-    must pass :func:`check_prepare`.
+    must pass :func:`check_prepare`. One model (``train.members: 1``) is
+    refused a folder that holds an ensemble's members.
     """
     check_run_dir(config)
     run_dir = Path(config.run_dir)
+    if config.train.members == 1 and holds_members(run_dir):
+        raise ValueError(
+            f"run folder {run_dir} holds an ensemble's members ({MEMBER_DIR.format(1)}/, ...), trained with "
+            "train.members: use another run_dir for one model (train.overwrite does not mix the two)"
+        )
     if not config.train.overwrite:
         if is_trained(run_dir) and not has_backup(run_dir):
             raise ValueError(

@@ -247,10 +247,17 @@ def train(config: Config, verbose: int | str = "auto", prepared: Prepared | None
 
     Raises:
         ValueError: bad config or data, a run folder that may not be trained
-            (:func:`translate.run_folder.check_train`), or the loss became NaN
-            before any epoch finished. Until training starts, a refusal
-            changes nothing in the run folder.
+            (:func:`translate.run_folder.check_train`), the loss became NaN
+            before any epoch finished, or ``train.members`` above 1 (an
+            ensemble trains in processes of its own:
+            :func:`translate.members.train_members`). Until training starts, a
+            refusal changes nothing in the run folder.
     """
+    if config.train.members > 1:
+        raise ValueError(
+            f"train.members={config.train.members}: an ensemble's members train in processes of their own "
+            "(python -m translate train, or translate.members.train_members); set train.members=1 for one model here"
+        )
     with precision_policy(config.train.precision):
         run = _train(config, verbose, prepared)
     return in_float32(run)
@@ -404,5 +411,10 @@ def _count_batches(dataset: tf.data.Dataset) -> int:
 
 def evaluate_run(run: Run, pairs: list[tuple[str, str]], batch_size: int = 64):
     """Translations of ``pairs``' sources (with the run's decoding settings) and their scores."""
-    hypotheses = translate_in_batches(run.graph, [s for s, _ in pairs], batch_size)
+    return evaluate_graph(run.graph, pairs, batch_size)
+
+
+def evaluate_graph(graph: TranslationGraph, pairs: list[tuple[str, str]], batch_size: int = 64):
+    """Translations of ``pairs``' sources by ``graph`` (a run's or an ensemble's) and their scores."""
+    hypotheses = translate_in_batches(graph, [s for s, _ in pairs], batch_size)
     return hypotheses, score(hypotheses, [t for _, t in pairs])
