@@ -357,48 +357,70 @@ def _scores(graph, pairs, greedy: bool, batch_size: int):
     return score(hypotheses, [t for _, t in pairs])
 
 
-def learning_curve(run_dir: Path, batch_size: int) -> dict:
-    """The per-epoch rows of one run and its best checkpoint's test scores."""
+def learning_curve(run_dir: Path, batch_size: int, members: list[Path] | None = None) -> dict:
+    """The per-epoch rows of one run, or of an ensemble's ``members``, and the shipped weights' test scores.
+
+    For an ensemble each row decodes with every member's checkpoint of that epoch (the epochs all members
+    kept); its minutes are the slowest member's (they trained side by side) and its losses the members' mean.
+    """
     from translate.callbacks import EpochCheckpoints
+    from translate.ensemble import Ensemble, check_members, load_ensemble
+    from translate.inference import TranslationGraph
     from translate.prepare import read_split
     from translate.run_folder import BEST_DEV_WEIGHTS, best_dev_weights
     from translate.training import CHECKPOINTS_DIR, load_run
 
-    run = load_run(run_dir)
-    splits = {split: read_split(run_dir, split) for split in ("dev", "test")}
-    history = {int(row["epoch"]) + 1: row for row in _history(run_dir)}
-    checkpoints = EpochCheckpoints.epochs_in(run_dir / CHECKPOINTS_DIR)
-    if not checkpoints:
+    folders = members or [run_dir]
+    if members:
+        try:
+            check_members(members)
+        except ValueError as error:
+            raise SystemExit(f"{run_dir}: {error}") from None
+    runs = [load_run(folder) for folder in folders]
+    first = runs[0]
+    graph = (
+        TranslationGraph(Ensemble([r.models for r in runs]), first.src_model, first.tgt_model, first.config.decode)
+        if members
+        else first.graph
+    )
+    splits = {split: read_split(folders[0], split) for split in ("dev", "test")}
+    histories = [{int(row["epoch"]) + 1: row for row in _history(folder)} for folder in folders]
+    checkpoints = [EpochCheckpoints.epochs_in(folder / CHECKPOINTS_DIR) for folder in folders]
+    epochs = sorted(set.intersection(*(set(kept) for kept in checkpoints)))
+    if not epochs:
         raise SystemExit(f"{run_dir}: no epoch checkpoints (train with train.keep_checkpoints=N)")
     rows = []
-    for epoch, path in checkpoints.items():
-        run.models.training.load_weights(path)
+    for epoch in epochs:
+        for run, kept in zip(runs, checkpoints):
+            run.models.training.load_weights(kept[epoch])
         row = {
             "epoch": epoch,
-            "minutes": round(float(history[epoch]["minutes"]), 2),
-            "train_loss": round(float(history[epoch]["loss"]), 4),
-            "dev_loss": round(float(history[epoch]["val_loss"]), 4),
+            "minutes": round(max(float(h[epoch]["minutes"]) for h in histories), 2),
+            "train_loss": round(statistics.mean(float(h[epoch]["loss"]) for h in histories), 4),
+            "dev_loss": round(statistics.mean(float(h[epoch]["val_loss"]) for h in histories), 4),
         }
         for split, pairs in splits.items():
-            scores = _scores(run.graph, pairs, greedy=True, batch_size=batch_size)
+            scores = _scores(graph, pairs, greedy=True, batch_size=batch_size)
             row[f"{split}_bleu_greedy"], row[f"{split}_chrf_greedy"] = round(scores.bleu, 2), round(scores.chrf, 2)
         rows.append(row)
         print(f"{run_dir} {row}", file=sys.stderr, flush=True)
-    best = load_run(run_dir)  # best.weights.h5 (what export ships), decoded as exported
-    final = _scores(best.graph, splits["test"], greedy=False, batch_size=batch_size)
-    d = best.config.decode
+    # best.weights.h5 (what export ships) of each, decoded as exported.
+    shipped = load_ensemble(folders)[0] if members else load_run(run_dir).graph
+    final = _scores(shipped, splits["test"], greedy=False, batch_size=batch_size)
+    d = first.config.decode
     return {
         "run_dir": str(run_dir),
-        "cell": run.config.model.cell,
-        "attention": run.config.model.attention,
-        "config": run.config.to_dict(),
+        **({"members": [str(m) for m in members]} if members else {}),
+        "cell": first.config.model.cell,
+        "attention": first.config.model.attention,
+        "config": first.config.to_dict(),
         "epochs": rows,
         # The epoch of the best dev BLEU of training (greedy, as above).
         "best_epoch": max(rows, key=lambda r: r["dev_bleu_greedy"])["epoch"],
         # best_test scores best.weights.h5: that epoch, or with train.average_last the average of the last N.
         "shipped": (
-            f"average of the last {run.config.train.average_last}"
-            if best_dev_weights(run_dir).name == BEST_DEV_WEIGHTS
+            f"average of the last {first.config.train.average_last}"
+            if best_dev_weights(folders[0]).name == BEST_DEV_WEIGHTS
             else "best dev epoch"
         ),
         "best_test": {
@@ -409,6 +431,18 @@ def learning_curve(run_dir: Path, batch_size: int) -> dict:
             "chrf_signature": final.chrf_signature,
         },
     }
+
+
+def _curve_members(run_dir: Path) -> list[Path] | None:
+    """The member folders of an ensemble's run folder (``train.members`` > 1), else None."""
+    from translate.config import load_config
+    from translate.members import member_dirs
+
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise SystemExit(f"not a run folder (no config.yaml): {run_dir}")
+    config = load_config(config_file=config_file)
+    return member_dirs(run_dir, config) if config.train.members > 1 else None
 
 
 def plot_curves(curves: list[dict], path: Path) -> None:
@@ -423,6 +457,8 @@ def plot_curves(curves: list[dict], path: Path) -> None:
     for c in curves:
         minutes = [r["minutes"] for r in c["epochs"]]
         name = f"{c['cell']} + {c['attention']}"
+        if "members" in c:
+            name = f"ensemble of {len(c['members'])}, {name}"
         if c["attention"] == "bahdanau":
             query_input = c["config"]["model"].get("attention_query_input", False)
             name += ", query [s; y]" if query_input else ", query s"
@@ -465,8 +501,16 @@ def curve(args: argparse.Namespace) -> None:
     split with the run's own decoding (the export's default: beam search with
     the run's ``decode`` settings). Writes one JSON object and a PNG with a
     curve per run and split.
+
+    The folder of an ensemble trained with ``train.members`` gives one curve,
+    the ensemble's: every epoch decodes with all members' checkpoints of
+    that epoch. ``--ensemble`` does the same for runs trained apart on one
+    preparation (the runs given are the members).
     """
-    curves = [learning_curve(run_dir, args.batch_size) for run_dir in args.runs]
+    if args.ensemble:
+        curves = [learning_curve(args.runs[0], args.batch_size, members=list(args.runs))]
+    else:
+        curves = [learning_curve(run_dir, args.batch_size, _curve_members(run_dir)) for run_dir in args.runs]
     emit({"machine": machine(), "note": args.note, "runs": curves}, args.out)
     if args.png:
         plot_curves(curves, args.png)
@@ -610,64 +654,59 @@ def ensemble(args: argparse.Namespace) -> None:
     ensemble (:func:`translate.ensemble.load_ensemble`, the graph ``export
     --ensemble`` saves). Then times greedy and beam decoding at batch 64 of
     the single run and of the ensemble, in turns.
+
+    With ``--members RUN RUN [...]`` it trains nothing: it scores those runs
+    (trained elsewhere on one preparation, e.g. two 2-hour ``base`` runs side
+    by side) and their ensemble the same way, and times the ensemble against
+    the first member.
     """
-    from translate.ensemble import load_ensemble
+    from translate.ensemble import check_members, load_ensemble
     from translate.prepare import read_split
     from translate.training import load_run
 
-    root = Path(args.root)
-    prepared, solo = root / "prepared", root / "one_run"
-    members = [root / f"member_seed_{seed}" for seed in (1, 2)]
-    budget = [f"train.max_minutes={args.minutes}", *args.overrides]
-    seconds = {}
-    if not args.evaluate_only:
-        _new_root(root)
-        subprocess.run(
-            _translate_command("prepare", "--preset", args.preset, *args.overrides, f"run_dir={prepared}"), check=True
-        )
-        reuse = f"data.reuse_from={prepared}"
-        seconds.update(
-            train_all(
-                ["one run"],
-                {
-                    "one run": _train_command(
-                        solo, args.preset, [reuse, *budget, "train.seed=1", "train.keep_checkpoints=5"]
-                    )
-                },
-                jobs=1,
-            )
-        )
-        names = [f"member, seed {seed}" for seed in (1, 2)]
-        commands = {
-            name: _train_command(run_dir, args.preset, [reuse, *budget, f"train.seed={seed}"])
-            for name, run_dir, seed in zip(names, members, (1, 2))
-        }
-        seconds.update(train_all(names, commands, jobs=2))
+    seconds: dict = {}
+    if args.members:
+        try:  # one line for runs that cannot be an ensemble's members, before any loading
+            check_members(args.members)
+        except ValueError as error:
+            raise SystemExit(f"--members: {error}") from None
+        solo, members = None, [Path(m) for m in args.members]
+    else:
+        root = Path(args.root)
+        prepared, solo = root / "prepared", root / "one_run"
+        members = [root / f"member_seed_{seed}" for seed in (1, 2)]
+        if not args.evaluate_only:
+            seconds = _train_side_by_side(args, root, prepared, solo, members)
 
-    test = read_split(solo, "test")
-    single = load_run(solo)
-    rows = [_test_row("one run", single.graph, solo, test, args.batch_size, seconds)]
-    rows[-1]["cores"] = len(os.sched_getaffinity(0))
-    for seed, run_dir in zip((1, 2), members):
-        rows.append(_test_row(f"member, seed {seed}", load_run(run_dir).graph, run_dir, test, args.batch_size, seconds))
+    test = read_split(members[0], "test")
+    rows, member_rows, graphs = [], [], {}
+    if solo is not None:
+        single = load_run(solo)
+        rows.append(_test_row("one run", single.graph, solo, test, args.batch_size, seconds))
+        rows[-1]["cores"] = len(os.sched_getaffinity(0))
+        graphs["one run"] = single.graph
+    for run_dir in members:
+        member = load_run(run_dir)
+        name = f"member, seed {member.config.train.seed}"
+        rows.append(_test_row(name, member.graph, run_dir, test, args.batch_size, seconds))
         rows[-1]["cores"] = 1
-    graph = load_ensemble(members)[0]
-    rows.append(_test_row("ensemble of the two members", graph, members[0], test, args.batch_size, seconds))
-    rows[-1].update(cores=1, epochs=[r["epochs"] for r in rows[1:3]])
+        member_rows.append(rows[-1])
+        if solo is None and not graphs:
+            graphs["one member"] = member.graph  # the single model the ensemble's speed is set against
+    graph, config = load_ensemble(members)[:2]
+    name = "ensemble of the two members" if len(members) == 2 else f"ensemble of the {len(members)} members"
+    rows.append(_test_row(name, graph, members[0], test, args.batch_size, seconds))
+    rows[-1].update(cores=1, epochs=[r["epochs"] for r in member_rows])
+    graphs["ensemble"] = graph
 
     sentences = [s for s, _ in test]
     turns = take_turns(
         {
-            "one run": {
-                "beam": lambda: time_decoding(single.graph, sentences, (64,), 1, prefix="beam"),
-                "greedy": lambda: time_decoding(
-                    lambda s: single.graph(s, greedy=True), sentences, (64,), 1, prefix="greedy"
-                ),
-            },
-            "ensemble": {
-                "beam": lambda: time_decoding(graph, sentences, (64,), 1, prefix="beam"),
-                "greedy": lambda: time_decoding(lambda s: graph(s, greedy=True), sentences, (64,), 1, prefix="greedy"),
-            },
+            name: {
+                "beam": lambda g=g: time_decoding(g, sentences, (64,), 1, prefix="beam"),
+                "greedy": lambda g=g: time_decoding(lambda s: g(s, greedy=True), sentences, (64,), 1, prefix="greedy"),
+            }
+            for name, g in graphs.items()
         },
         rounds=args.rounds,
         label="ensemble decoding",
@@ -679,16 +718,17 @@ def ensemble(args: argparse.Namespace) -> None:
             )
             for event in ("beam", "greedy")
         }
-        for name in ("one run", "ensemble")
+        for name in graphs
     }
-    d = single.config.decode
+    d = config.decode
     emit(
         {
             "machine": machine(),
             "note": args.note,
-            "preset": args.preset,
-            "training_minutes_each": args.minutes,
-            "overrides": args.overrides,
+            "preset": args.preset if solo is not None else None,
+            "training_minutes_each": args.minutes if solo is not None else None,
+            "overrides": args.overrides if solo is not None else None,
+            "members": [str(m) for m in members],
             "decoding": {"beam_size": d.beam_size, "alpha": d.alpha},
             "test_sentences": len(test),
             "rows": rows,
@@ -702,6 +742,28 @@ def ensemble(args: argparse.Namespace) -> None:
         ["model", "beam sentences/s (batch 64)", "greedy sentences/s (batch 64)"],
         [[n, s["beam_sentences_per_s_batch_64"], s["greedy_sentences_per_s_batch_64"]] for n, s in speed.items()],
     )
+
+
+def _train_side_by_side(args: argparse.Namespace, root: Path, prepared: Path, solo: Path, members: list[Path]) -> dict:
+    """``ensemble``'s training: one preparation, one run on every core, then the members one core each."""
+    _new_root(root)
+    subprocess.run(
+        _translate_command("prepare", "--preset", args.preset, *args.overrides, f"run_dir={prepared}"), check=True
+    )
+    reuse = f"data.reuse_from={prepared}"
+    budget = [f"train.max_minutes={args.minutes}", *args.overrides]
+    seconds = train_all(
+        ["one run"],
+        {"one run": _train_command(solo, args.preset, [reuse, *budget, "train.seed=1", "train.keep_checkpoints=5"])},
+        jobs=1,
+    )
+    names = [f"member, seed {seed}" for seed in (1, 2)]
+    commands = {
+        name: _train_command(run_dir, args.preset, [reuse, *budget, f"train.seed={seed}"])
+        for name, run_dir, seed in zip(names, members, (1, 2))
+    }
+    seconds.update(train_all(names, commands, jobs=2))
+    return seconds
 
 
 def finetune(args: argparse.Namespace) -> None:
@@ -1026,6 +1088,7 @@ def register(commands) -> None:
 
     p = subcommand(commands, "curve", curve, "dev and test BLEU of every kept epoch against training minutes")
     p.add_argument("runs", nargs="+", type=Path, help="run folders trained with train.keep_checkpoints")
+    p.add_argument("--ensemble", action="store_true", help="the runs are one ensemble's members: one curve, theirs")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out", help="also write the JSON here")
     p.add_argument("--png", type=Path, help="write the curve here")
@@ -1040,6 +1103,12 @@ def register(commands) -> None:
 
     p = subcommand(commands, "ensemble", ensemble, "two runs side by side, ensembled, against one on both cores")
     _building_on_runs(p, "runs/bench-ensemble")
+    p.add_argument(
+        "--members",
+        nargs="+",
+        metavar="RUN",
+        help="score these trained runs (one preparation) and their ensemble instead of training any",
+    )
     p.add_argument("--rounds", type=int, default=3, help="decoding turns of each model; the median counts")
 
     p = subcommand(commands, "finetune", finetune, "a model fine-tuned on another domain of the corpus")

@@ -45,6 +45,26 @@ def test_learning_curve_scores_every_kept_epoch_and_the_best_checkpoint(tiny_run
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_curve_of_a_run_ensembled_with_itself_is_the_runs_own(tiny_run, tmp_path):
+    reports = {}
+    for name, runs in (("one", [tiny_run.run_dir]), ("ensemble", ["--ensemble", tiny_run.run_dir, tiny_run.run_dir])):
+        out = tmp_path / f"{name}.json"
+        subprocess.run(
+            [sys.executable, "-m", "benchmarks", "curve", *map(str, runs), "--batch-size", "8", "--out", str(out)],
+            check=True,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            timeout=600,
+        )
+        reports[name] = json.loads(out.read_text(encoding="utf-8"))
+    (one,) = reports["one"]["runs"]
+    (ensemble,) = reports["ensemble"]["runs"]
+    assert ensemble["members"] == [str(tiny_run.run_dir)] * 2 and "members" not in one
+    # Every epoch decodes with both members' checkpoints of that epoch: the same model twice scores as one.
+    assert ensemble["epochs"] == one["epochs"]
+    assert ensemble["best_test"] == one["best_test"]
+
+
 def test_averaging_scores_the_best_the_last_and_the_mean_of_the_last_two_without_writing_into_the_run(
     tiny_run, tmp_path
 ):
@@ -99,3 +119,39 @@ def test_beam_scores_the_dev_split_when_asked(tiny_run, tmp_path):
     expected = score(hypotheses, [t for _, t in dev])
     assert report["rows"][0]["bleu"] == round(expected.bleu, 2)
     assert report["rows"][0]["chrf"] == round(expected.chrf, 2)
+
+
+def test_ensemble_of_trained_members_scores_each_and_their_ensemble(tiny_run, tmp_path):
+    out = tmp_path / "ensemble.json"
+    members = [str(tiny_run.run_dir)] * 2
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks", "ensemble", "--members", *members]
+        + ["--batch-size", "8", "--rounds", "1", "--out", str(out)],
+        check=True,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        timeout=600,
+    )
+    report = json.loads(out.read_text(encoding="utf-8"))
+    seed = tiny_run.config.train.seed
+    assert [row["model"] for row in report["rows"]] == [f"member, seed {seed}"] * 2 + ["ensemble of the two members"]
+    member, _, both = report["rows"]
+    # A run ensembled with itself decodes exactly as the run alone.
+    assert (both["bleu"], both["chrf"]) == (member["bleu"], member["chrf"])
+    assert both["epochs"] == [member["epochs"]] * 2
+    assert set(report["decoding_speed"]) == {"one member", "ensemble"}
+    assert report["decoding"]["beam_size"] == tiny_run.config.decode.beam_size
+
+
+def test_ensemble_refuses_members_that_are_not_runs_in_one_line(tiny_run, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "ensemble", "--members", str(tiny_run.run_dir), str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode != 0
+    # TensorFlow may log its start-up lines first; the refusal is the one line after them, with no traceback.
+    assert result.stderr.strip().splitlines()[-1] == f"--members: not a run folder (no config.yaml): {tmp_path}"
+    assert "Traceback" not in result.stderr
