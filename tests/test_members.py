@@ -65,6 +65,11 @@ def test_two_members_train_side_by_side_and_ship_their_ensemble(tmp_path, capsys
     assert run_main(capsys, ["export", "--model", str(run_dir)]).returncode == 0
     record = yaml.safe_load((models_dir / "translator" / "2" / "assets" / "ensemble.yaml").read_text(encoding="utf-8"))
     assert len(record["members"]) == 2
+    line = one_error_line(capsys, ["export", "--model", str(run_dir), "--weights", str(run_dir / "x.weights.h5")])
+    assert line == (
+        f"error: {run_dir} holds an ensemble of 2 members (train.members): --weights is for one run's checkpoint; "
+        f"export one member with --model {run_dir / 'member-1'} --weights"
+    )
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,17 @@ def test_reuse_from_copies_the_sentencepiece_models_and_splits_byte_for_byte(tmp
     assert load_prepared(config).src_model == copy.src_model
 
 
+def test_a_copied_preparation_is_reused_whatever_spelling_names_the_run_it_came_from(tmp_path, monkeypatch):
+    source = prepare(tiny_config(tmp_path / "a"), progress=False)
+    prepare_or_load(tiny_config(tmp_path / "b", f"data.reuse_from={source.run_dir}"), progress=False)
+    monkeypatch.chdir(tmp_path)
+    # A rerun (a resumed member of train.members, say) may name the same run with a slash, relatively or
+    # through "..": the same preparation, not "other data settings".
+    for spelling in (f"{source.run_dir}/", "a/run", "./a/../a/run/"):
+        again = tiny_config(tmp_path / "b", f"data.reuse_from={spelling}")
+        assert load_prepared(again).pairs == source.pairs, spelling
+
+
 def test_reuse_from_a_missing_or_unprepared_run_or_the_run_itself_is_refused(tmp_path, capsys):
     from translate.cli import main
 

@@ -425,14 +425,12 @@ def cmd_export(args) -> int:
         # The folder of an ensemble trained side by side (train.members): its members, as --ensemble takes them.
         from translate.members import member_dirs
 
+        args.ensemble = [str(d) for d in member_dirs(args.run, config)]
         if args.weights:
-            one = member_dirs(args.run, config)[0]
             raise ValueError(
                 f"{args.run} holds an ensemble of {config.train.members} members (train.members): --weights is "
-                f"for one run's checkpoint; export one member with --model {one} --weights"
+                f"for one run's checkpoint; export one member with --model {args.ensemble[0]} --weights"
             )
-
-        args.ensemble = [str(d) for d in member_dirs(args.run, config)]
         return _export_ensemble(args, overrides)
     if args.weights:
         from translate.averaging import check_fits_run
