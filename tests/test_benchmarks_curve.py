@@ -7,32 +7,34 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
-def test_learning_curve_scores_every_kept_epoch_and_the_best_checkpoint(tiny_run, tmp_path):
-    assert tiny_run.config.train.keep_checkpoints >= tiny_run.config.train.epochs == 2
-    out, png = tmp_path / "curve.json", tmp_path / "curve.png"
+def _benchmark(out, *args):
+    """``python -m benchmarks ARGS --batch-size 8 --out OUT``: the report it wrote."""
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "curve",
-            str(tiny_run.run_dir),
-            "--batch-size",
-            "8",
-            "--out",
-            str(out),
-            "--png",
-            str(png),
-        ],
+        [sys.executable, "-m", "benchmarks", *map(str, args), "--batch-size", "8", "--out", str(out)],
         check=True,
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         timeout=600,
     )
-    report = json.loads(out.read_text(encoding="utf-8"))
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def tiny_curve(tiny_run, tmp_path_factory):
+    """The tiny run's curve (its report and its PNG), drawn once for the tests that compare with it."""
+    folder = tmp_path_factory.mktemp("curve")
+    png = folder / "curve.png"
+    return _benchmark(folder / "curve.json", "curve", tiny_run.run_dir, "--png", png), png
+
+
+def test_learning_curve_scores_every_kept_epoch_and_the_best_checkpoint(tiny_run, tiny_curve):
+    assert tiny_run.config.train.keep_checkpoints >= tiny_run.config.train.epochs == 2
+    report, png = tiny_curve
     (curve,) = report["runs"]
     assert [row["epoch"] for row in curve["epochs"]] == [1, 2]
     minutes = [row["minutes"] for row in curve["epochs"]]
@@ -45,20 +47,10 @@ def test_learning_curve_scores_every_kept_epoch_and_the_best_checkpoint(tiny_run
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_curve_of_a_run_ensembled_with_itself_is_the_runs_own(tiny_run, tmp_path):
-    reports = {}
-    for name, runs in (("one", [tiny_run.run_dir]), ("ensemble", ["--ensemble", tiny_run.run_dir, tiny_run.run_dir])):
-        out = tmp_path / f"{name}.json"
-        subprocess.run(
-            [sys.executable, "-m", "benchmarks", "curve", *map(str, runs), "--batch-size", "8", "--out", str(out)],
-            check=True,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            timeout=600,
-        )
-        reports[name] = json.loads(out.read_text(encoding="utf-8"))
-    (one,) = reports["one"]["runs"]
-    (ensemble,) = reports["ensemble"]["runs"]
+def test_the_curve_of_a_run_ensembled_with_itself_is_the_runs_own(tiny_run, tiny_curve, tmp_path):
+    (one,) = tiny_curve[0]["runs"]
+    report = _benchmark(tmp_path / "ensemble.json", "curve", "--ensemble", tiny_run.run_dir, tiny_run.run_dir)
+    (ensemble,) = report["runs"]
     assert ensemble["members"] == [str(tiny_run.run_dir)] * 2 and "members" not in one
     # Every epoch decodes with both members' checkpoints of that epoch: the same model twice scores as one.
     assert ensemble["epochs"] == one["epochs"]
@@ -69,16 +61,7 @@ def test_averaging_scores_the_best_the_last_and_the_mean_of_the_last_two_without
     tiny_run, tmp_path
 ):
     before = sorted(p.relative_to(tiny_run.run_dir) for p in tiny_run.run_dir.rglob("*"))
-    out = tmp_path / "averaging.json"
-    subprocess.run(
-        [sys.executable, "-m", "benchmarks", "averaging", "--run", str(tiny_run.run_dir), "--last", "2"]
-        + ["--batch-size", "8", "--out", str(out)],
-        check=True,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        timeout=600,
-    )
-    report = json.loads(out.read_text(encoding="utf-8"))
+    report = _benchmark(tmp_path / "averaging.json", "averaging", "--run", tiny_run.run_dir, "--last", "2")
     assert [row["weights"].split(" (")[0] for row in report["rows"]] == ["best", "last epoch", "average of the last 2"]
     assert report["rows"][1]["checkpoints"] == ["epoch-002.weights.h5"]
     assert report["rows"][2]["checkpoints"] == ["epoch-001.weights.h5", "epoch-002.weights.h5"]
@@ -100,16 +83,8 @@ def test_beam_scores_the_dev_split_when_asked(tiny_run, tmp_path):
     shutil.copytree(tiny_run.run_dir, run_dir)
     for path in split_files(run_dir, "dev"):
         path.write_text("".join(path.read_text(encoding="utf-8").splitlines(keepends=True)[:5]), encoding="utf-8")
-    out = tmp_path / "beam_dev.json"
-    subprocess.run(
-        [sys.executable, "-m", "benchmarks", "beam", "--run", str(run_dir), "--split", "dev"]
-        + ["--settings", "1:0,2:0.6", "--repeats", "1", "--batch-size", "8", "--out", str(out)],
-        check=True,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        timeout=600,
-    )
-    report = json.loads(out.read_text(encoding="utf-8"))
+    settings = ["--split", "dev", "--settings", "1:0,2:0.6", "--repeats", "1"]
+    report = _benchmark(tmp_path / "beam_dev.json", "beam", "--run", run_dir, *settings)
     dev = read_split(run_dir, "dev")
     assert report["split"] == "dev" and report["dev_sentences"] == len(dev) == 5
     assert [(row["beam"], row["alpha"]) for row in report["rows"]] == [(1, 0.0), (2, 0.6)]
@@ -122,17 +97,8 @@ def test_beam_scores_the_dev_split_when_asked(tiny_run, tmp_path):
 
 
 def test_ensemble_of_trained_members_scores_each_and_their_ensemble(tiny_run, tmp_path):
-    out = tmp_path / "ensemble.json"
-    members = [str(tiny_run.run_dir)] * 2
-    subprocess.run(
-        [sys.executable, "-m", "benchmarks", "ensemble", "--members", *members]
-        + ["--batch-size", "8", "--rounds", "1", "--out", str(out)],
-        check=True,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        timeout=600,
-    )
-    report = json.loads(out.read_text(encoding="utf-8"))
+    members = [tiny_run.run_dir] * 2
+    report = _benchmark(tmp_path / "ensemble.json", "ensemble", "--members", *members, "--rounds", "1")
     seed = tiny_run.config.train.seed
     assert [row["model"] for row in report["rows"]] == [f"member, seed {seed}"] * 2 + ["ensemble of the two members"]
     member, _, both = report["rows"]
