@@ -33,7 +33,13 @@ import keras
 from translate.atomic import atomic_path, write_text
 from translate.evaluation import score
 from translate.inference import TranslationGraph, translate_in_batches
-from translate.run_folder import BACKUP_WEIGHTS_PATTERN, CHECKPOINT_PATTERN, remove_backup
+from translate.run_folder import (
+    BACKUP_METADATA,
+    BACKUP_WEIGHTS_PATTERN,
+    CHECKPOINT_PATTERN,
+    committed_epoch,
+    remove_backup,
+)
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +355,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     ``on_train_begin`` has reset them; this callback must come last in the list.
     """
 
-    METADATA = "training_metadata.json"
+    METADATA = BACKUP_METADATA  # the file Keras's BackupAndRestore writes its epoch into
 
     def __init__(self, backup_dir: str | Path, states: dict[str, tuple[Any, tuple[str, ...]]] | None = None):
         super().__init__(str(backup_dir), save_freq="epoch", double_checkpoint=False, delete_checkpoint=True)
@@ -359,8 +365,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     @classmethod
     def committed_epoch(cls, backup_dir: str | Path) -> int:
         """How many epochs the backup in ``backup_dir`` has finished (0: no backup)."""
-        metadata = _read_json(Path(backup_dir) / cls.METADATA)
-        return int(metadata["epoch"]) if metadata else 0
+        return committed_epoch(backup_dir)
 
     def on_train_begin(self, logs=None):
         if not self._load_model():

@@ -56,7 +56,6 @@ from pathlib import Path
 from translate.config import Config, save_config
 from translate.run_folder import (
     BACKUP_DIR,
-    BACKUP_METADATA,
     CONFIG,
     HISTORY,
     MEMBER_DIR,
@@ -65,6 +64,7 @@ from translate.run_folder import (
     check_prepare,
     check_run_dir,
     check_train,
+    committed_epoch,
     has_backup,
     is_trained,
 )
@@ -278,8 +278,8 @@ def _epochs_done(member: Member, overwrite: bool) -> int:
     if overwrite:
         return 0
     try:
-        return int(json.loads((member.run_dir / BACKUP_DIR / BACKUP_METADATA).read_text(encoding="utf-8"))["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return committed_epoch(member.run_dir / BACKUP_DIR)
+    except (OSError, ValueError, KeyError, TypeError):  # a damaged backup: the member's own train refuses it
         return 0
 
 

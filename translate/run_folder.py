@@ -14,6 +14,7 @@ run the same checks, so the library refuses alike.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 from pathlib import Path
@@ -44,6 +45,15 @@ BACKUP_WEIGHTS_PATTERN = re.compile(r"epoch-(\d{4,})\.weights\.h5")
 # train.members: member k's run folder and what its process printed, inside the ensemble's run folder.
 MEMBER_DIR = "member-{}"
 MEMBER_LOG = "member-{}.log"
+
+
+def committed_epoch(backup_dir: str | Path) -> int:
+    """How many epochs the backup in ``backup_dir`` has finished (0: no backup), read without TensorFlow."""
+    try:
+        metadata = json.loads((Path(backup_dir) / BACKUP_METADATA).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return 0
+    return int(metadata["epoch"]) if metadata else 0
 
 
 def holds_members(run_dir: str | Path) -> bool:
